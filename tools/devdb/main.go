@@ -1,0 +1,83 @@
+// Command devdb runs an embedded FerretDB v1 (a MongoDB wire-protocol server on a SQLite backend) so that
+// meshmart's dev loop and tests talk to a real Mongo-wire server on machines without a MongoDB binary.
+//
+// Usage: devdb -listen 127.0.0.1:27017 -dir /abs/path/to/data
+// It prints "devdb ready <addr>" on stdout once the listener accepts connections, and stops on SIGINT/SIGTERM.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"log/slog"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:27017", "TCP address to listen on")
+	dir := flag.String("dir", ".cache/devdb/data", "directory for the SQLite files (created if missing)")
+	logLevel := flag.String("log-level", "warn", "FerretDB log level: debug, info, warn, error")
+	flag.Parse()
+
+	abs, err := filepath.Abs(*dir)
+	if err != nil {
+		log.Fatalf("devdb: -dir %q: %v", *dir, err)
+	}
+	// FerretDB's SQLite backend refuses to start when the directory is missing.
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		log.Fatalf("devdb: -dir %q: %v", abs, err)
+	}
+
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: *listen},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + abs + "/",
+		Logger:    newLogger(*logLevel),
+	})
+	if err != nil {
+		log.Fatalf("devdb: %v", err)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+
+	// Announce readiness only once the port really accepts, so callers can wait on one line of output.
+	for {
+		select {
+		case err := <-done:
+			log.Fatalf("devdb: stopped before ready: %v", err)
+		default:
+		}
+		conn, err := net.DialTimeout("tcp", *listen, 200*time.Millisecond)
+		if err == nil {
+			conn.Close()
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	fmt.Printf("devdb ready %s\n", *listen)
+
+	if err := <-done; err != nil && ctx.Err() == nil {
+		log.Fatalf("devdb: %v", err)
+	}
+}
+
+func newLogger(level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		log.Fatalf("devdb: -log-level %q: %v", level, err)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+}
