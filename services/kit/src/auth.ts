@@ -1,0 +1,48 @@
+// Bearer-token authentication: verifies identity's JWTs against its JWKS (cached, refreshed by jose).
+import { Code, ConnectError, type HandlerContext, type Interceptor } from "@connectrpc/connect";
+import { createRemoteJWKSet, type JWTVerifyGetKey, jwtVerify } from "jose";
+import { userKey, type AuthUser } from "./context.js";
+
+export interface AuthOptions {
+  /** Where the keys come from: `remoteKeys(url)` or jose's createLocalJWKSet. */
+  keys: JWTVerifyGetKey;
+  issuer: string;
+  audience: string;
+  /** Methods (by name) that may be called without a token. */
+  public?: string[];
+}
+
+/** Keys fetched from a JWKS URL, cached for 10 minutes and refetched at most every 30 s on an unknown kid. */
+export function remoteKeys(url: string): JWTVerifyGetKey {
+  return createRemoteJWKSet(new URL(url), { cacheMaxAge: 600_000, cooldownDuration: 30_000, timeoutDuration: 2000 });
+}
+
+/** Server interceptor: checks `authorization: Bearer <jwt>` and puts the user in the context; UNAUTHENTICATED otherwise. */
+export function authenticate(opts: AuthOptions): Interceptor {
+  const open = new Set(opts.public ?? []);
+  return (next) => async (req) => {
+    if (open.has(req.method.name) || req.service.typeName.startsWith("grpc.")) return next(req);
+    const header = req.header.get("authorization") ?? "";
+    const match = /^Bearer\s+(\S+)$/i.exec(header);
+    if (!match) throw new ConnectError("missing bearer token: send authorization: Bearer <token from Login>", Code.Unauthenticated);
+    try {
+      const { payload } = await jwtVerify(match[1], opts.keys, { issuer: opts.issuer, audience: opts.audience, algorithms: ["EdDSA", "RS256"] });
+      if (!payload.sub) throw new Error("token has no sub");
+      req.contextValues.set(userKey, { id: payload.sub, email: payload.email as string | undefined, authorization: header });
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === "ERR_JWKS_TIMEOUT" || code === "ERR_JOSE_GENERIC" && /fetch/i.test(String((err as Error).message)))
+        throw new ConnectError("cannot fetch the signing keys", Code.Unavailable, undefined, undefined, err);
+      const why = code === "ERR_JWT_EXPIRED" ? "token expired" : "invalid token";
+      throw new ConnectError(why, Code.Unauthenticated, undefined, undefined, err);
+    }
+    return next(req);
+  };
+}
+
+/** The authenticated caller; UNAUTHENTICATED when the call carried no valid token. */
+export function currentUser(ctx: HandlerContext): AuthUser {
+  const user = ctx.values.get(userKey);
+  if (!user) throw new ConnectError("not authenticated", Code.Unauthenticated);
+  return user;
+}

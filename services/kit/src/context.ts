@@ -1,0 +1,80 @@
+// What travels with a call: request id, trace and routing headers, the caller, and the deadline.
+import { randomUUID } from "node:crypto";
+import { type CallOptions, type ContextValues, createContextKey, type HandlerContext } from "@connectrpc/connect";
+
+/** Headers copied from an incoming call onto every outgoing call (Istio cannot join spans otherwise). */
+export const PROPAGATED_HEADERS = [
+  "x-request-id",
+  "traceparent",
+  "tracestate",
+  "baggage",
+  "b3",
+  "x-b3-traceid",
+  "x-b3-spanid",
+  "x-b3-parentspanid",
+  "x-b3-sampled",
+  "x-b3-flags",
+  "x-ot-span-context",
+  "x-canary",
+] as const;
+
+/** The propagated headers of the current call. */
+export const propagatedKey = createContextKey<Headers>(new Headers(), { description: "propagated headers" });
+/** The current call's request id (from x-request-id, or minted here). */
+export const requestIdKey = createContextKey<string>("", { description: "request id" });
+/** The verified caller, set by the auth interceptor. */
+export const userKey = createContextKey<AuthUser | undefined>(undefined, { description: "authenticated user" });
+
+export interface AuthUser {
+  /** The token's `sub`: the user id. */
+  id: string;
+  /** The raw `authorization` header, forwarded only when asked. */
+  authorization: string;
+  email?: string;
+}
+
+/** Copies the propagated headers into the call's context values; mints x-request-id when missing. */
+export function capturePropagation(header: Headers, values: ContextValues): string {
+  const out = new Headers();
+  for (const name of PROPAGATED_HEADERS) {
+    const v = header.get(name);
+    if (v !== null) out.set(name, v);
+  }
+  let id = out.get("x-request-id");
+  if (!id) {
+    id = randomUUID();
+    out.set("x-request-id", id);
+  }
+  values.set(propagatedKey, out);
+  values.set(requestIdKey, id);
+  return id;
+}
+
+/** Default deadline of an outgoing call when the incoming call has none. */
+export const DEFAULT_TIMEOUT_MS = 5000;
+
+/**
+ * Call options for a downstream call made while handling `ctx`: the caller's cancellation, a deadline that
+ * is never longer than what is left of ours (less a small margin for the way back), and the propagated
+ * headers. `authorization` is forwarded only with `{ authorization: true }`.
+ */
+export function forward(ctx: HandlerContext, opts: { authorization?: boolean; timeoutMs?: number } = {}): CallOptions {
+  const headers = new Headers(ctx.values.get(propagatedKey));
+  if (opts.authorization) {
+    const auth = ctx.requestHeader.get("authorization");
+    if (auth) headers.set("authorization", auth);
+  }
+  const remaining = ctx.timeoutMs();
+  let timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  if (remaining !== undefined) {
+    const margin = Math.min(50, remaining * 0.1);
+    timeoutMs = Math.min(timeoutMs, Math.max(1, Math.floor(remaining - margin)));
+  }
+  return { signal: ctx.signal, timeoutMs, headers };
+}
+
+/** Call options for work that outlives the caller (compensation, recovery): fresh deadline, same trace. */
+export function detached(ctx: HandlerContext | undefined, timeoutMs = DEFAULT_TIMEOUT_MS): CallOptions {
+  const headers = ctx ? new Headers(ctx.values.get(propagatedKey)) : new Headers({ "x-request-id": randomUUID() });
+  return { timeoutMs, headers };
+}

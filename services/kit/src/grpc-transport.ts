@@ -1,0 +1,117 @@
+// A Connect Transport over @grpc/grpc-js channels: typed Connect clients with grpc-js on the wire
+// (unary and server streaming; the services need nothing else). `xds:///` targets work once
+// @grpc/grpc-js-xds is registered, since the channel is grpc-js's own.
+import { type DescMessage, type DescMethodStreaming, type DescMethodUnary, fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ContextValues, createContextValues, type Interceptor, type StreamResponse, type Transport, type UnaryResponse } from "@connectrpc/connect";
+import { createMethodUrl, runStreamingCall, runUnaryCall } from "@connectrpc/connect/protocol";
+import * as grpc from "@grpc/grpc-js";
+import { StatusSchema } from "#gen/google/rpc/status_pb.js";
+import { DEFAULT_TIMEOUT_MS } from "./context.js";
+import { methodDefinition } from "./grpc-server.js";
+import { headersToMetadata, metadataToHeaders } from "./metadata.js";
+
+export interface GrpcTransportOptions {
+  /** "127.0.0.1:50052", "http://127.0.0.1:50052", "dns:///catalog:50051" or "xds:///catalog". */
+  target: string;
+  interceptors?: Interceptor[];
+  /** Deadline for calls that do not set one. */
+  defaultTimeoutMs?: number;
+  channelOptions?: grpc.ChannelOptions;
+}
+
+/** Client channel defaults: keepalive pings find dead connections behind proxies and NATs. */
+export const CLIENT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  "grpc.keepalive_time_ms": 30_000,
+  "grpc.keepalive_timeout_ms": 10_000,
+  "grpc.keepalive_permit_without_calls": 0,
+};
+
+/** Turns a grpc-js error (status, message, trailers, google.rpc.Status details) into a ConnectError. */
+export function fromGrpcError(err: grpc.ServiceError): ConnectError {
+  const trailer = metadataToHeaders(err.metadata);
+  const raw = err.metadata?.get("grpc-status-details-bin")[0];
+  const details = Buffer.isBuffer(raw)
+    ? fromBinary(StatusSchema, raw).details.map((any) => ({ type: any.typeUrl.slice(any.typeUrl.lastIndexOf("/") + 1), value: any.value }))
+    : [];
+  const error = new ConnectError(err.details, err.code as number as Code, trailer);
+  error.details.push(...details.map((d) => ({ ...d, debug: undefined })));
+  return error;
+}
+
+export function createGrpcTransport(opts: GrpcTransportOptions): Transport & { close(): void } {
+  const target = opts.target.replace(/^https?:\/\//, "");
+  const client = new grpc.Client(target, grpc.credentials.createInsecure(), { ...CLIENT_CHANNEL_OPTIONS, ...opts.channelOptions });
+  const defaultTimeoutMs = opts.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const timeoutOf = (t: number | undefined) => (t === undefined ? defaultTimeoutMs : t <= 0 ? undefined : t);
+  const callOptions = (timeoutMs: number | undefined): grpc.CallOptions => (timeoutMs ? { deadline: Date.now() + timeoutMs } : {});
+
+  return {
+    close: () => client.close(),
+    async unary<I extends DescMessage, O extends DescMessage>(method: DescMethodUnary<I, O>, signal: AbortSignal | undefined, timeoutMs: number | undefined, header: HeadersInit | undefined, input: MessageInitShape<I>, contextValues?: ContextValues): Promise<UnaryResponse<I, O>> {
+      const def = methodDefinition(method);
+      timeoutMs = timeoutOf(timeoutMs);
+      return runUnaryCall<I, O>({
+        interceptors: opts.interceptors,
+        signal,
+        timeoutMs,
+        req: { stream: false, service: method.parent, method, requestMethod: "POST", url: createMethodUrl(`http://${target}`, method), header: new Headers(header), contextValues: contextValues ?? createContextValues(), message: input },
+        next: (req) =>
+          new Promise((resolve, reject) => {
+            let responseHeader = new Headers();
+            let value: unknown;
+            let failure: grpc.ServiceError | null = null;
+            const call = client.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, req.message, headersToMetadata(req.header), callOptions(timeoutMs), (err, v) => {
+              failure = err;
+              value = v;
+            });
+            const onAbort = () => call.cancel();
+            req.signal.addEventListener("abort", onAbort, { once: true });
+            call.on("metadata", (md) => {
+              responseHeader = metadataToHeaders(md);
+            });
+            call.on("status", (status) => {
+              req.signal.removeEventListener("abort", onAbort);
+              if (req.signal.aborted) return reject(req.signal.reason);
+              if (failure) return reject(fromGrpcError(failure));
+              resolve({ stream: false, service: method.parent, method, header: responseHeader, trailer: metadataToHeaders(status.metadata), message: value as never });
+            });
+          }),
+      });
+    },
+
+    async stream<I extends DescMessage, O extends DescMessage>(method: DescMethodStreaming<I, O>, signal: AbortSignal | undefined, timeoutMs: number | undefined, header: HeadersInit | undefined, input: AsyncIterable<MessageInitShape<I>>, contextValues?: ContextValues): Promise<StreamResponse<I, O>> {
+      if (method.methodKind !== "server_streaming") throw new ConnectError(`${method.methodKind} is not supported by the grpc-js transport`, Code.Unimplemented);
+      const def = methodDefinition(method);
+      timeoutMs = timeoutOf(timeoutMs);
+      return runStreamingCall<I, O>({
+        interceptors: opts.interceptors,
+        signal,
+        timeoutMs,
+        req: { stream: true, service: method.parent, method, requestMethod: "POST", url: createMethodUrl(`http://${target}`, method), header: new Headers(header), contextValues: contextValues ?? createContextValues(), message: input },
+        next: async (req) => {
+          let request: unknown;
+          for await (const m of req.message) {
+            request = m;
+            break;
+          }
+          const call = client.makeServerStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, request, headersToMetadata(req.header), callOptions(timeoutMs));
+          req.signal.addEventListener("abort", () => call.cancel(), { once: true });
+          const responseHeader = await new Promise<Headers>((resolve, reject) => {
+            call.once("metadata", (md) => resolve(metadataToHeaders(md)));
+            call.once("error", (e: grpc.ServiceError) => reject(fromGrpcError(e)));
+          });
+          const trailer = new Headers();
+          async function* messages() {
+            try {
+              for await (const m of call) yield m as never;
+            } catch (e) {
+              throw fromGrpcError(e as grpc.ServiceError);
+            }
+          }
+          call.on("status", (s) => metadataToHeaders(s.metadata).forEach((v, k) => trailer.set(k, v)));
+          return { stream: true, service: method.parent, method, header: responseHeader, trailer, message: messages() };
+        },
+      });
+    },
+  };
+}

@@ -1,0 +1,78 @@
+// The kit's interceptors, Connect-shaped so the grpc-js and connect-node engines share them.
+import type { Interceptor } from "@connectrpc/connect";
+import { capturePropagation, requestIdKey } from "./context.js";
+import { invalidArgument, toConnectError } from "./errors.js";
+import type { Logger } from "./log.js";
+import { clientHandled, clientSeconds, clientStarted, codeName, serverHandled, serverSeconds, serverStarted } from "./metrics.js";
+import { violations } from "./validate.js";
+
+function methodLabels(req: { service: { typeName: string }; method: { name: string; methodKind: string } }) {
+  return { grpc_type: req.method.methodKind, grpc_service: req.service.typeName, grpc_method: req.method.name };
+}
+
+/** Copies trace/routing headers into the context; echoes x-request-id on the response. */
+export function propagation(): Interceptor {
+  return (next) => async (req) => {
+    const id = capturePropagation(req.header, req.contextValues);
+    const res = await next(req);
+    res.header.set("x-request-id", id);
+    return res;
+  };
+}
+
+/** Counts and times every RPC and writes one log line for it (method, code, duration, request id). */
+export function observe(log: Logger): Interceptor {
+  return (next) => async (req) => {
+    if (req.service.typeName.startsWith("grpc.")) return next(req); // health and reflection: noise
+    const labels = methodLabels(req);
+    serverStarted.inc(labels);
+    const start = process.hrtime.bigint();
+    let error: unknown;
+    try {
+      return await next(req);
+    } catch (err) {
+      error = toConnectError(err);
+      throw error;
+    } finally {
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      const code = codeName(error);
+      serverHandled.inc({ ...labels, grpc_code: code });
+      serverSeconds.observe({ ...labels, grpc_code: code }, seconds);
+      const line = { method: `${req.service.typeName}/${req.method.name}`, code, ms: Math.round(seconds * 10000) / 10, requestId: req.contextValues.get(requestIdKey) };
+      if (error && code === "Internal") log.error({ ...line, err: (error as { cause?: unknown }).cause ?? error }, "rpc failed");
+      else if (error) log.info({ ...line, error: (error as Error).message }, "rpc");
+      else log.info(line, "rpc");
+    }
+  };
+}
+
+/** Checks the request against the (meshmart.common.v1.rules) of its fields; INVALID_ARGUMENT names them. */
+export function validation(): Interceptor {
+  return (next) => async (req) => {
+    if (!req.stream) {
+      const found = violations(req.method.input, req.message);
+      if (found.length > 0) throw invalidArgument(found);
+    }
+    return next(req);
+  };
+}
+
+/** Client-side metrics, named like the server's. */
+export function clientMetrics(): Interceptor {
+  return (next) => async (req) => {
+    const labels = methodLabels(req);
+    clientStarted.inc(labels);
+    const end = clientSeconds.startTimer();
+    let error: unknown;
+    try {
+      return await next(req);
+    } catch (err) {
+      error = err;
+      throw err;
+    } finally {
+      const code = codeName(error === undefined ? undefined : toConnectError(error));
+      clientHandled.inc({ ...labels, grpc_code: code });
+      end({ ...labels, grpc_code: code });
+    }
+  };
+}

@@ -1,0 +1,18 @@
+// Structured logs: pino, one JSON line per event, or one readable line with LOG_FORMAT=pretty.
+import { pino, type Logger } from "pino";
+import pretty from "pino-pretty";
+
+export type { Logger };
+
+/** A logger tagged with the service name. LOG_LEVEL and LOG_FORMAT (json | pretty) come from the environment. */
+export function logger(service: string, source: Record<string, string | undefined> = process.env): Logger {
+  const level = source.LOG_LEVEL ?? "info";
+  const options = { level, base: { service }, redact: ["password", "card.number", "authorization"] };
+  if (source.LOG_FORMAT === "pretty") {
+    return pino(
+      options,
+      pretty({ sync: true, colorize: process.stdout.isTTY, ignore: "pid,hostname,service", messageFormat: `[${service}] {msg}`, translateTime: "HH:MM:ss.l" }),
+    );
+  }
+  return pino(options);
+}

@@ -1,0 +1,181 @@
+// The server bootstrap every service uses: engine, interceptors, health, reflection, admin port, shutdown.
+import { once } from "node:events";
+import * as http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import type { DescService } from "@bufbuild/protobuf";
+import type { Interceptor, ServiceImpl } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import * as grpc from "@grpc/grpc-js";
+import { type AdminRoute, adminServer } from "./admin.js";
+import { connectHealthImpl } from "./connect-health.js";
+import { type FaultSettings, Faults, faultsFromEnv } from "./faults.js";
+import { type AnyServiceImpl, addConnectService } from "./grpc-server.js";
+import { Health, type ReadinessCheck } from "./health.js";
+import { observe, propagation, validation } from "./interceptors.js";
+import { type Logger, logger } from "./log.js";
+import { addReflection } from "./reflection.js";
+import { Health as HealthService } from "#gen/health/v1/health_pb.js";
+
+export type Engine = "grpc-js" | "connect-node";
+
+export interface ServiceEntry {
+  service: DescService;
+  impl: AnyServiceImpl;
+}
+
+/** Pairs a service descriptor with its handlers (typed). */
+export function service<S extends DescService>(desc: S, impl: ServiceImpl<S>): ServiceEntry {
+  return { service: desc, impl: impl as AnyServiceImpl };
+}
+
+export interface ServeOptions {
+  /** Short service name for logs, e.g. "catalog". */
+  name: string;
+  /** gRPC port; 0 picks a free one. */
+  port: number;
+  /** Interface to bind; default 0.0.0.0. */
+  host?: string;
+  /** Admin HTTP port (/metrics, /readyz, /faults); 0 picks a free one; omit for none. */
+  adminPort?: number;
+  services: ServiceEntry[];
+  engine?: Engine;
+  /** Service interceptors (auth, response headers); they run inside the kit's. */
+  interceptors?: Interceptor[];
+  /** What must be up for health to say SERVING (database, peers). */
+  readiness?: ReadinessCheck[];
+  healthIntervalMs?: number;
+  /** How long in-flight calls may run on after shutdown starts. */
+  graceMs?: number;
+  /** Pause between NOT_SERVING and closing the port, so load balancers notice first. */
+  drainDelayMs?: number;
+  adminRoutes?: Record<string, AdminRoute>;
+  faults?: FaultSettings;
+  /** Runs after the last call finished: close the database here. */
+  onShutdown?: () => unknown;
+  /** Handle SIGTERM/SIGINT: shut down and exit 0 (entry points set this; tests do not). */
+  signals?: boolean;
+  log?: Logger;
+}
+
+export interface RunningServer {
+  name: string;
+  port: number;
+  adminPort?: number;
+  health: Health;
+  faults: Faults;
+  log: Logger;
+  /** Graceful shutdown: NOT_SERVING, stop accepting, drain within graceMs, onShutdown. Idempotent. */
+  shutdown(): Promise<void>;
+}
+
+/** Server-side HTTP/2 settings: keepalive, and a maximum connection age so load spreads again behind a mesh. */
+export const SERVER_CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  "grpc.keepalive_time_ms": 60_000,
+  "grpc.keepalive_timeout_ms": 20_000,
+  "grpc.http2.min_ping_interval_without_data_ms": 10_000,
+  "grpc.max_connection_age_ms": 5 * 60_000,
+  "grpc.max_connection_age_grace_ms": 30_000,
+};
+
+/** Starts a gRPC server for the services, with the kit's interceptors, health, reflection and admin port. */
+export async function serve(opts: ServeOptions): Promise<RunningServer> {
+  const log = opts.log ?? logger(opts.name);
+  const engine = opts.engine ?? "grpc-js";
+  const host = opts.host ?? "0.0.0.0";
+  const graceMs = opts.graceMs ?? 10_000;
+  const faults = new Faults(log, opts.faults ?? faultsFromEnv());
+  const names = opts.services.map((s) => s.service.typeName);
+  const health = new Health(names, opts.readiness ?? [], log);
+  const shutdownController = new AbortController();
+  const interceptors = [propagation(), observe(log), faults.interceptor(), validation(), ...(opts.interceptors ?? [])];
+
+  let port: number;
+  let closeListener: () => Promise<void>;
+  let forceClose: () => void;
+
+  if (engine === "grpc-js") {
+    const server = new grpc.Server(SERVER_CHANNEL_OPTIONS);
+    for (const s of opts.services) addConnectService(server, s.service, s.impl, interceptors, shutdownController.signal);
+    health.addToServer(server);
+    addReflection(server, opts.services.map((s) => s.service));
+    port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync(`${host}:${opts.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    closeListener = () => new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    forceClose = () => server.forceShutdown();
+  } else {
+    const handler = connectNodeAdapter({
+      routes: (router) => {
+        for (const s of opts.services) router.service(s.service, s.impl);
+        router.service(HealthService, connectHealthImpl(health));
+      },
+      interceptors,
+      shutdownSignal: shutdownController.signal,
+    });
+    const server = http2.createServer(handler);
+    const sessions = new Set<http2.Http2Session>();
+    server.on("session", (s) => {
+      sessions.add(s);
+      s.once("close", () => sessions.delete(s));
+    });
+    server.listen(opts.port, host);
+    await once(server, "listening");
+    port = (server.address() as AddressInfo).port;
+    closeListener = async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const s of sessions) s.close(); // GOAWAY: no new streams; running ones finish
+      await closed;
+    };
+    forceClose = () => {
+      for (const s of sessions) s.destroy();
+    };
+  }
+
+  let adminPort: number | undefined;
+  const admin = opts.adminPort === undefined ? undefined : adminServer(health, faults, opts.adminRoutes);
+  if (admin) {
+    admin.listen(opts.adminPort, host);
+    await once(admin, "listening");
+    adminPort = (admin.address() as AddressInfo).port;
+  }
+
+  await health.start(opts.healthIntervalMs ?? 2000);
+  log.info({ port, adminPort, engine, services: names, health: health.current }, `${opts.name} listening`);
+
+  let shutdownPromise: Promise<void> | undefined;
+  const shutdown = () =>
+    (shutdownPromise ??= (async () => {
+      log.info({ graceMs }, "shutting down: health NOT_SERVING, draining calls");
+      health.drain();
+      if (opts.drainDelayMs) await new Promise((r) => setTimeout(r, opts.drainDelayMs));
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), graceMs)));
+      const result = await Promise.race([closeListener().then(() => "drained" as const), graceOver]);
+      clearTimeout(timer);
+      if (result === "timeout") {
+        log.warn("grace period over: cancelling the calls still running");
+        shutdownController.abort();
+        forceClose();
+      }
+      if (admin) await new Promise<void>((r) => admin.close(() => r()));
+      await opts.onShutdown?.();
+      log.info("stopped");
+    })());
+
+  if (opts.signals) {
+    const onSignal = (sig: string) => {
+      log.info({ signal: sig }, "signal received");
+      shutdown().then(
+        () => process.exit(0),
+        (err) => {
+          log.error({ err }, "shutdown failed");
+          process.exit(1);
+        },
+      );
+    };
+    process.once("SIGTERM", onSignal);
+    process.once("SIGINT", onSignal);
+  }
+
+  return { name: opts.name, port, adminPort, health, faults, log, shutdown };
+}
