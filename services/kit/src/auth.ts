@@ -1,7 +1,7 @@
 // Bearer-token authentication: verifies identity's JWTs against its JWKS (cached, refreshed by jose).
 import { Code, ConnectError, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { createRemoteJWKSet, type JWTVerifyGetKey, jwtVerify } from "jose";
-import { userKey, type AuthUser } from "./context.js";
+import { type AuthUser, userKey } from "./context.js";
 
 export interface AuthOptions {
   /** Where the keys come from: `remoteKeys(url)` or jose's createLocalJWKSet. */
@@ -31,7 +31,7 @@ export function authenticate(opts: AuthOptions): Interceptor {
       req.contextValues.set(userKey, { id: payload.sub, email: payload.email as string | undefined, authorization: header });
     } catch (err) {
       const code = (err as { code?: string }).code;
-      if (code === "ERR_JWKS_TIMEOUT" || code === "ERR_JOSE_GENERIC" && /fetch/i.test(String((err as Error).message)))
+      if (code === "ERR_JWKS_TIMEOUT" || (code === "ERR_JOSE_GENERIC" && /fetch/i.test(String((err as Error).message))))
         throw new ConnectError("cannot fetch the signing keys", Code.Unavailable, undefined, undefined, err);
       const why = code === "ERR_JWT_EXPIRED" ? "token expired" : "invalid token";
       throw new ConnectError(why, Code.Unauthenticated, undefined, undefined, err);

@@ -1,6 +1,6 @@
 // grpc.health.v1.Health as a Connect ServiceImpl, for the connect-node engine (grpc-health-check is grpc-js only).
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { HealthCheckResponse_ServingStatus as Status, type Health as HealthService } from "#gen/health/v1/health_pb.js";
+import { type Health as HealthService, HealthCheckResponse_ServingStatus as Status } from "#gen/health/v1/health_pb.js";
 import type { Health } from "./health.js";
 
 const toProto = { SERVING: Status.SERVING, NOT_SERVING: Status.NOT_SERVING, UNKNOWN: Status.UNKNOWN } as const;
@@ -27,10 +27,11 @@ export function connectHealthImpl(health: Health): ServiceImpl<typeof HealthServ
         const s = health.statusOf(service);
         yield { status: s === undefined ? Status.SERVICE_UNKNOWN : toProto[s] };
         while (!ctx.signal.aborted) {
-          if (queue.length === 0) await new Promise<void>((r) => {
-            wake = r;
-            ctx.signal.addEventListener("abort", () => r(), { once: true });
-          });
+          if (queue.length === 0)
+            await new Promise<void>((r) => {
+              wake = r;
+              ctx.signal.addEventListener("abort", () => r(), { once: true });
+            });
           while (queue.length > 0) yield { status: queue.shift() as Status };
         }
       } finally {

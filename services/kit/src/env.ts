@@ -45,8 +45,7 @@ export function env<const D extends Record<string, string | number | boolean | O
       else throw new ConfigError(name, `must be true or false, got "${raw}"`);
     } else if (typeof fallback === "object") {
       if (!given) out[name] = fallback.fallback;
-      else if (!fallback.oneOf.includes(raw.trim()))
-        throw new ConfigError(name, `must be one of ${fallback.oneOf.join(", ")}, got "${raw}"`);
+      else if (!fallback.oneOf.includes(raw.trim())) throw new ConfigError(name, `must be one of ${fallback.oneOf.join(", ")}, got "${raw}"`);
       else out[name] = raw.trim();
     } else {
       out[name] = given ? raw : fallback;

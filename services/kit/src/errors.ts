@@ -11,8 +11,8 @@ export const ERROR_DOMAIN = "meshmart.dev";
  */
 export class DomainError extends ConnectError {
   constructor(code: Code, reason: string, message: string, metadata: Record<string, string> = {}) {
+    // name stays "ConnectError": ConnectError's instanceof check relies on it.
     super(message, code, undefined, [{ desc: ErrorInfoSchema, value: { reason, domain: ERROR_DOMAIN, metadata } }]);
-    this.name = new.target.name;
   }
 }
 
@@ -25,9 +25,7 @@ export interface Violation {
 /** INVALID_ARGUMENT naming the fields, with a google.rpc.BadRequest detail. */
 export function invalidArgument(violations: Violation[]): ConnectError {
   const message = violations.map((v) => `${v.field}: ${v.description}`).join("; ");
-  return new ConnectError(message, Code.InvalidArgument, undefined, [
-    { desc: BadRequestSchema, value: { fieldViolations: violations } },
-  ]);
+  return new ConnectError(message, Code.InvalidArgument, undefined, [{ desc: BadRequestSchema, value: { fieldViolations: violations } }]);
 }
 
 /** The ErrorInfo reason of an error, if it carries one. */
@@ -36,7 +34,13 @@ export function errorReason(err: unknown): string | undefined {
   return err.findDetails(ErrorInfoSchema)[0]?.reason;
 }
 
-const DATABASE_DOWN = new Set(["MongoServerSelectionError", "MongoNetworkError", "MongoNetworkTimeoutError", "MongoNotConnectedError", "MongoTopologyClosedError"]);
+const DATABASE_DOWN = new Set([
+  "MongoServerSelectionError",
+  "MongoNetworkError",
+  "MongoNetworkTimeoutError",
+  "MongoNotConnectedError",
+  "MongoTopologyClosedError",
+]);
 
 /**
  * Wraps anything thrown into a ConnectError. A lost database is UNAVAILABLE (worth a retry elsewhere);
@@ -47,4 +51,3 @@ export function toConnectError(err: unknown): ConnectError {
   if (err instanceof Error && DATABASE_DOWN.has(err.name)) return new ConnectError("database unavailable", Code.Unavailable, undefined, undefined, err);
   return new ConnectError("internal error", Code.Internal, undefined, undefined, err);
 }
-

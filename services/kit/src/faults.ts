@@ -19,12 +19,15 @@ export const NO_FAULTS: FaultSettings = { errorPercent: 0, delayMs: 0, delayPerc
 
 /** Reads FAULT_ERROR_PERCENT, FAULT_DELAY_MS, FAULT_DELAY_PERCENT, FAULT_METHODS; names a bad variable. */
 export function faultsFromEnv(source: Record<string, string | undefined> = process.env): FaultSettings {
-  return parseFaults({
-    errorPercent: source.FAULT_ERROR_PERCENT,
-    delayMs: source.FAULT_DELAY_MS,
-    delayPercent: source.FAULT_DELAY_PERCENT,
-    methods: source.FAULT_METHODS,
-  }, { errorPercent: "FAULT_ERROR_PERCENT", delayMs: "FAULT_DELAY_MS", delayPercent: "FAULT_DELAY_PERCENT", methods: "FAULT_METHODS" });
+  return parseFaults(
+    {
+      errorPercent: source.FAULT_ERROR_PERCENT,
+      delayMs: source.FAULT_DELAY_MS,
+      delayPercent: source.FAULT_DELAY_PERCENT,
+      methods: source.FAULT_METHODS,
+    },
+    { errorPercent: "FAULT_ERROR_PERCENT", delayMs: "FAULT_DELAY_MS", delayPercent: "FAULT_DELAY_PERCENT", methods: "FAULT_METHODS" },
+  );
 }
 
 /** Validates fault settings from env strings or a JSON body; errors name the field. */

@@ -29,7 +29,9 @@ export function toGrpcStatus(err: unknown): Partial<grpc.StatusObject> {
   const e = toConnectError(err);
   const metadata = headersToMetadata(e.metadata);
   const details = e.details.map((d) =>
-    "desc" in d ? anyPack(d.desc, create(d.desc, d.value)) : { $typeName: "google.protobuf.Any" as const, typeUrl: `type.googleapis.com/${d.type}`, value: d.value },
+    "desc" in d
+      ? anyPack(d.desc, create(d.desc, d.value))
+      : { $typeName: "google.protobuf.Any" as const, typeUrl: `type.googleapis.com/${d.type}`, value: d.value },
   );
   if (details.length > 0) {
     const status = create(StatusSchema, { code: e.code, message: e.rawMessage, details });
@@ -62,7 +64,13 @@ function contextFor(service: DescService, method: DescMethod, call: AnyCall, shu
 }
 
 /** Registers `impl` for `service` on a grpc-js server; the interceptors run around every handler. */
-export function addConnectService(server: grpc.Server, service: DescService, impl: AnyServiceImpl, interceptors: Interceptor[], shutdownSignal: AbortSignal): void {
+export function addConnectService(
+  server: grpc.Server,
+  service: DescService,
+  impl: AnyServiceImpl,
+  interceptors: Interceptor[],
+  shutdownSignal: AbortSignal,
+): void {
   const spec = createServiceImplSpec(service, impl as ServiceImpl<DescService>);
   const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   const handlers: grpc.UntypedServiceImplementation = {};

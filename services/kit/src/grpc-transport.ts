@@ -2,7 +2,16 @@
 // (unary and server streaming; the services need nothing else). `xds:///` targets work once
 // @grpc/grpc-js-xds is registered, since the channel is grpc-js's own.
 import { type DescMessage, type DescMethodStreaming, type DescMethodUnary, fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ContextValues, createContextValues, type Interceptor, type StreamResponse, type Transport, type UnaryResponse } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  type ContextValues,
+  createContextValues,
+  type Interceptor,
+  type StreamResponse,
+  type Transport,
+  type UnaryResponse,
+} from "@connectrpc/connect";
 import { createMethodUrl, runStreamingCall, runUnaryCall } from "@connectrpc/connect/protocol";
 import * as grpc from "@grpc/grpc-js";
 import { StatusSchema } from "#gen/google/rpc/status_pb.js";
@@ -47,23 +56,47 @@ export function createGrpcTransport(opts: GrpcTransportOptions): Transport & { c
 
   return {
     close: () => client.close(),
-    async unary<I extends DescMessage, O extends DescMessage>(method: DescMethodUnary<I, O>, signal: AbortSignal | undefined, timeoutMs: number | undefined, header: HeadersInit | undefined, input: MessageInitShape<I>, contextValues?: ContextValues): Promise<UnaryResponse<I, O>> {
+    async unary<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodUnary<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: HeadersInit | undefined,
+      input: MessageInitShape<I>,
+      contextValues?: ContextValues,
+    ): Promise<UnaryResponse<I, O>> {
       const def = methodDefinition(method);
       timeoutMs = timeoutOf(timeoutMs);
       return runUnaryCall<I, O>({
         interceptors: opts.interceptors,
         signal,
         timeoutMs,
-        req: { stream: false, service: method.parent, method, requestMethod: "POST", url: createMethodUrl(`http://${target}`, method), header: new Headers(header), contextValues: contextValues ?? createContextValues(), message: input },
+        req: {
+          stream: false,
+          service: method.parent,
+          method,
+          requestMethod: "POST",
+          url: createMethodUrl(`http://${target}`, method),
+          header: new Headers(header),
+          contextValues: contextValues ?? createContextValues(),
+          message: input,
+        },
         next: (req) =>
           new Promise((resolve, reject) => {
             let responseHeader = new Headers();
             let value: unknown;
             let failure: grpc.ServiceError | null = null;
-            const call = client.makeUnaryRequest(def.path, def.requestSerialize, def.responseDeserialize, req.message, headersToMetadata(req.header), callOptions(timeoutMs), (err, v) => {
-              failure = err;
-              value = v;
-            });
+            const call = client.makeUnaryRequest(
+              def.path,
+              def.requestSerialize,
+              def.responseDeserialize,
+              req.message,
+              headersToMetadata(req.header),
+              callOptions(timeoutMs),
+              (err, v) => {
+                failure = err;
+                value = v;
+              },
+            );
             const onAbort = () => call.cancel();
             req.signal.addEventListener("abort", onAbort, { once: true });
             call.on("metadata", (md) => {
@@ -73,28 +106,59 @@ export function createGrpcTransport(opts: GrpcTransportOptions): Transport & { c
               req.signal.removeEventListener("abort", onAbort);
               if (req.signal.aborted) return reject(req.signal.reason);
               if (failure) return reject(fromGrpcError(failure));
-              resolve({ stream: false, service: method.parent, method, header: responseHeader, trailer: metadataToHeaders(status.metadata), message: value as never });
+              resolve({
+                stream: false,
+                service: method.parent,
+                method,
+                header: responseHeader,
+                trailer: metadataToHeaders(status.metadata),
+                message: value as never,
+              });
             });
           }),
       });
     },
 
-    async stream<I extends DescMessage, O extends DescMessage>(method: DescMethodStreaming<I, O>, signal: AbortSignal | undefined, timeoutMs: number | undefined, header: HeadersInit | undefined, input: AsyncIterable<MessageInitShape<I>>, contextValues?: ContextValues): Promise<StreamResponse<I, O>> {
-      if (method.methodKind !== "server_streaming") throw new ConnectError(`${method.methodKind} is not supported by the grpc-js transport`, Code.Unimplemented);
+    async stream<I extends DescMessage, O extends DescMessage>(
+      method: DescMethodStreaming<I, O>,
+      signal: AbortSignal | undefined,
+      timeoutMs: number | undefined,
+      header: HeadersInit | undefined,
+      input: AsyncIterable<MessageInitShape<I>>,
+      contextValues?: ContextValues,
+    ): Promise<StreamResponse<I, O>> {
+      if (method.methodKind !== "server_streaming")
+        throw new ConnectError(`${method.methodKind} is not supported by the grpc-js transport`, Code.Unimplemented);
       const def = methodDefinition(method);
       timeoutMs = timeoutOf(timeoutMs);
       return runStreamingCall<I, O>({
         interceptors: opts.interceptors,
         signal,
         timeoutMs,
-        req: { stream: true, service: method.parent, method, requestMethod: "POST", url: createMethodUrl(`http://${target}`, method), header: new Headers(header), contextValues: contextValues ?? createContextValues(), message: input },
+        req: {
+          stream: true,
+          service: method.parent,
+          method,
+          requestMethod: "POST",
+          url: createMethodUrl(`http://${target}`, method),
+          header: new Headers(header),
+          contextValues: contextValues ?? createContextValues(),
+          message: input,
+        },
         next: async (req) => {
           let request: unknown;
           for await (const m of req.message) {
             request = m;
             break;
           }
-          const call = client.makeServerStreamRequest(def.path, def.requestSerialize, def.responseDeserialize, request, headersToMetadata(req.header), callOptions(timeoutMs));
+          const call = client.makeServerStreamRequest(
+            def.path,
+            def.requestSerialize,
+            def.responseDeserialize,
+            request,
+            headersToMetadata(req.header),
+            callOptions(timeoutMs),
+          );
           req.signal.addEventListener("abort", () => call.cancel(), { once: true });
           const responseHeader = await new Promise<Headers>((resolve, reject) => {
             call.once("metadata", (md) => resolve(metadataToHeaders(md)));
@@ -108,7 +172,9 @@ export function createGrpcTransport(opts: GrpcTransportOptions): Transport & { c
               throw fromGrpcError(e as grpc.ServiceError);
             }
           }
-          call.on("status", (s) => metadataToHeaders(s.metadata).forEach((v, k) => trailer.set(k, v)));
+          call.on("status", (s) => {
+            for (const [k, v] of metadataToHeaders(s.metadata)) trailer.set(k, v);
+          });
           return { stream: true, service: method.parent, method, header: responseHeader, trailer, message: messages() };
         },
       });

@@ -14,9 +14,15 @@ function methodLabels(req: { service: { typeName: string }; method: { name: stri
 export function propagation(): Interceptor {
   return (next) => async (req) => {
     const id = capturePropagation(req.header, req.contextValues);
-    const res = await next(req);
-    res.header.set("x-request-id", id);
-    return res;
+    try {
+      const res = await next(req);
+      res.header.set("x-request-id", id);
+      return res;
+    } catch (err) {
+      const e = toConnectError(err);
+      e.metadata.set("x-request-id", id);
+      throw e;
+    }
   };
 }
 
@@ -38,7 +44,12 @@ export function observe(log: Logger): Interceptor {
       const code = codeName(error);
       serverHandled.inc({ ...labels, grpc_code: code });
       serverSeconds.observe({ ...labels, grpc_code: code }, seconds);
-      const line = { method: `${req.service.typeName}/${req.method.name}`, code, ms: Math.round(seconds * 10000) / 10, requestId: req.contextValues.get(requestIdKey) };
+      const line = {
+        method: `${req.service.typeName}/${req.method.name}`,
+        code,
+        ms: Math.round(seconds * 10000) / 10,
+        requestId: req.contextValues.get(requestIdKey),
+      };
       if (error && code === "Internal") log.error({ ...line, err: (error as { cause?: unknown }).cause ?? error }, "rpc failed");
       else if (error) log.info({ ...line, error: (error as Error).message }, "rpc");
       else log.info(line, "rpc");
@@ -73,6 +84,21 @@ export function clientMetrics(): Interceptor {
       const code = codeName(error === undefined ? undefined : toConnectError(error));
       clientHandled.inc({ ...labels, grpc_code: code });
       end({ ...labels, grpc_code: code });
+    }
+  };
+}
+
+/** Adds fixed headers to every response, errors included (e.g. x-served-by: catalog-v2). */
+export function responseHeaders(headers: Record<string, string>): Interceptor {
+  return (next) => async (req) => {
+    try {
+      const res = await next(req);
+      for (const [k, v] of Object.entries(headers)) res.header.set(k, v);
+      return res;
+    } catch (err) {
+      const e = toConnectError(err);
+      for (const [k, v] of Object.entries(headers)) e.metadata.set(k, v);
+      throw e;
     }
   };
 }

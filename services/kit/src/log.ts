@@ -1,5 +1,5 @@
 // Structured logs: pino, one JSON line per event, or one readable line with LOG_FORMAT=pretty.
-import { pino, type Logger } from "pino";
+import { type Logger, pino } from "pino";
 import pretty from "pino-pretty";
 
 export type { Logger };
@@ -11,7 +11,14 @@ export function logger(service: string, source: Record<string, string | undefine
   if (source.LOG_FORMAT === "pretty") {
     return pino(
       options,
-      pretty({ sync: true, colorize: process.stdout.isTTY, ignore: "pid,hostname,service", messageFormat: `[${service}] {msg}`, translateTime: "HH:MM:ss.l" }),
+      pretty({
+        sync: true,
+        colorize: process.stdout.isTTY,
+        ignore: "pid,hostname,service",
+        messageFormat: `[${service}] {msg}`,
+        translateTime: "HH:MM:ss.l",
+        singleLine: true,
+      }),
     );
   }
   return pino(options);

@@ -2,7 +2,20 @@
 import { Metadata } from "@grpc/grpc-js";
 
 // Set by the transport itself; copying them would confuse the peer.
-const RESERVED = new Set(["content-type", "te", "user-agent", "grpc-timeout", "grpc-encoding", "grpc-accept-encoding", "grpc-status", "grpc-message", "grpc-status-details-bin", "content-length", "host", "connection"]);
+const RESERVED = new Set([
+  "content-type",
+  "te",
+  "user-agent",
+  "grpc-timeout",
+  "grpc-encoding",
+  "grpc-accept-encoding",
+  "grpc-status",
+  "grpc-message",
+  "grpc-status-details-bin",
+  "content-length",
+  "host",
+  "connection",
+]);
 
 export function metadataToHeaders(md: Metadata | undefined): Headers {
   const h = new Headers();

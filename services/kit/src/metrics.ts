@@ -10,11 +10,33 @@ const labels = ["grpc_type", "grpc_service", "grpc_method"] as const;
 const buckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 export const serverStarted = new Counter({ name: "grpc_server_started_total", help: "RPCs started on the server.", labelNames: labels, registers: [registry] });
-export const serverHandled = new Counter({ name: "grpc_server_handled_total", help: "RPCs completed on the server, by status code.", labelNames: [...labels, "grpc_code"], registers: [registry] });
-export const serverSeconds = new Histogram({ name: "grpc_server_handling_seconds", help: "Time the server took to handle an RPC.", labelNames: [...labels, "grpc_code"], buckets, registers: [registry] });
+export const serverHandled = new Counter({
+  name: "grpc_server_handled_total",
+  help: "RPCs completed on the server, by status code.",
+  labelNames: [...labels, "grpc_code"],
+  registers: [registry],
+});
+export const serverSeconds = new Histogram({
+  name: "grpc_server_handling_seconds",
+  help: "Time the server took to handle an RPC.",
+  labelNames: [...labels, "grpc_code"],
+  buckets,
+  registers: [registry],
+});
 export const clientStarted = new Counter({ name: "grpc_client_started_total", help: "RPCs started by clients.", labelNames: labels, registers: [registry] });
-export const clientHandled = new Counter({ name: "grpc_client_handled_total", help: "RPCs completed by clients, by status code.", labelNames: [...labels, "grpc_code"], registers: [registry] });
-export const clientSeconds = new Histogram({ name: "grpc_client_handling_seconds", help: "Time from a client call to its status.", labelNames: [...labels, "grpc_code"], buckets, registers: [registry] });
+export const clientHandled = new Counter({
+  name: "grpc_client_handled_total",
+  help: "RPCs completed by clients, by status code.",
+  labelNames: [...labels, "grpc_code"],
+  registers: [registry],
+});
+export const clientSeconds = new Histogram({
+  name: "grpc_client_handling_seconds",
+  help: "Time from a client call to its status.",
+  labelNames: [...labels, "grpc_code"],
+  buckets,
+  registers: [registry],
+});
 
 /** gRPC code name as go-grpc-prometheus prints it: "OK", "InvalidArgument", "Unavailable"... */
 export function codeName(err: unknown): string {

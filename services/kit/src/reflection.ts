@@ -3,6 +3,8 @@ import { type DescFile, type DescService, toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import type * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
+import { file_google_rpc_error_details } from "#gen/google/rpc/error_details_pb.js";
+import { file_google_rpc_status } from "#gen/google/rpc/status_pb.js";
 import { file_grpc_reflection_v1_reflection } from "#gen/grpc/reflection/v1/reflection_pb.js";
 import { file_grpc_reflection_v1alpha_reflection } from "#gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { file_health_v1_health } from "#gen/health/v1/health_pb.js";
@@ -17,7 +19,15 @@ function withDependencies(file: DescFile, into: Map<string, DescFile>) {
 export function fileDescriptorProtos(services: DescService[]): Buffer[] {
   const files = new Map<string, DescFile>();
   for (const s of services) withDependencies(s.file, files);
-  for (const f of [file_health_v1_health, file_grpc_reflection_v1_reflection, file_grpc_reflection_v1alpha_reflection]) withDependencies(f, files);
+  // error_details and status too, so grpcurl can print the google.rpc details of an error.
+  for (const f of [
+    file_google_rpc_error_details,
+    file_google_rpc_status,
+    file_health_v1_health,
+    file_grpc_reflection_v1_reflection,
+    file_grpc_reflection_v1alpha_reflection,
+  ])
+    withDependencies(f, files);
   return [...files.values()].map((f) => Buffer.from(toBinary(FileDescriptorProtoSchema, f.proto)));
 }
 

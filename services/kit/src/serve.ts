@@ -1,11 +1,12 @@
 // The server bootstrap every service uses: engine, interceptors, health, reflection, admin port, shutdown.
-import { once } from "node:events";
+import { once, setMaxListeners } from "node:events";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import type { Interceptor, ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
+import { Health as HealthService } from "#gen/health/v1/health_pb.js";
 import { type AdminRoute, adminServer } from "./admin.js";
 import { connectHealthImpl } from "./connect-health.js";
 import { type FaultSettings, Faults, faultsFromEnv } from "./faults.js";
@@ -14,7 +15,6 @@ import { Health, type ReadinessCheck } from "./health.js";
 import { observe, propagation, validation } from "./interceptors.js";
 import { type Logger, logger } from "./log.js";
 import { addReflection } from "./reflection.js";
-import { Health as HealthService } from "#gen/health/v1/health_pb.js";
 
 export type Engine = "grpc-js" | "connect-node";
 
@@ -87,6 +87,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const names = opts.services.map((s) => s.service.typeName);
   const health = new Health(names, opts.readiness ?? [], log);
   const shutdownController = new AbortController();
+  setMaxListeners(0, shutdownController.signal); // every call in flight links its own signal to this one
   const interceptors = [propagation(), observe(log), faults.interceptor(), validation(), ...(opts.interceptors ?? [])];
 
   let port: number;
@@ -97,7 +98,10 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     const server = new grpc.Server(SERVER_CHANNEL_OPTIONS);
     for (const s of opts.services) addConnectService(server, s.service, s.impl, interceptors, shutdownController.signal);
     health.addToServer(server);
-    addReflection(server, opts.services.map((s) => s.service));
+    addReflection(
+      server,
+      opts.services.map((s) => s.service),
+    );
     port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(`${host}:${opts.port}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );
@@ -134,8 +138,14 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   let adminPort: number | undefined;
   const admin = opts.adminPort === undefined ? undefined : adminServer(health, faults, opts.adminRoutes);
   if (admin) {
-    admin.listen(opts.adminPort, host);
-    await once(admin, "listening");
+    try {
+      admin.listen(opts.adminPort, host);
+      await once(admin, "listening");
+    } catch (err) {
+      forceClose(); // do not leave the gRPC port open behind a failed start
+      await closeListener();
+      throw new Error(`admin port ${opts.adminPort}: ${(err as Error).message}`);
+    }
     adminPort = (admin.address() as AddressInfo).port;
   }
 

@@ -54,10 +54,8 @@ function collect(schema: DescMessage, message: Record<string, unknown>, path: st
         const items = (value as unknown[] | undefined) ?? [];
         if (r) {
           if (r.required && items.length === 0) out.push({ field: name, description: "needs at least one item" });
-          if (r.minLen !== undefined && items.length < r.minLen)
-            out.push({ field: name, description: `needs at least ${r.minLen} items` });
-          if (r.maxLen !== undefined && items.length > r.maxLen)
-            out.push({ field: name, description: `takes at most ${r.maxLen} items, got ${items.length}` });
+          if (r.minLen !== undefined && items.length < r.minLen) out.push({ field: name, description: `needs at least ${r.minLen} items` });
+          if (r.maxLen !== undefined && items.length > r.maxLen) out.push({ field: name, description: `takes at most ${r.maxLen} items, got ${items.length}` });
         }
         items.forEach((item, i) => {
           if (field.listKind === "message") collect(field.message, item as Record<string, unknown>, `${name}[${i}]`, out);
@@ -80,13 +78,10 @@ function checkScalar(r: FieldRules, name: string, value: unknown, out: Violation
     const length = [...value].length;
     if (r.required && value.trim() === "") return void out.push({ field: name, description: "is required" });
     if (value === "") return; // optional and absent: length and format rules apply only to given values
-    if (r.minLen !== undefined && length < r.minLen)
-      out.push({ field: name, description: `must be at least ${r.minLen} characters` });
-    if (r.maxLen !== undefined && length > r.maxLen)
-      out.push({ field: name, description: `must be at most ${r.maxLen} characters, got ${length}` });
+    if (r.minLen !== undefined && length < r.minLen) out.push({ field: name, description: `must be at least ${r.minLen} characters` });
+    if (r.maxLen !== undefined && length > r.maxLen) out.push({ field: name, description: `must be at most ${r.maxLen} characters, got ${length}` });
     if (r.email && !EMAIL.test(value)) out.push({ field: name, description: "must be an e-mail address" });
-    if (r.pattern && !pattern(r.pattern).test(value))
-      out.push({ field: name, description: `must match ${r.pattern}` });
+    if (r.pattern && !pattern(r.pattern).test(value)) out.push({ field: name, description: `must match ${r.pattern}` });
     return;
   }
   if (typeof value === "number" || typeof value === "bigint") {

@@ -1,0 +1,115 @@
+// The product catalog and its stock, in catalog's own database.
+import { readFile } from "node:fs/promises";
+import { type Connection, Schema } from "mongoose";
+
+export interface ProductRecord {
+  _id: string; // the SKU
+  name: string;
+  description: string;
+  priceCents: number; // integer minor units, never floats
+  currency: string;
+  stock: number; // available now, reservations already taken out
+  categories: string[];
+  imageUrl: string;
+  rating: number;
+  reviewCount: number;
+  badges: string[];
+  holds: string[]; // ids of the open reservations holding some of this stock: makes take/give idempotent
+}
+
+const productRecord = new Schema<ProductRecord>(
+  {
+    _id: String,
+    name: { type: String, required: true },
+    description: { type: String, default: "" },
+    priceCents: { type: Number, required: true, min: 0 },
+    currency: { type: String, default: "USD" },
+    stock: { type: Number, required: true, min: 0 },
+    categories: { type: [String], default: [], index: true },
+    imageUrl: { type: String, default: "" },
+    rating: { type: Number, default: 0 },
+    reviewCount: { type: Number, default: 0 },
+    badges: { type: [String], default: [] },
+    holds: { type: [String], default: [] },
+  },
+  { versionKey: false, timestamps: true },
+);
+
+export interface SeedProduct {
+  sku: string;
+  name: string;
+  description: string;
+  priceCents: number;
+  currency: string;
+  stock: number;
+  categories: string[];
+  imageUrl: string;
+  rating: number;
+  reviewCount: number;
+  badges: string[];
+}
+
+export const SEED_FILE = new URL("../data/products.json", import.meta.url);
+
+export type ProductStore = ReturnType<typeof productStore>;
+
+export function productStore(db: Connection) {
+  const Product = db.model<ProductRecord>("Product", productRecord);
+  const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+  return {
+    get: (sku: string) => Product.findById(sku).lean<ProductRecord>(),
+    getMany: (skus: string[]) => Product.find({ _id: { $in: skus } }).lean<ProductRecord[]>(),
+
+    /** One page ordered by SKU, starting after `after`. Asks for one extra to know whether there is more. */
+    page: (limit: number, after?: string, category?: string) =>
+      Product.find({ ...(after ? { _id: { $gt: after } } : {}), ...(category ? { categories: category } : {}) })
+        .sort({ _id: 1 })
+        .limit(limit + 1)
+        .lean<ProductRecord[]>(),
+
+    /** Products whose name, description or a category contains every word, case-insensitive. */
+    search: (query: string, limit: number, after?: string) => {
+      const words = query.toLowerCase().split(/\s+/).filter(Boolean).slice(0, 10);
+      const all = words.map((w) => {
+        const re = new RegExp(escapeRegExp(w), "i");
+        return { $or: [{ name: re }, { description: re }, { categories: re }] };
+      });
+      return Product.find({ $and: [...all, ...(after ? [{ _id: { $gt: after } }] : [])] })
+        .sort({ _id: 1 })
+        .limit(limit + 1)
+        .lean<ProductRecord[]>();
+    },
+
+    /** Takes `qty` for reservation `holder` in one atomic update, only if that many are left and it was not taken already. */
+    take: async (sku: string, qty: number, holder: string): Promise<"taken" | "already" | "short"> => {
+      const r = await Product.updateOne({ _id: sku, stock: { $gte: qty }, holds: { $ne: holder } }, { $inc: { stock: -qty }, $push: { holds: holder } });
+      if (r.modifiedCount === 1) return "taken";
+      return (await Product.exists({ _id: sku, holds: holder })) ? "already" : "short";
+    },
+
+    /** Gives back what `holder` took; a no-op when it holds nothing here (never took, or gave back already). */
+    give: async (sku: string, qty: number, holder: string) =>
+      (await Product.updateOne({ _id: sku, holds: holder }, { $inc: { stock: qty }, $pull: { holds: holder } })).modifiedCount === 1,
+
+    /** The sale is final: `holder` stops holding, the stock stays taken. */
+    settle: async (sku: string, holder: string) => (await Product.updateOne({ _id: sku, holds: holder }, { $pull: { holds: holder } })).modifiedCount === 1,
+
+    /** Inserts the seed products that are missing; existing ones (and their stock) are left alone. */
+    seed: async (products: SeedProduct[]) => {
+      let inserted = 0;
+      for (const { sku, ...rest } of products) {
+        const r = await Product.updateOne({ _id: sku }, { $setOnInsert: { ...rest, holds: [] } }, { upsert: true });
+        inserted += r.upsertedCount;
+      }
+      return inserted;
+    },
+
+    /** Test and experiment hook: sets the stock of a product. */
+    setStock: (sku: string, stock: number) => Product.updateOne({ _id: sku }, { $set: { stock } }),
+  };
+}
+
+export async function loadSeed(file: URL | string = SEED_FILE): Promise<SeedProduct[]> {
+  return JSON.parse(await readFile(file, "utf8")) as SeedProduct[];
+}

@@ -1,0 +1,76 @@
+// Short lease locks on a unique _id, for read-check-write steps that must not interleave.
+// Why: FerretDB v1 (the dev/test database) applies an update as read-modify-write, so a conditional
+// updateOne ({stock: {$gte: n}}, {$inc: ...}) is not atomic under concurrency there, while inserting a
+// duplicate _id fails atomically on every Mongo-wire server. Callers in one process queue in memory;
+// other processes (catalog v1 and v2 share a database) retry with backoff. A lease left by a crashed
+// process expires after its ttl.
+import { randomUUID } from "node:crypto";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { type Connection, Schema } from "mongoose";
+
+interface LockRecord {
+  _id: string;
+  owner: string;
+  expiresAt: Date;
+}
+
+export interface LockOptions {
+  /** Lease length; the holder must finish well within it. */
+  ttlMs?: number;
+  /** How long to wait for a lock held elsewhere before giving up with ABORTED. */
+  waitMs?: number;
+}
+
+export type Locks = ReturnType<typeof lockTable>;
+
+export function lockTable(db: Connection, collection = "locks") {
+  const Lock =
+    db.models.Lock ?? db.model<LockRecord>("Lock", new Schema<LockRecord>({ _id: String, owner: String, expiresAt: Date }, { versionKey: false }), collection);
+  const queues = new Map<string, Promise<unknown>>();
+
+  async function acquire(key: string, ttlMs: number, waitMs: number): Promise<string> {
+    const owner = randomUUID();
+    const giveUp = Date.now() + waitMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await Lock.create({ _id: key, owner, expiresAt: new Date(Date.now() + ttlMs) });
+        return owner;
+      } catch (err) {
+        if ((err as { code?: number }).code !== 11000) throw err;
+      }
+      await Lock.deleteOne({ _id: key, expiresAt: { $lt: new Date() } }); // a crashed holder's lease
+      if (Date.now() > giveUp) throw new ConnectError(`"${key}" is busy; retry`, Code.Aborted);
+      await new Promise((r) => setTimeout(r, Math.min(2 ** attempt, 40) + Math.random() * 5));
+    }
+  }
+
+  /** Runs `fn` while holding `key`; callers for the same key run one after another. */
+  async function withLock<T>(key: string, fn: () => Promise<T>, opts: LockOptions = {}): Promise<T> {
+    const prev = queues.get(key) ?? Promise.resolve();
+    const run = prev
+      .catch(() => undefined)
+      .then(async () => {
+        const owner = await acquire(key, opts.ttlMs ?? 15_000, opts.waitMs ?? 5_000);
+        try {
+          return await fn();
+        } finally {
+          await Lock.deleteOne({ _id: key, owner }).catch(() => undefined);
+        }
+      });
+    queues.set(key, run);
+    try {
+      return await run;
+    } finally {
+      if (queues.get(key) === run) queues.delete(key);
+    }
+  }
+
+  /** Holds every key (sorted, so two callers never wait on each other in a cycle). */
+  async function withLocks<T>(keys: string[], fn: () => Promise<T>, opts: LockOptions = {}): Promise<T> {
+    const sorted = [...new Set(keys)].sort();
+    const step = (i: number): Promise<T> => (i === sorted.length ? fn() : withLock(sorted[i], () => step(i + 1), opts));
+    return step(0);
+  }
+
+  return { withLock, withLocks };
+}

@@ -1,0 +1,25 @@
+// Mocha global fixture: one fresh embedded database for the whole run (or MONGODB_URI when set).
+// Each suite then takes its own database names from it (testDatabaseUri), so suites never see each other's data.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type DevDb, startDevDb } from "../../tools/devdb.js";
+
+let db: DevDb | undefined;
+let dir: string | undefined;
+
+export async function mochaGlobalSetup() {
+  process.env.LOG_LEVEL ??= "warn"; // in-process services stay quiet unless something is wrong
+  if (process.env.MONGODB_URI) {
+    process.env.TEST_MONGODB_URI = process.env.MONGODB_URI;
+    return;
+  }
+  dir = mkdtempSync(join(tmpdir(), "meshmart-test-db-"));
+  db = await startDevDb({ dir });
+  process.env.TEST_MONGODB_URI = db.uri;
+}
+
+export async function mochaGlobalTeardown() {
+  await db?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+}

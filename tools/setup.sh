@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds meshmart's real dev components once into .cache/bin (reused until their pinned version changes):
+#   devdb    embedded FerretDB v1.24.2 (tools/devdb), the Mongo-wire database for dev and tests
+#   grpcurl  v1.9.3, used by the tests and the README recipes
+# With --all also the cluster/load tools: ghz, kubeconform, kustomize, fortio.
+# Needs Go >= 1.24 and the Go module proxy. Set MESHMART_SKIP_DEVDB=1 when MONGODB_URI points at a real MongoDB.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN="$PWD/.cache/bin"
+mkdir -p "$BIN"
+
+# name  module@version
+TOOLS=(
+  "grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3"
+)
+if [[ "${1:-}" == "--all" ]]; then
+  TOOLS+=(
+    "ghz github.com/bojand/ghz/cmd/ghz@v0.121.0"
+    "kubeconform github.com/yannh/kubeconform/cmd/kubeconform@v0.7.0"
+    "kustomize sigs.k8s.io/kustomize/kustomize/v5@v5.8.1"
+    "fortio fortio.org/fortio@v1.75.2"
+  )
+fi
+
+need_go() {
+  command -v go >/dev/null || { echo "setup: Go >= 1.24 is needed to build $1 (or set MONGODB_URI and MESHMART_SKIP_DEVDB=1)" >&2; exit 1; }
+}
+
+# Rebuild devdb when its source changes: the stamp is a hash of tools/devdb.
+if [[ -z "${MESHMART_SKIP_DEVDB:-}" ]]; then
+  stamp=$(cat tools/devdb/go.mod tools/devdb/go.sum tools/devdb/*.go | sha256sum | cut -c1-16)
+  if [[ ! -x "$BIN/devdb" || "$(cat "$BIN/devdb.stamp" 2>/dev/null)" != "$stamp" ]]; then
+    need_go devdb
+    echo "setup: building devdb (embedded FerretDB v1.24.2); the first build takes a few minutes" >&2
+    (cd tools/devdb && go build -o "$BIN/devdb" .)
+    echo "$stamp" > "$BIN/devdb.stamp"
+  fi
+fi
+
+for entry in "${TOOLS[@]}"; do
+  read -r name spec <<<"$entry"
+  if [[ ! -x "$BIN/$name" || "$(cat "$BIN/$name.stamp" 2>/dev/null)" != "$spec" ]]; then
+    need_go "$name"
+    echo "setup: installing $spec" >&2
+    GOBIN="$BIN" go install "$spec"
+    echo "$spec" > "$BIN/$name.stamp"
+  fi
+done
