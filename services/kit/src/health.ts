@@ -90,6 +90,7 @@ export class Health {
       for (const l of this.listeners) l(s, status);
     }
     if (status === "SERVING") this.log.info("health SERVING");
+    else if (this.draining) this.log.info("health NOT_SERVING (shutting down)");
     else this.log.warn({ failing: failed }, "health NOT_SERVING");
   }
 }

@@ -15,8 +15,8 @@ function withDependencies(file: DescFile, into: Map<string, DescFile>) {
   for (const dep of file.dependencies) withDependencies(dep, into);
 }
 
-/** The serialized FileDescriptorProtos of the services' files, health, reflection and all their imports. */
-export function fileDescriptorProtos(services: DescService[]): Buffer[] {
+/** The services' files, health, reflection, google.rpc details, and all their imports. */
+export function reflectedFiles(services: DescService[]): DescFile[] {
   const files = new Map<string, DescFile>();
   for (const s of services) withDependencies(s.file, files);
   // error_details and status too, so grpcurl can print the google.rpc details of an error.
@@ -28,7 +28,12 @@ export function fileDescriptorProtos(services: DescService[]): Buffer[] {
     file_grpc_reflection_v1alpha_reflection,
   ])
     withDependencies(f, files);
-  return [...files.values()].map((f) => Buffer.from(toBinary(FileDescriptorProtoSchema, f.proto)));
+  return [...files.values()];
+}
+
+/** The serialized FileDescriptorProtos of reflectedFiles. */
+export function fileDescriptorProtos(services: DescService[]): Buffer[] {
+  return reflectedFiles(services).map((f) => Buffer.from(toBinary(FileDescriptorProtoSchema, f.proto)));
 }
 
 /** Adds reflection v1 and v1alpha for `services` (plus health and reflection) to a grpc-js server. */

@@ -9,6 +9,7 @@ import * as grpc from "@grpc/grpc-js";
 import { Health as HealthService } from "#gen/health/v1/health_pb.js";
 import { type AdminRoute, adminServer } from "./admin.js";
 import { connectHealthImpl } from "./connect-health.js";
+import { connectReflectionImpls } from "./connect-reflection.js";
 import { type FaultSettings, Faults, faultsFromEnv } from "./faults.js";
 import { type AnyServiceImpl, addConnectService } from "./grpc-server.js";
 import { Health, type ReadinessCheck } from "./health.js";
@@ -23,8 +24,8 @@ export interface ServiceEntry {
   impl: AnyServiceImpl;
 }
 
-/** Pairs a service descriptor with its handlers (typed). */
-export function service<S extends DescService>(desc: S, impl: ServiceImpl<S>): ServiceEntry {
+/** Pairs a service descriptor with its handlers (typed); a missing method answers UNIMPLEMENTED. */
+export function service<S extends DescService>(desc: S, impl: Partial<ServiceImpl<S>>): ServiceEntry {
   return { service: desc, impl: impl as AnyServiceImpl };
 }
 
@@ -112,6 +113,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
       routes: (router) => {
         for (const s of opts.services) router.service(s.service, s.impl);
         router.service(HealthService, connectHealthImpl(health));
+        for (const r of connectReflectionImpls(opts.services.map((s) => s.service))) router.service(r.service, r.impl as never);
       },
       interceptors,
       shutdownSignal: shutdownController.signal,

@@ -1,0 +1,325 @@
+// The service kit, checked from outside over real sockets: the real grpcurl binary, the real embedded
+// database, a second client engine (connect-node), a second server engine, a real child process for SIGTERM.
+// The sample service is catalog, built only from the kit.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport as connectNodeGrpcTransport } from "@connectrpc/connect-node";
+import { expect } from "chai";
+import { HealthCheckResponse_ServingStatus } from "#gen/health/v1/health_pb.js";
+import { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
+import { closeClients, dial, errorReason, forward, type RunningServer, serve, service } from "#kit";
+import { catalogConfig, startCatalog } from "../services/catalog/src/server.js";
+import { type DevDb, freePort, startDevDb } from "../tools/devdb.js";
+import { dropDatabase, testMongoUri, uniqueDbName } from "./support/db.js";
+import { GrpcurlError, grpcurl, grpcurlCall } from "./support/grpcurl.js";
+import { startProcess, waitForHealth } from "./support/process.js";
+
+const local = (s: RunningServer) => `127.0.0.1:${s.port}`;
+
+async function metricsOf(server: RunningServer): Promise<string> {
+  return (await fetch(`http://127.0.0.1:${server.adminPort}/metrics`)).text();
+}
+
+function counter(metrics: string, name: string, labels: Record<string, string>): number {
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  const line = metrics.split("\n").find((l) => l.startsWith(`${name}{`) && want.every((w) => l.includes(w)));
+  return line ? Number(line.split(" ").at(-1)) : 0;
+}
+
+describe("the kit over the wire (catalog as the sample service)", () => {
+  let server: RunningServer;
+  const dbName = uniqueDbName("kit");
+
+  before(async () => {
+    server = await startCatalog(catalogConfig({ MONGODB_URI: testMongoUri(), DB_NAME: dbName, PORT: "0", ADMIN_PORT: "0", HOST: "127.0.0.1", VERSION: "v1" }));
+  });
+  after(async () => {
+    await server.shutdown();
+    closeClients();
+    await dropDatabase(dbName);
+  });
+
+  describe("with grpcurl", () => {
+    it("lists the services through reflection", async () => {
+      const r = await grpcurl([local(server), "list"]);
+      expect(r.code, r.stderr).to.equal(0);
+      expect(r.stdout.split("\n")).to.include.members([
+        "meshmart.catalog.v1.CatalogService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+      ]);
+    });
+
+    for (const version of ["v1", "v1alpha"]) {
+      it(`answers reflection ${version} directly`, async () => {
+        const r = await grpcurlCall<{ listServicesResponse: { service: { name: string }[] } }>(
+          local(server),
+          `grpc.reflection.${version}.ServerReflection/ServerReflectionInfo`,
+          { listServices: "" },
+        );
+        expect(r.listServicesResponse.service.map((s) => s.name)).to.include("meshmart.catalog.v1.CatalogService");
+      });
+    }
+
+    it("describes a method and its messages", async () => {
+      const r = await grpcurl([local(server), "describe", "meshmart.catalog.v1.ReserveStockRequest"]);
+      expect(r.code, r.stderr).to.equal(0);
+      expect(r.stdout).to.contain("repeated .meshmart.catalog.v1.LineItem items = 2");
+    });
+
+    it("calls a method resolved purely through reflection", async () => {
+      const r = await grpcurlCall<{ product: { sku: string; price: { units: string } } }>(local(server), "meshmart.catalog.v1.CatalogService/GetProduct", {
+        sku: "mug-blue",
+      });
+      expect(r.product).to.deep.include({ sku: "mug-blue" });
+      expect(r.product.price.units).to.equal("12");
+    });
+
+    it("reports SERVING from grpc.health.v1.Health/Check", async () => {
+      expect(await grpcurlCall(local(server), "grpc.health.v1.Health/Check")).to.deep.equal({ status: "SERVING" });
+      expect(await grpcurlCall(local(server), "grpc.health.v1.Health/Check", { service: "meshmart.catalog.v1.CatalogService" })).to.deep.equal({
+        status: "SERVING",
+      });
+    });
+
+    it("answers INVALID_ARGUMENT naming the field, with a BadRequest detail grpcurl can print", async () => {
+      const err = await grpcurlCall(local(server), "meshmart.catalog.v1.CatalogService/ReserveStock", {
+        reservationId: "r",
+        items: [{ sku: "mug-blue", quantity: -1 }],
+      }).catch((e) => e);
+      expect(err).to.be.instanceOf(GrpcurlError);
+      expect((err as GrpcurlError).grpcCode).to.equal("InvalidArgument");
+      expect((err as GrpcurlError).result.stderr)
+        .to.contain("items[0].quantity")
+        .and.contain("google.rpc.BadRequest");
+    });
+  });
+
+  describe("clients and engines", () => {
+    it("serves a Connect client on connect-node's own gRPC transport, error details included", async () => {
+      const client = createClient(CatalogService, connectNodeGrpcTransport({ baseUrl: `http://${local(server)}` }));
+      expect((await client.getProduct({ sku: "tea-sencha" })).product?.name).to.equal("Sencha Green Tea 100 g");
+      const err = ConnectError.from(await client.getProduct({ sku: "nope" }).catch((e) => e));
+      expect(err.code).to.equal(Code.NotFound);
+      expect(errorReason(err)).to.equal("PRODUCT_NOT_FOUND");
+    });
+
+    it("runs the same handlers, health and reflection on the connect-node engine", async () => {
+      const dbName2 = uniqueDbName("kit_connect");
+      const other = await startCatalog(
+        catalogConfig({ MONGODB_URI: testMongoUri(), DB_NAME: dbName2, PORT: "0", HOST: "127.0.0.1", VERSION: "v2", ENGINE: "connect-node" }),
+      );
+      try {
+        const client = dial(CatalogService, local(other));
+        let servedBy = "";
+        const { product } = await client.getProduct({ sku: "mug-blue" }, { onHeader: (h) => (servedBy = h.get("x-served-by") ?? "") });
+        expect(product?.rating).to.equal(4.6);
+        expect(servedBy).to.equal("catalog-v2");
+        const invalid = ConnectError.from(await client.getProduct({ sku: "" }).catch((e) => e));
+        expect(invalid.code).to.equal(Code.InvalidArgument);
+        expect(invalid.rawMessage).to.contain("sku");
+        expect(await grpcurlCall(local(other), "grpc.health.v1.Health/Check")).to.deep.equal({ status: "SERVING" });
+        const listed = await grpcurl([local(other), "list"]);
+        expect(listed.stdout.split("\n")).to.include.members([
+          "meshmart.catalog.v1.CatalogService",
+          "grpc.reflection.v1.ServerReflection",
+          "grpc.reflection.v1alpha.ServerReflection",
+        ]);
+        const described = await grpcurl([local(other), "describe", "meshmart.catalog.v1.CatalogService"]);
+        expect(described.stdout).to.contain("rpc ReserveStock");
+        const viaReflection = await grpcurlCall<{ product: { sku: string } }>(local(other), "meshmart.catalog.v1.CatalogService/GetProduct", {
+          sku: "tea-sencha",
+        });
+        expect(viaReflection.product.sku).to.equal("tea-sencha");
+      } finally {
+        await other.shutdown();
+        await dropDatabase(dbName2);
+      }
+    });
+
+    it("ends a call that outlives its deadline with DEADLINE_EXCEEDED", async () => {
+      server.faults.set({ errorPercent: 0, delayMs: 500, delayPercent: 100, methods: ["GetProduct"] });
+      try {
+        const client = dial(CatalogService, local(server));
+        const err = ConnectError.from(await client.getProduct({ sku: "mug-blue" }, { timeoutMs: 100 }).catch((e) => e));
+        expect(err.code).to.equal(Code.DeadlineExceeded);
+      } finally {
+        server.faults.set({ errorPercent: 0, delayMs: 0, delayPercent: 100, methods: [] });
+      }
+    });
+
+    it("fails a share of calls with UNAVAILABLE when the fault knob says so", async () => {
+      server.faults.set({ errorPercent: 100, delayMs: 0, delayPercent: 100, methods: [] });
+      try {
+        const err = ConnectError.from(
+          await dial(CatalogService, local(server))
+            .getProduct({ sku: "mug-blue" })
+            .catch((e) => e),
+        );
+        expect(err.code).to.equal(Code.Unavailable);
+      } finally {
+        server.faults.set({ errorPercent: 0, delayMs: 0, delayPercent: 100, methods: [] });
+      }
+    });
+
+    it("counts calls per method and code on /metrics", async () => {
+      const labels = { grpc_service: "meshmart.catalog.v1.CatalogService", grpc_method: "GetProduct" };
+      const before = await metricsOf(server);
+      const client = dial(CatalogService, local(server));
+      await client.getProduct({ sku: "mug-blue" });
+      await client.getProduct({ sku: "nope" }).catch(() => undefined);
+      const after = await metricsOf(server);
+      expect(
+        counter(after, "grpc_server_handled_total", { ...labels, grpc_code: "OK" }) -
+          counter(before, "grpc_server_handled_total", { ...labels, grpc_code: "OK" }),
+      ).to.equal(1);
+      expect(
+        counter(after, "grpc_server_handled_total", { ...labels, grpc_code: "NotFound" }) -
+          counter(before, "grpc_server_handled_total", { ...labels, grpc_code: "NotFound" }),
+      ).to.equal(1);
+      expect(counter(after, "grpc_client_handled_total", { ...labels, grpc_code: "OK" })).to.be.greaterThan(0);
+      expect(after).to.match(/grpc_server_handling_seconds_bucket\{[^}]*grpc_method="GetProduct"/);
+    });
+  });
+});
+
+describe("propagation through one hop", () => {
+  let back: RunningServer;
+  let front: RunningServer;
+  let seen: { headers: Headers; timeoutMs: number | undefined } | undefined;
+
+  before(async () => {
+    // back records what reached it; front forwards GetProduct to back with forward(ctx).
+    back = await serve({
+      name: "back",
+      port: 0,
+      host: "127.0.0.1",
+      services: [
+        service(CatalogService, {
+          getProduct(_req, ctx) {
+            seen = { headers: new Headers(ctx.requestHeader), timeoutMs: ctx.timeoutMs() };
+            return { product: { sku: "echo" } };
+          },
+        }),
+      ],
+    });
+    const backClient = dial(CatalogService, local(back));
+    front = await serve({
+      name: "front",
+      port: 0,
+      host: "127.0.0.1",
+      services: [service(CatalogService, { getProduct: (req, ctx) => backClient.getProduct(req, forward(ctx)) })],
+    });
+  });
+  after(async () => {
+    await front.shutdown();
+    await back.shutdown();
+    closeClients();
+  });
+
+  it("carries request id, trace, baggage and canary headers, but not authorization, to the next hop", async () => {
+    const sent = {
+      "x-request-id": "req-123",
+      traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+      tracestate: "vendor=abc",
+      b3: "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1",
+      "x-b3-traceid": "80f198ee56343ba864fe8b2a57d3eff7",
+      "x-b3-spanid": "e457b5a2e4d86bd1",
+      "x-b3-sampled": "1",
+      baggage: "userId=alice",
+      "x-canary": "true",
+      authorization: "Bearer secret",
+    };
+    await dial(CatalogService, local(front)).getProduct({ sku: "mug-blue" }, { headers: sent, timeoutMs: 2000 });
+    for (const [k, v] of Object.entries(sent)) {
+      if (k === "authorization") expect(seen?.headers.get(k)).to.equal(null);
+      else expect(seen?.headers.get(k), k).to.equal(v);
+    }
+  });
+
+  it("gives the next hop a deadline shorter than the caller's", async () => {
+    await dial(CatalogService, local(front)).getProduct({ sku: "mug-blue" }, { timeoutMs: 1500 });
+    expect(seen?.timeoutMs).to.be.a("number").that.is.greaterThan(0).and.lessThan(1500);
+  });
+
+  it("sets a default deadline on the next hop when the caller sent none", async () => {
+    await dial(CatalogService, local(front)).getProduct({ sku: "mug-blue" }, { timeoutMs: 0 });
+    expect(seen?.timeoutMs).to.be.a("number").that.is.greaterThan(0).and.at.most(5000);
+  });
+
+  it("mints one x-request-id when the caller sent none, and answers with it", async () => {
+    let answered = "";
+    await dial(CatalogService, local(front)).getProduct({ sku: "mug-blue" }, { onHeader: (h) => (answered = h.get("x-request-id") ?? "") });
+    expect(answered).to.match(/^[0-9a-f-]{36}$/);
+    expect(seen?.headers.get("x-request-id")).to.equal(answered);
+  });
+});
+
+describe("health follows the database", () => {
+  let db: DevDb;
+  let server: RunningServer;
+  let dir: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), "meshmart-health-db-"));
+    db = await startDevDb({ dir });
+    server = await startCatalog(catalogConfig({ MONGODB_URI: db.uri, PORT: "0", HOST: "127.0.0.1", HEALTH_INTERVAL_MS: "100", SEED: "true" }));
+  });
+  after(async () => {
+    await server.shutdown();
+    await db.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("flips to NOT_SERVING when the database stops and back to SERVING when it returns", async () => {
+    await waitForHealth(local(server));
+    await db.stop();
+    await waitForHealth(local(server), { want: HealthCheckResponse_ServingStatus.NOT_SERVING });
+    const err = ConnectError.from(
+      await dial(CatalogService, local(server))
+        .getProduct({ sku: "mug-blue" })
+        .catch((e) => e),
+    );
+    expect(err.code).to.equal(Code.Unavailable); // a lost database is worth a retry elsewhere, not INTERNAL
+    await db.start();
+    await waitForHealth(local(server), { timeoutMs: 30_000 });
+    expect((await dial(CatalogService, local(server)).getProduct({ sku: "mug-blue" })).product?.sku).to.equal("mug-blue");
+  });
+});
+
+describe("graceful shutdown of a real process", () => {
+  it("lets an in-flight call finish on SIGTERM, then exits 0", async () => {
+    const [port, adminPort] = [await freePort(), await freePort()];
+    const dbName = uniqueDbName("kit_sigterm");
+    const proc = startProcess("services/catalog/src/main.ts", {
+      PORT: String(port),
+      ADMIN_PORT: String(adminPort),
+      HOST: "127.0.0.1",
+      MONGODB_URI: testMongoUri(),
+      DB_NAME: dbName,
+      FAULT_DELAY_MS: "1500", // makes GetProduct slow enough to be caught in flight
+      FAULT_METHODS: "GetProduct",
+    });
+    try {
+      await waitForHealth(`127.0.0.1:${port}`);
+      const call = dial(CatalogService, `127.0.0.1:${port}`).getProduct({ sku: "mug-blue" }, { timeoutMs: 10_000 });
+      // Wait until the server has really started the call (its own counter says so), then signal.
+      const deadline = Date.now() + 5000;
+      while (Date.now() < deadline) {
+        const m = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+        if (counter(m, "grpc_server_started_total", { grpc_method: "GetProduct" }) >= 1) break;
+      }
+      proc.child.kill("SIGTERM");
+      const { product } = await call;
+      expect(product?.sku).to.equal("mug-blue");
+      expect(await proc.exited, proc.output()).to.equal(0);
+      expect(proc.output()).to.contain("shutting down");
+    } finally {
+      await proc.stop("SIGKILL");
+      await dropDatabase(dbName);
+    }
+  });
+});
