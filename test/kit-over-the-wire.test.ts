@@ -9,7 +9,7 @@ import { createGrpcTransport as connectNodeGrpcTransport } from "@connectrpc/con
 import { expect } from "chai";
 import { HealthCheckResponse_ServingStatus } from "#gen/health/v1/health_pb.js";
 import { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
-import { closeClients, dial, errorReason, forward, type RunningServer, serve, service } from "#kit";
+import { closeClients, dial, errorReason, forward, NO_FAULTS, type RunningServer, serve, service } from "#kit";
 import { catalogConfig, startCatalog } from "../services/catalog/src/server.js";
 import { type DevDb, freePort, startDevDb } from "../tools/devdb.js";
 import { dropDatabase, testMongoUri, uniqueDbName } from "./support/db.js";
@@ -141,18 +141,18 @@ describe("the kit over the wire (catalog as the sample service)", () => {
     });
 
     it("ends a call that outlives its deadline with DEADLINE_EXCEEDED", async () => {
-      server.faults.set({ errorPercent: 0, delayMs: 500, delayPercent: 100, methods: ["GetProduct"] });
+      server.faults.set({ ...NO_FAULTS, delayMs: 500, methods: ["GetProduct"] });
       try {
         const client = dial(CatalogService, local(server));
         const err = ConnectError.from(await client.getProduct({ sku: "mug-blue" }, { timeoutMs: 100 }).catch((e) => e));
         expect(err.code).to.equal(Code.DeadlineExceeded);
       } finally {
-        server.faults.set({ errorPercent: 0, delayMs: 0, delayPercent: 100, methods: [] });
+        server.faults.set(NO_FAULTS);
       }
     });
 
     it("fails a share of calls with UNAVAILABLE when the fault knob says so", async () => {
-      server.faults.set({ errorPercent: 100, delayMs: 0, delayPercent: 100, methods: [] });
+      server.faults.set({ ...NO_FAULTS, errorPercent: 100 });
       try {
         const err = ConnectError.from(
           await dial(CatalogService, local(server))
@@ -161,7 +161,7 @@ describe("the kit over the wire (catalog as the sample service)", () => {
         );
         expect(err.code).to.equal(Code.Unavailable);
       } finally {
-        server.faults.set({ errorPercent: 0, delayMs: 0, delayPercent: 100, methods: [] });
+        server.faults.set(NO_FAULTS);
       }
     });
 

@@ -13,11 +13,13 @@ export interface FaultSettings {
   delayPercent: number;
   /** Only these methods ("Service/Method" or "Method"); empty = all. */
   methods: string[];
+  /** The next N matching calls fail with UNAVAILABLE whatever errorPercent says (deterministic tests and demos). */
+  failNext: number;
 }
 
-export const NO_FAULTS: FaultSettings = { errorPercent: 0, delayMs: 0, delayPercent: 100, methods: [] };
+export const NO_FAULTS: FaultSettings = { errorPercent: 0, delayMs: 0, delayPercent: 100, methods: [], failNext: 0 };
 
-/** Reads FAULT_ERROR_PERCENT, FAULT_DELAY_MS, FAULT_DELAY_PERCENT, FAULT_METHODS; names a bad variable. */
+/** Reads FAULT_ERROR_PERCENT, FAULT_DELAY_MS, FAULT_DELAY_PERCENT, FAULT_METHODS, FAULT_FAIL_NEXT; names a bad variable. */
 export function faultsFromEnv(source: Record<string, string | undefined> = process.env): FaultSettings {
   return parseFaults(
     {
@@ -25,17 +27,24 @@ export function faultsFromEnv(source: Record<string, string | undefined> = proce
       delayMs: source.FAULT_DELAY_MS,
       delayPercent: source.FAULT_DELAY_PERCENT,
       methods: source.FAULT_METHODS,
+      failNext: source.FAULT_FAIL_NEXT,
     },
-    { errorPercent: "FAULT_ERROR_PERCENT", delayMs: "FAULT_DELAY_MS", delayPercent: "FAULT_DELAY_PERCENT", methods: "FAULT_METHODS" },
+    { errorPercent: "FAULT_ERROR_PERCENT", delayMs: "FAULT_DELAY_MS", delayPercent: "FAULT_DELAY_PERCENT", methods: "FAULT_METHODS", failNext: "FAULT_FAIL_NEXT" },
   );
 }
 
 /** Validates fault settings from env strings or a JSON body; errors name the field. */
 export function parseFaults(
   raw: Record<string, unknown>,
-  names: Record<keyof FaultSettings, string> = { errorPercent: "errorPercent", delayMs: "delayMs", delayPercent: "delayPercent", methods: "methods" },
+  names: Record<keyof FaultSettings, string> = {
+    errorPercent: "errorPercent",
+    delayMs: "delayMs",
+    delayPercent: "delayPercent",
+    methods: "methods",
+    failNext: "failNext",
+  },
 ): FaultSettings {
-  const num = (key: "errorPercent" | "delayMs" | "delayPercent", max: number): number => {
+  const num = (key: "errorPercent" | "delayMs" | "delayPercent" | "failNext", max: number): number => {
     const v = raw[key];
     if (v === undefined || v === "") return NO_FAULTS[key];
     const n = typeof v === "number" ? v : Number(v);
@@ -44,7 +53,9 @@ export function parseFaults(
   };
   const m = raw.methods;
   const methods = Array.isArray(m) ? m.map(String) : typeof m === "string" && m.trim() ? m.split(",").map((s) => s.trim()) : [];
-  return { errorPercent: num("errorPercent", 100), delayMs: num("delayMs", 600_000), delayPercent: num("delayPercent", 100), methods };
+  const failNext = num("failNext", 1_000_000);
+  if (!Number.isInteger(failNext)) throw new RangeError(`${names.failNext} must be a whole number, got ${JSON.stringify(raw.failNext)}`);
+  return { errorPercent: num("errorPercent", 100), delayMs: num("delayMs", 600_000), delayPercent: num("delayPercent", 100), methods, failNext };
 }
 
 /** The knobs of one instance, changeable at run time through the admin endpoint. */
@@ -64,7 +75,7 @@ export class Faults {
 
   set(settings: FaultSettings): void {
     this.settings = settings;
-    if (settings.errorPercent > 0 || settings.delayMs > 0) this.log.warn({ faults: settings }, "fault injection ON");
+    if (settings.errorPercent > 0 || settings.delayMs > 0 || settings.failNext > 0) this.log.warn({ faults: settings }, "fault injection ON");
     else this.log.info("fault injection off");
   }
 
@@ -72,9 +83,13 @@ export class Faults {
   interceptor(): Interceptor {
     return (next) => async (req) => {
       const s = this.settings;
-      if (s.errorPercent === 0 && s.delayMs === 0) return next(req);
+      if (s.errorPercent === 0 && s.delayMs === 0 && s.failNext === 0) return next(req);
       if (s.methods.length > 0 && !s.methods.some((m) => m === req.method.name || m === `${req.service.typeName}/${req.method.name}`)) return next(req);
       if (s.delayMs > 0 && this.random() * 100 < s.delayPercent) await sleep(s.delayMs, req.signal);
+      if (s.failNext > 0) {
+        this.settings = { ...s, failNext: s.failNext - 1 };
+        throw new ConnectError("injected fault (failNext)", Code.Unavailable);
+      }
       if (this.random() * 100 < s.errorPercent) throw new ConnectError("injected fault (FAULT_ERROR_PERCENT)", Code.Unavailable);
       return next(req);
     };

@@ -1,0 +1,92 @@
+// The OrderService RPCs. PlaceOrder opens the order (one per caller and idempotency key) and runs the saga.
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { FailureReason, type OrderSchema, type OrderService, OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
+import { currentUser, decodePageToken, detached, encodePageToken, forward, type Locks, money, pageSize } from "#kit";
+import { DuplicateSkuError, IdempotencyKeyReusedError, NotYourOrderError, OrderNotFoundError } from "./errors.js";
+import { type OrderRecord, type OrderStore, orderIdFor, requestHashOf } from "./orders.js";
+import type { Saga } from "./saga.js";
+
+export interface Deps {
+  orders: OrderStore;
+  saga: Saga;
+  locks: Locks;
+}
+
+/** How long one order's lock may be held: longer than a whole saga with its retries. */
+export const ORDER_LOCK_TTL_MS = 60_000;
+
+export function orderService({ orders, saga, locks }: Deps): ServiceImpl<typeof OrderService> {
+  return {
+    async placeOrder({ idempotencyKey, items, card }, ctx) {
+      const user = currentUser(ctx);
+      const seen = new Set<string>();
+      for (const i of items) {
+        if (seen.has(i.sku)) throw new DuplicateSkuError(i.sku);
+        seen.add(i.sku);
+      }
+      const cardLast4 = card?.number.slice(-4) ?? "";
+      const id = orderIdFor(user.id, idempotencyKey);
+      const requestHash = requestHashOf(items, cardLast4);
+      const lines = items.map(({ sku, quantity }) => ({ sku, quantity, name: "", unitPriceCents: 0 }));
+      await orders.open({ _id: id, userId: user.id, idempotencyKey, requestHash, items: lines, cardLast4 });
+      // One saga run per order at a time; a repeat waits for the first, then answers with its outcome.
+      const order = await locks.withLock(
+        `order:${id}`,
+        async () => {
+          const current = (await orders.get(id)) as OrderRecord;
+          if (current.requestHash !== requestHash) throw new IdempotencyKeyReusedError(idempotencyKey);
+          if (current.state !== "PENDING" || !card) return current; // a repeat gets the first answer
+          return saga.run(current, card, { call: forward(ctx), fresh: () => detached(ctx) });
+        },
+        { ttlMs: ORDER_LOCK_TTL_MS, waitMs: ORDER_LOCK_TTL_MS },
+      );
+      return { order: toProto(order) };
+    },
+
+    async getOrder({ orderId }, ctx) {
+      const user = currentUser(ctx);
+      const order = await orders.get(orderId);
+      if (!order) throw new OrderNotFoundError(orderId);
+      if (order.userId !== user.id) throw new NotYourOrderError(orderId);
+      return { order: toProto(order) };
+    },
+
+    async listOrders({ pageSize: requested, pageToken }, ctx) {
+      const user = currentUser(ctx);
+      const size = pageSize(requested);
+      const after = decodePageToken<{ t: number; id: string }>(pageToken, ["t", "id"]);
+      const rows = await orders.page(user.id, size, after);
+      const last = rows[size - 1];
+      return {
+        orders: rows.slice(0, size).map(toProto),
+        nextPageToken: rows.length > size ? encodePageToken({ t: last.createdAt.getTime(), id: last._id }) : "",
+      };
+    },
+  };
+}
+
+const STATES = { PENDING: OrderState.PENDING, CONFIRMED: OrderState.CONFIRMED, FAILED: OrderState.FAILED } as const;
+
+export function toProto(o: OrderRecord): MessageInitShape<typeof OrderSchema> {
+  const priced = o.totalCents > 0 || o.step !== "CREATED";
+  return {
+    orderId: o._id,
+    userId: o.userId,
+    state: STATES[o.state],
+    items: (o.items ?? []).map((i) => ({
+      sku: i.sku,
+      name: i.name,
+      quantity: i.quantity,
+      ...(priced ? { unitPrice: money(i.unitPriceCents, o.currency) } : {}),
+    })),
+    ...(priced ? { total: money(o.totalCents, o.currency) } : {}),
+    failureReason: o.state === "FAILED" && o.failureReason ? FailureReason[o.failureReason] : FailureReason.UNSPECIFIED,
+    failureMessage: o.state === "FAILED" ? o.failureMessage : "",
+    paymentId: o.paymentId,
+    cardLast4: o.cardLast4,
+    createTime: timestampFromDate(o.createdAt),
+    updateTime: timestampFromDate(o.updatedAt),
+  };
+}

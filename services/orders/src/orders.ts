@@ -1,0 +1,108 @@
+// Orders and where each one's saga stands, in orders' own database. Every step is written before the
+// remote call it leads to, so after a crash the recovery loop knows what may have happened.
+import { createHash } from "node:crypto";
+import { type Connection, Schema } from "mongoose";
+
+export type OrderStateName = "PENDING" | "CONFIRMED" | "FAILED";
+/** Saga progress: the step being attempted (…ING) or the last one that succeeded (…ED). */
+export type SagaStep = "CREATED" | "RESERVING" | "RESERVED" | "CHARGING" | "CHARGED" | "COMMITTING" | "COMPENSATING" | "DONE";
+export type FailureReasonName = "OUT_OF_STOCK" | "PRODUCT_NOT_FOUND" | "PAYMENT_DECLINED" | "INSUFFICIENT_FUNDS" | "DEPENDENCY_UNAVAILABLE" | "ABANDONED";
+
+export interface OrderLine {
+  sku: string;
+  name: string;
+  quantity: number;
+  unitPriceCents: number;
+}
+
+export interface OrderRecord {
+  _id: string;
+  userId: string;
+  idempotencyKey: string;
+  requestHash: string;
+  state: OrderStateName;
+  step: SagaStep;
+  items: OrderLine[];
+  totalCents: number;
+  currency: string;
+  paymentId: string;
+  cardLast4: string;
+  failureReason?: FailureReasonName;
+  failureMessage: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+const orderRecord = new Schema<OrderRecord>(
+  {
+    _id: String,
+    userId: { type: String, required: true, index: true },
+    idempotencyKey: { type: String, required: true },
+    requestHash: { type: String, required: true },
+    state: { type: String, required: true, enum: ["PENDING", "CONFIRMED", "FAILED"], index: true },
+    step: { type: String, required: true },
+    items: { type: [{ _id: false, sku: String, name: String, quantity: Number, unitPriceCents: Number }], default: [] },
+    totalCents: { type: Number, default: 0 },
+    currency: { type: String, default: "USD" },
+    paymentId: { type: String, default: "" },
+    cardLast4: { type: String, default: "" },
+    failureReason: { type: String },
+    failureMessage: { type: String, default: "" },
+  },
+  { versionKey: false, timestamps: true },
+);
+
+/** The order id follows from the caller and their idempotency key, so a repeat cannot create a second order. */
+export function orderIdFor(userId: string, idempotencyKey: string): string {
+  return `ord_${createHash("sha256").update(`${userId}\n${idempotencyKey}`).digest("hex").slice(0, 24)}`;
+}
+
+export function requestHashOf(items: { sku: string; quantity: number }[], cardLast4: string): string {
+  const canonical = [...items].sort((a, b) => a.sku.localeCompare(b.sku)).map((i) => `${i.sku}:${i.quantity}`);
+  return createHash("sha256")
+    .update(`${canonical.join(",")}|${cardLast4}`)
+    .digest("hex")
+    .slice(0, 32);
+}
+
+export type OrderStore = ReturnType<typeof orderStore>;
+
+export function orderStore(db: Connection) {
+  const Order = db.model<OrderRecord>("Order", orderRecord);
+
+  return {
+    get: (id: string) => Order.findById(id).lean<OrderRecord>(),
+
+    /** Creates the PENDING order; "exists" when one was already made with this id (a repeat). */
+    open: async (init: Pick<OrderRecord, "_id" | "userId" | "idempotencyKey" | "requestHash" | "items" | "cardLast4">): Promise<"created" | "exists"> => {
+      try {
+        await Order.create({ ...init, state: "PENDING", step: "CREATED" });
+        return "created";
+      } catch (err) {
+        if ((err as { code?: number }).code === 11000) return "exists";
+        throw err;
+      }
+    },
+
+    /** Records saga progress; callers hold the order's lock, so a plain update is safe. */
+    update: async (id: string, fields: Partial<Omit<OrderRecord, "_id" | "createdAt" | "updatedAt">>) =>
+      (await Order.findOneAndUpdate({ _id: id }, { $set: fields }, { new: true }).lean<OrderRecord>()) as OrderRecord,
+
+    /** The user's orders, newest first, after the (createdAt, id) position of the previous page. */
+    page: (userId: string, limit: number, after?: { t: number; id: string }) =>
+      Order.find({
+        userId,
+        ...(after ? { $or: [{ createdAt: { $lt: new Date(after.t) } }, { createdAt: new Date(after.t), _id: { $lt: after.id } }] } : {}),
+      })
+        .sort({ createdAt: -1, _id: -1 })
+        .limit(limit + 1)
+        .lean<OrderRecord[]>(),
+
+    /** PENDING orders untouched since `before`: interrupted sagas for the recovery loop. */
+    stuck: (before: Date, limit = 50) =>
+      Order.find({ state: "PENDING", updatedAt: { $lt: before } })
+        .sort({ updatedAt: 1 })
+        .limit(limit)
+        .lean<OrderRecord[]>(),
+  };
+}

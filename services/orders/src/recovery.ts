@@ -1,0 +1,75 @@
+// The recovery loop: finishes or undoes orders left PENDING by a crash or an unreachable peer.
+// An order counts as stuck once it has not moved for `afterMs` — longer than any deadline the saga
+// uses, so no call of the original run can still be in flight.
+import { detached, type Locks, type Logger } from "#kit";
+import { ORDER_LOCK_TTL_MS } from "./order-service.js";
+import type { OrderStore } from "./orders.js";
+import type { Saga } from "./saga.js";
+
+export interface RecoveryOptions {
+  orders: OrderStore;
+  saga: Saga;
+  locks: Locks;
+  log: Logger;
+  intervalMs: number;
+  afterMs: number;
+}
+
+export function recoveryLoop({ orders, saga, locks, log, intervalMs, afterMs }: RecoveryOptions) {
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<number> | undefined;
+  let stopped = false;
+
+  /** One pass: every stuck order gets one recovery attempt. Returns how many were finished. */
+  async function pass(): Promise<number> {
+    let finished = 0;
+    for (const stuck of await orders.stuck(new Date(Date.now() - afterMs))) {
+      if (stopped) break;
+      try {
+        const order = await locks.withLock(
+          `order:${stuck._id}`,
+          async () => {
+            const current = await orders.get(stuck._id);
+            if (!current || current.state !== "PENDING") return current; // finished meanwhile
+            log.info({ orderId: current._id, step: current.step }, "recovering interrupted order");
+            return saga.recover(current, { call: detached(undefined), fresh: () => detached(undefined) });
+          },
+          { ttlMs: ORDER_LOCK_TTL_MS, waitMs: 1000 },
+        );
+        if (order && order.state !== "PENDING") {
+          finished++;
+          log.info({ orderId: order._id, state: order.state }, "order recovered");
+        }
+      } catch (err) {
+        log.warn({ orderId: stuck._id, err: (err as Error).message }, "recovery attempt failed; will retry");
+      }
+    }
+    return finished;
+  }
+
+  const schedule = () => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      running = pass().catch((err) => {
+        log.warn({ err: (err as Error).message }, "recovery pass failed");
+        return 0;
+      });
+      void running.finally(schedule);
+    }, intervalMs);
+    timer.unref();
+  };
+
+  return {
+    pass,
+    start: () => {
+      stopped = false;
+      schedule();
+    },
+    /** Stops scheduling and waits for a pass in progress. */
+    stop: async () => {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}

@@ -1,0 +1,188 @@
+// The PlaceOrder saga: reserve stock → charge the card → commit the reservation → CONFIRMED, or undo what
+// was done (refund, release) → FAILED with a reason. Each step is recorded before its remote call, so a
+// crash leaves an order whose next move is known (see recover). Catalog and payment are idempotent per
+// order id, so repeating a step after a timeout or a crash is always safe.
+import type { CallOptions, Client } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
+import type { Card, PaymentService } from "#gen/meshmart/payment/v1/payment_pb.js";
+import { PaymentState } from "#gen/meshmart/payment/v1/payment_pb.js";
+import { errorReason, type Logger, money, toCents } from "#kit";
+import type { FailureReasonName, OrderRecord, OrderStore, SagaStep } from "./orders.js";
+
+export interface SagaDeps {
+  orders: OrderStore;
+  catalog: Client<typeof CatalogService>;
+  payment: Client<typeof PaymentService>;
+  log: Logger;
+  /** Test hook, off unless set: runs after each step is recorded (the crash test stops the process here). */
+  afterStep?: (step: SagaStep, order: OrderRecord) => void | Promise<void>;
+}
+
+/** How to call the other services: `call` for the forward steps (the caller's deadline), `fresh` for work that must finish anyway. */
+export interface CallPlan {
+  call: CallOptions;
+  fresh: () => CallOptions;
+}
+
+/** Codes after which a step may or may not have happened on the other side. */
+const UNCERTAIN = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.Canceled, Code.Unknown, Code.Internal, Code.Aborted, Code.ResourceExhausted]);
+
+interface Failure {
+  reason: FailureReasonName;
+  message: string;
+  uncertain: boolean;
+}
+
+function classify(err: unknown): Failure {
+  const e = ConnectError.from(err);
+  const reason = errorReason(e);
+  if (reason === "OUT_OF_STOCK") return { reason: "OUT_OF_STOCK", message: e.rawMessage, uncertain: false };
+  if (reason === "PRODUCT_NOT_FOUND") return { reason: "PRODUCT_NOT_FOUND", message: e.rawMessage, uncertain: false };
+  if (reason === "INSUFFICIENT_FUNDS") return { reason: "INSUFFICIENT_FUNDS", message: e.rawMessage, uncertain: false };
+  if (reason === "CARD_DECLINED" || reason === "EXPIRED_CARD" || e.code === Code.InvalidArgument)
+    return { reason: "PAYMENT_DECLINED", message: e.rawMessage, uncertain: false };
+  if (UNCERTAIN.has(e.code)) return { reason: "DEPENDENCY_UNAVAILABLE", message: `${Code[e.code]}: ${e.rawMessage}`, uncertain: true };
+  return { reason: "DEPENDENCY_UNAVAILABLE", message: `${Code[e.code]}: ${e.rawMessage}`, uncertain: false };
+}
+
+export type Saga = ReturnType<typeof orderSaga>;
+
+export function orderSaga({ orders, catalog, payment, log, afterStep }: SagaDeps) {
+  async function step(order: OrderRecord, next: SagaStep, fields: Partial<OrderRecord> = {}): Promise<OrderRecord> {
+    const updated = await orders.update(order._id, { ...fields, step: next });
+    await afterStep?.(next, updated);
+    return updated;
+  }
+
+  async function reserve(order: OrderRecord, opts: CallOptions) {
+    order = await step(order, "RESERVING");
+    const { reservation } = await catalog.reserveStock({ reservationId: order._id, items: order.items.map(({ sku, quantity }) => ({ sku, quantity })) }, opts);
+    const items = (reservation?.items ?? []).map((i) => ({
+      sku: i.sku,
+      name: i.name,
+      quantity: i.quantity,
+      unitPriceCents: toCents(i.unitPrice ?? { units: 0n, nanos: 0 }) ?? 0,
+    }));
+    return step(order, "RESERVED", {
+      items,
+      totalCents: toCents(reservation?.total ?? { units: 0n, nanos: 0 }) ?? 0,
+      currency: reservation?.total?.currencyCode || "USD",
+    });
+  }
+
+  async function charge(order: OrderRecord, card: Card, opts: CallOptions) {
+    order = await step(order, "CHARGING");
+    const res = await payment.charge({ idempotencyKey: order._id, orderId: order._id, amount: money(order.totalCents, order.currency), card }, opts);
+    return step(order, "CHARGED", { paymentId: res.payment?.paymentId ?? "" });
+  }
+
+  async function commit(order: OrderRecord, opts: CallOptions) {
+    order = await step(order, "COMMITTING");
+    await catalog.commitReservation({ reservationId: order._id }, opts);
+    return step(order, "DONE", { state: "CONFIRMED" });
+  }
+
+  /** Refunds whatever payment reached this order (known, or found in payment's records), then releases the stock. */
+  async function compensate(order: OrderRecord, reason: FailureReasonName, message: string, plan: CallPlan): Promise<OrderRecord> {
+    order = await step(order, "COMPENSATING", { failureReason: order.failureReason ?? reason, failureMessage: order.failureMessage || message });
+    try {
+      const { payments } = await payment.listPayments({ orderId: order._id, pageSize: 100 }, plan.fresh());
+      for (const p of payments) {
+        if (p.state === PaymentState.APPROVED || p.state === PaymentState.PARTIALLY_REFUNDED) {
+          await payment.refund(
+            { idempotencyKey: `refund-${p.paymentId}`, paymentId: p.paymentId, reason: `order ${order._id} failed: ${order.failureReason}` },
+            plan.fresh(),
+          );
+        }
+      }
+      await catalog.releaseStock({ reservationId: order._id }, plan.fresh()); // also blocks a reservation still on its way
+      log.info({ orderId: order._id, reason: order.failureReason }, "order failed; compensated");
+      return step(order, "DONE", { state: "FAILED" });
+    } catch (err) {
+      log.warn({ orderId: order._id, err: ConnectError.from(err).message }, "compensation incomplete; the recovery loop will finish it");
+      return order;
+    }
+  }
+
+  /** A step that may have happened: try it once more with a fresh deadline; the callee's idempotency gives the real outcome. */
+  async function settleUncertain<T>(attempt: () => Promise<T>): Promise<T | Failure> {
+    try {
+      return await attempt();
+    } catch (err) {
+      return classify(err);
+    }
+  }
+
+  /** Cannot tell what happened: keep the order PENDING (with why) for the recovery loop, which asks once nothing is in flight. */
+  async function leavePending(order: OrderRecord, why: Failure): Promise<OrderRecord> {
+    log.warn({ orderId: order._id, step: order.step, why: why.message }, "outcome unknown; order left PENDING for recovery");
+    return orders.update(order._id, { failureReason: why.reason, failureMessage: why.message });
+  }
+
+  const isFailure = (v: unknown): v is Failure => typeof v === "object" && v !== null && "reason" in v && "uncertain" in v;
+
+  return {
+    /** Runs the order forward from wherever it stands, with the caller's card. Ends CONFIRMED, FAILED, or PENDING for recovery. */
+    async run(start: OrderRecord, card: Card, plan: CallPlan): Promise<OrderRecord> {
+      let order = start;
+      try {
+        if (order.step === "COMPENSATING") return compensate(order, order.failureReason ?? "ABANDONED", order.failureMessage, plan);
+        if (order.step === "CREATED" || order.step === "RESERVING") order = await reserve(order, plan.call);
+        if (order.step === "RESERVED" || order.step === "CHARGING") {
+          const charged = await settleUncertain(() => charge(order, card, plan.call));
+          if (isFailure(charged) && charged.uncertain) {
+            const again = await settleUncertain(() => charge(order, card, plan.fresh()));
+            if (isFailure(again)) return again.uncertain ? leavePending(order, again) : compensate(order, again.reason, again.message, plan);
+            order = again;
+          } else if (isFailure(charged)) {
+            return compensate(order, charged.reason, charged.message, plan);
+          } else {
+            order = charged;
+          }
+        }
+        if (order.step === "CHARGED" || order.step === "COMMITTING") {
+          const done = await settleUncertain(() => commit(order, plan.call));
+          if (!isFailure(done)) return done;
+          const again = await settleUncertain(() => commit(order, plan.fresh()));
+          if (!isFailure(again)) return again;
+          // Paid and held but not committed: recovery commits later; a refusal (the stock was released) is undone now.
+          return again.uncertain ? leavePending(order, again) : compensate(order, again.reason, again.message, plan);
+        }
+        return order;
+      } catch (err) {
+        // Only reserve throws here: release undoes it whether or not the reservation was made.
+        const failure = classify(err);
+        return compensate(await orders.get(order._id).then((o) => o ?? order), failure.reason, failure.message, plan);
+      }
+    },
+
+    /** Finishes an interrupted order without the card (which orders never stores). */
+    async recover(order: OrderRecord, plan: CallPlan): Promise<OrderRecord> {
+      switch (order.step) {
+        case "CREATED":
+        case "RESERVING":
+        case "RESERVED": // the charge was never sent: CHARGING is recorded before it
+          return compensate(order, "ABANDONED", "interrupted before payment; stock released", plan);
+        case "CHARGING": {
+          // The charge may have happened: payment's records say.
+          const { payments } = await payment.listPayments({ orderId: order._id, pageSize: 100 }, plan.fresh());
+          const paid = payments.find((p) => p.state === PaymentState.APPROVED);
+          if (!paid) return compensate(order, "ABANDONED", "interrupted during payment; no charge was made", plan);
+          order = await step(order, "CHARGED", { paymentId: paid.paymentId });
+          return commit(order, plan.fresh()).catch((err) => {
+            log.warn({ orderId: order._id, err: ConnectError.from(err).message }, "commit failed during recovery; will retry");
+            return order;
+          });
+        }
+        case "CHARGED":
+        case "COMMITTING":
+          return commit(order, plan.fresh());
+        case "COMPENSATING":
+          return compensate(order, order.failureReason ?? "ABANDONED", order.failureMessage, plan);
+        default:
+          return order;
+      }
+    },
+  };
+}

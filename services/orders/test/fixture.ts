@@ -1,0 +1,83 @@
+// What orders tests stand on: real catalog and payment servers (in-process, real gRPC, real database),
+// and a signing key of our own standing in for identity (orders only needs its public half).
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
+import { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
+import { OrderService } from "#gen/meshmart/orders/v1/orders_pb.js";
+import { PaymentService } from "#gen/meshmart/payment/v1/payment_pb.js";
+import { closeClients, dial, type RunningServer } from "#kit";
+import { dropDatabase, testMongoUri, uniqueDbName } from "../../../test/support/db.js";
+import { catalogConfig, startCatalog } from "../../catalog/src/server.js";
+import { paymentConfig, startPayment } from "../../payment/src/server.js";
+
+export const APPROVE = { number: "4242424242424242", expMonth: 12, expYear: 2099, cvc: "123" };
+export const DECLINE = { ...APPROVE, number: "4000000000000002" };
+export const NO_FUNDS = { ...APPROVE, number: "4000000000009995" };
+
+export interface Peers {
+  catalog: RunningServer;
+  payment: RunningServer;
+  catalogClient: ReturnType<typeof dial<typeof CatalogService>>;
+  paymentClient: ReturnType<typeof dial<typeof PaymentService>>;
+  /** Serves the test key as a JWKS over HTTP, as identity's admin port does. */
+  jwksUrl: string;
+  jwks: { keys: JWK[] };
+  token(sub: string, opts?: { expiresIn?: string | number; email?: string }): Promise<string>;
+  mongoUri: string;
+  dbNames: { orders: string };
+  stop(): Promise<void>;
+}
+
+export async function startPeers(): Promise<Peers> {
+  const names = { catalog: uniqueDbName("o_catalog"), payment: uniqueDbName("o_payment"), orders: uniqueDbName("orders") };
+  const base = { MONGODB_URI: testMongoUri(), PORT: "0", HOST: "127.0.0.1" };
+  const catalog = await startCatalog(catalogConfig({ ...base, DB_NAME: names.catalog }));
+  const payment = await startPayment(paymentConfig({ ...base, DB_NAME: names.payment }));
+  const { publicKey, privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519" });
+  const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: "test", alg: "EdDSA", use: "sig" }] };
+  const http: Server = createServer((_req, res) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(jwks)));
+  await new Promise<void>((r) => http.listen(0, "127.0.0.1", r));
+  return {
+    catalog,
+    payment,
+    catalogClient: dial(CatalogService, `127.0.0.1:${catalog.port}`),
+    paymentClient: dial(PaymentService, `127.0.0.1:${payment.port}`),
+    jwksUrl: `http://127.0.0.1:${(http.address() as AddressInfo).port}/.well-known/jwks.json`,
+    jwks,
+    mongoUri: testMongoUri(),
+    dbNames: { orders: names.orders },
+    token: (sub, opts = {}) =>
+      new SignJWT({ email: opts.email ?? `${sub}@example.com` })
+        .setProtectedHeader({ alg: "EdDSA", kid: "test" })
+        .setSubject(sub)
+        .setIssuer("meshmart-identity")
+        .setAudience("meshmart")
+        .setIssuedAt()
+        .setExpirationTime(opts.expiresIn ?? "10m")
+        .sign(privateKey),
+    async stop() {
+      await catalog.shutdown();
+      await payment.shutdown();
+      await new Promise((r) => http.close(r));
+      closeClients();
+      for (const n of Object.values(names)) await dropDatabase(n);
+    },
+  };
+}
+
+export function ordersEnv(peers: Peers, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    MONGODB_URI: peers.mongoUri,
+    DB_NAME: peers.dbNames.orders,
+    PORT: "0",
+    HOST: "127.0.0.1",
+    CATALOG_ADDR: `127.0.0.1:${peers.catalog.port}`,
+    PAYMENT_ADDR: `127.0.0.1:${peers.payment.port}`,
+    IDENTITY_JWKS_URL: peers.jwksUrl,
+    ...extra,
+  };
+}
+
+export const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+export { OrderService };
