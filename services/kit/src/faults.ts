@@ -29,7 +29,13 @@ export function faultsFromEnv(source: Record<string, string | undefined> = proce
       methods: source.FAULT_METHODS,
       failNext: source.FAULT_FAIL_NEXT,
     },
-    { errorPercent: "FAULT_ERROR_PERCENT", delayMs: "FAULT_DELAY_MS", delayPercent: "FAULT_DELAY_PERCENT", methods: "FAULT_METHODS", failNext: "FAULT_FAIL_NEXT" },
+    {
+      errorPercent: "FAULT_ERROR_PERCENT",
+      delayMs: "FAULT_DELAY_MS",
+      delayPercent: "FAULT_DELAY_PERCENT",
+      methods: "FAULT_METHODS",
+      failNext: "FAULT_FAIL_NEXT",
+    },
   );
 }
 

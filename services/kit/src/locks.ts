@@ -2,8 +2,8 @@
 // Why: FerretDB v1 (the dev/test database) applies an update as read-modify-write, so a conditional
 // updateOne ({stock: {$gte: n}}, {$inc: ...}) is not atomic under concurrency there, while inserting a
 // duplicate _id fails atomically on every Mongo-wire server. Callers in one process queue in memory;
-// other processes (catalog v1 and v2 share a database) retry with backoff. A lease left by a crashed
-// process expires after its ttl.
+// other processes (catalog v1 and v2 share a database) retry with backoff. The holder renews its lease
+// while it works, so the ttl can be short: a lease left by a crashed process expires within it.
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type Connection, Schema } from "mongoose";
@@ -15,7 +15,7 @@ interface LockRecord {
 }
 
 export interface LockOptions {
-  /** Lease length; the holder must finish well within it. */
+  /** Lease length; renewed every third of it while the holder works, so only a crashed holder's lease runs out. */
   ttlMs?: number;
   /** How long to wait for a lock held elsewhere before giving up with ABORTED. */
   waitMs?: number;

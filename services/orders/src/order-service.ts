@@ -14,8 +14,10 @@ export interface Deps {
   locks: Locks;
 }
 
-/** How long one order's lock may be held: longer than a whole saga with its retries. */
-export const ORDER_LOCK_TTL_MS = 60_000;
+/** Lease of an order's lock (renewed while a saga runs): how long a crashed process blocks recovery. */
+export const ORDER_LOCK_TTL_MS = 3_000;
+/** How long a repeated PlaceOrder waits for the first one's saga: longer than a whole saga with its retries. */
+export const ORDER_LOCK_WAIT_MS = 60_000;
 
 export function orderService({ orders, saga, locks }: Deps): ServiceImpl<typeof OrderService> {
   return {
@@ -40,7 +42,7 @@ export function orderService({ orders, saga, locks }: Deps): ServiceImpl<typeof 
           if (current.state !== "PENDING" || !card) return current; // a repeat gets the first answer
           return saga.run(current, card, { call: forward(ctx), fresh: () => detached(ctx) });
         },
-        { ttlMs: ORDER_LOCK_TTL_MS, waitMs: ORDER_LOCK_TTL_MS },
+        { ttlMs: ORDER_LOCK_TTL_MS, waitMs: ORDER_LOCK_WAIT_MS },
       );
       return { order: toProto(order) };
     },
