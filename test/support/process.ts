@@ -2,9 +2,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { join } from "node:path";
-import { createClient } from "@connectrpc/connect";
-import { Health, HealthCheckResponse_ServingStatus } from "../../gen/health/v1/health_pb.js";
-import { createGrpcTransport } from "../../services/kit/src/grpc-transport.js";
 import { ROOT } from "../../tools/devdb.js";
 
 export interface ServiceProcess {
@@ -16,8 +13,8 @@ export interface ServiceProcess {
 }
 
 /** Spawns `node --import tsx <entry>` with `env`; output is kept for assertions and failure messages. */
-export function startProcess(entry: string, env: Record<string, string>): ServiceProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, entry)], {
+export function startProcess(entry: string, env: Record<string, string>, args: string[] = []): ServiceProcess {
+  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, entry), ...args], {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -38,29 +35,4 @@ export function startProcess(entry: string, env: Record<string, string>): Servic
   };
 }
 
-/** Polls grpc.health.v1.Health/Check until `want` (SERVING by default) or the timeout. */
-export async function waitForHealth(
-  address: string,
-  opts: { want?: HealthCheckResponse_ServingStatus; timeoutMs?: number; service?: string } = {},
-): Promise<void> {
-  const want = opts.want ?? HealthCheckResponse_ServingStatus.SERVING;
-  const transport = createGrpcTransport({ target: address, defaultTimeoutMs: 1000 });
-  const client = createClient(Health, transport);
-  const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
-  let last = "no answer";
-  try {
-    while (Date.now() < deadline) {
-      try {
-        const r = await client.check({ service: opts.service ?? "" });
-        if (r.status === want) return;
-        last = HealthCheckResponse_ServingStatus[r.status];
-      } catch (err) {
-        last = String(err);
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  } finally {
-    transport.close();
-  }
-  throw new Error(`${address} did not become ${HealthCheckResponse_ServingStatus[want]} (last: ${last})`);
-}
+export { waitForHealth } from "../../tools/health-wait.js";

@@ -99,8 +99,12 @@ export function productStore(db: Connection) {
     seed: async (products: SeedProduct[]) => {
       let inserted = 0;
       for (const { sku, ...rest } of products) {
-        const r = await Product.updateOne({ _id: sku }, { $setOnInsert: { ...rest, holds: [] } }, { upsert: true });
-        inserted += r.upsertedCount;
+        try {
+          const r = await Product.updateOne({ _id: sku }, { $setOnInsert: { ...rest, holds: [] } }, { upsert: true });
+          inserted += r.upsertedCount;
+        } catch (err) {
+          if ((err as { code?: number }).code !== 11000) throw err; // v1 and v2 seeding at once: the other one won
+        }
       }
       return inserted;
     },

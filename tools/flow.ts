@@ -1,0 +1,79 @@
+// Walks meshmart's whole flow against a running stack (npm start): register → login → list products →
+// place an order → read it back. Prints each step; exits 1 when an answer is not what it should be.
+//
+//   npm run flow                          approved card (4242…): the order ends CONFIRMED
+//   npm run flow -- --card 4000000000000002   declined card: the order ends FAILED
+//   npm run flow -- --identity 127.0.0.1:50051 --catalog 127.0.0.1:50052 --orders 127.0.0.1:50053
+import { randomUUID } from "node:crypto";
+import { parseArgs } from "node:util";
+import { ConnectError } from "@connectrpc/connect";
+import { CatalogService } from "../gen/meshmart/catalog/v1/catalog_pb.js";
+import { IdentityService } from "../gen/meshmart/identity/v1/identity_pb.js";
+import { FailureReason, OrderService, OrderState } from "../gen/meshmart/orders/v1/orders_pb.js";
+import { closeClients, dial, formatMoney, toCents } from "../services/kit/src/index.js";
+
+const { values: args } = parseArgs({
+  options: {
+    identity: { type: "string", default: "127.0.0.1:50051" },
+    catalog: { type: "string", default: "127.0.0.1:50052" },
+    orders: { type: "string", default: "127.0.0.1:50053" },
+    card: { type: "string", default: "4242424242424242" },
+    sku: { type: "string", default: "mug-blue" },
+    quantity: { type: "string", default: "1" },
+    email: { type: "string" },
+    json: { type: "boolean", default: false },
+  },
+});
+
+const say = (...parts: unknown[]) => !args.json && console.log(...parts);
+
+async function main() {
+  const identity = dial(IdentityService, args.identity);
+  const catalog = dial(CatalogService, args.catalog);
+  const orders = dial(OrderService, args.orders);
+  const email = args.email ?? `shopper-${randomUUID().slice(0, 8)}@example.com`;
+  const password = "correct-horse-1";
+
+  const { user } = await identity.register({ email, password, displayName: "Flow Walker" }).catch(async (err) => {
+    if (ConnectError.from(err).code !== 6) throw err; // ALREADY_EXISTS: walk again as that user
+    return { user: undefined };
+  });
+  say(`1. registered      ${email}${user ? ` (user ${user.userId})` : " (already registered)"}`);
+
+  const { accessToken } = await identity.login({ email, password });
+  const auth = { headers: { authorization: `Bearer ${accessToken}` } };
+  say(`2. logged in       token ${accessToken.slice(0, 24)}…`);
+
+  const { products } = await catalog.listProducts({ pageSize: 5 });
+  say(`3. products        ${products.map((p) => `${p.sku} (${p.stock} left)`).join(", ")}, …`);
+  const stockBefore = (await catalog.getProduct({ sku: args.sku })).product?.stock ?? 0;
+
+  const { order } = await orders.placeOrder(
+    {
+      idempotencyKey: randomUUID(),
+      items: [{ sku: args.sku, quantity: Number(args.quantity) }],
+      card: { number: args.card, expMonth: 12, expYear: 2099, cvc: "123" },
+    },
+    auth,
+  );
+  if (!order) throw new Error("PlaceOrder returned no order");
+  const total = order.total ? formatMoney(toCents(order.total) ?? 0, order.total.currencyCode) : "-";
+  say(
+    `4. placed order    ${order.orderId}: ${OrderState[order.state]}${order.state === OrderState.FAILED ? ` (${FailureReason[order.failureReason]}: ${order.failureMessage})` : ""}, total ${total}`,
+  );
+
+  const read = (await orders.getOrder({ orderId: order.orderId }, auth)).order;
+  const stockAfter = (await catalog.getProduct({ sku: args.sku })).product?.stock ?? 0;
+  say(`5. read it back    ${read?.orderId}: ${read ? OrderState[read.state] : "missing"}; ${args.sku} stock ${stockBefore} → ${stockAfter}`);
+
+  const result = { email, orderId: order.orderId, state: OrderState[order.state], failureReason: FailureReason[order.failureReason], stockBefore, stockAfter };
+  if (args.json) console.log(JSON.stringify(result));
+  closeClients();
+  if (read?.state !== order.state) process.exit(1);
+}
+
+main().catch((err) => {
+  console.error(`flow failed: ${err instanceof Error ? err.message : err}`);
+  closeClients();
+  process.exit(1);
+});
