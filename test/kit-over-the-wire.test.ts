@@ -36,7 +36,7 @@ describe("the kit over the wire (catalog as the sample service)", () => {
     server = await startCatalog(catalogConfig({ MONGODB_URI: testMongoUri(), DB_NAME: dbName, PORT: "0", ADMIN_PORT: "0", HOST: "127.0.0.1", VERSION: "v1" }));
   });
   after(async () => {
-    await server.shutdown();
+    await server?.shutdown();
     closeClients();
     await dropDatabase(dbName);
   });
@@ -110,7 +110,7 @@ describe("the kit over the wire (catalog as the sample service)", () => {
     it("runs the same handlers, health and reflection on the connect-node engine", async () => {
       const dbName2 = uniqueDbName("kit_connect");
       const other = await startCatalog(
-        catalogConfig({ MONGODB_URI: testMongoUri(), DB_NAME: dbName2, PORT: "0", HOST: "127.0.0.1", VERSION: "v2", ENGINE: "connect-node" }),
+        catalogConfig({ MONGODB_URI: testMongoUri(), DB_NAME: dbName2, PORT: "0", ADMIN_PORT: "0", HOST: "127.0.0.1", VERSION: "v2", ENGINE: "connect-node" }),
       );
       try {
         const client = dial(CatalogService, local(other));
@@ -135,7 +135,7 @@ describe("the kit over the wire (catalog as the sample service)", () => {
         });
         expect(viaReflection.product.sku).to.equal("tea-sencha");
       } finally {
-        await other.shutdown();
+        await other?.shutdown();
         await dropDatabase(dbName2);
       }
     });
@@ -215,8 +215,8 @@ describe("propagation through one hop", () => {
     });
   });
   after(async () => {
-    await front.shutdown();
-    await back.shutdown();
+    await front?.shutdown();
+    await back?.shutdown();
     closeClients();
   });
 
@@ -266,17 +266,17 @@ describe("health follows the database", () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "meshmart-health-db-"));
     db = await startDevDb({ dir });
-    server = await startCatalog(catalogConfig({ MONGODB_URI: db.uri, PORT: "0", HOST: "127.0.0.1", HEALTH_INTERVAL_MS: "100", SEED: "true" }));
+    server = await startCatalog(catalogConfig({ MONGODB_URI: db.uri, PORT: "0", ADMIN_PORT: "0", HOST: "127.0.0.1", HEALTH_INTERVAL_MS: "100", SEED: "true" }));
   });
   after(async () => {
-    await server.shutdown();
-    await db.stop();
+    await server?.shutdown();
+    await db?.stop();
     rmSync(dir, { recursive: true, force: true });
   });
 
   it("flips to NOT_SERVING when the database stops and back to SERVING when it returns", async () => {
     await waitForHealth(local(server));
-    await db.stop();
+    await db?.stop();
     await waitForHealth(local(server), { want: HealthCheckResponse_ServingStatus.NOT_SERVING });
     const err = ConnectError.from(
       await dial(CatalogService, local(server))

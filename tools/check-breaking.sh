@@ -4,7 +4,8 @@
 # in a shallow clone without history, there is nothing to compare with and the check says so.
 # Usage: tools/check-breaking.sh [git-ref]   (default: HEAD~1 when HEAD is committed work, else HEAD)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(git rev-parse --show-toplevel)"
+BUF="${BUF:-npx buf}"
 ref="${1:-}"
 if [[ -z "$ref" ]]; then
   if [[ -n "$(git status --porcelain -- proto)" ]]; then ref=HEAD; else ref=HEAD~1; fi
@@ -17,5 +18,5 @@ if ! git cat-file -e "$ref:proto" 2>/dev/null; then
   echo "check-breaking: $ref has no proto/ yet; skipped"
   exit 0
 fi
-npx buf breaking proto --against ".git#ref=$ref,subdir=proto"
+$BUF breaking proto --against ".git#ref=$ref,subdir=proto"
 echo "check-breaking: proto/ is wire- and source-compatible with $ref"

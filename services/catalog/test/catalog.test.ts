@@ -27,7 +27,7 @@ describe("catalog", () => {
     catalog = dial(CatalogService, `127.0.0.1:${server.port}`);
   });
   after(async () => {
-    await server.shutdown();
+    await server?.shutdown();
     closeClients();
     await dropDatabase(dbName);
   });
@@ -211,7 +211,7 @@ describe("catalog v2", () => {
     );
   });
   after(async () => {
-    await server.shutdown();
+    await server?.shutdown();
     closeClients();
     await dropDatabase(dbName);
   });

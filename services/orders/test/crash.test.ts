@@ -18,7 +18,7 @@ describe("orders crash recovery", () => {
   });
   after(async () => {
     closeClients();
-    await peers.stop();
+    await peers?.stop();
   });
 
   const stockOf = async (sku: string) => (await peers.catalogClient.getProduct({ sku })).product?.stock ?? -1;

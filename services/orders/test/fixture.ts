@@ -31,7 +31,7 @@ export interface Peers {
 
 export async function startPeers(): Promise<Peers> {
   const names = { catalog: uniqueDbName("o_catalog"), payment: uniqueDbName("o_payment"), orders: uniqueDbName("orders") };
-  const base = { MONGODB_URI: testMongoUri(), PORT: "0", HOST: "127.0.0.1" };
+  const base = { MONGODB_URI: testMongoUri(), PORT: "0", ADMIN_PORT: "0", HOST: "127.0.0.1" };
   const catalog = await startCatalog(catalogConfig({ ...base, DB_NAME: names.catalog }));
   const payment = await startPayment(paymentConfig({ ...base, DB_NAME: names.payment }));
   const { publicKey, privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519" });
@@ -71,6 +71,7 @@ export function ordersEnv(peers: Peers, extra: Record<string, string> = {}): Rec
     MONGODB_URI: peers.mongoUri,
     DB_NAME: peers.dbNames.orders,
     PORT: "0",
+    ADMIN_PORT: "0",
     HOST: "127.0.0.1",
     CATALOG_ADDR: `127.0.0.1:${peers.catalog.port}`,
     PAYMENT_ADDR: `127.0.0.1:${peers.payment.port}`,

@@ -30,8 +30,8 @@ describe("orders", () => {
     bob = bearer(await peers.token("bob"));
   });
   after(async () => {
-    await server.shutdown();
-    await peers.stop();
+    await server?.shutdown();
+    await peers?.stop();
   });
 
   const stockOf = async (sku: string) => (await peers.catalogClient.getProduct({ sku })).product?.stock ?? -1;
