@@ -1,0 +1,83 @@
+// Builds and starts identity from its configuration (used by main.ts, the tests and the local stack).
+import type { ServerResponse } from "node:http";
+import { fileURLToPath } from "node:url";
+import { createLocalJWKSet, type JSONWebKeySet } from "jose";
+import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
+import { authenticate, ConfigError, databaseReady, env, type Logger, oneOf, openDatabase, port, type RunningServer, serve, service } from "#kit";
+import { identityService } from "./identity-service.js";
+import { loadSigningKey, tokenIssuer } from "./tokens.js";
+import { userStore } from "./users.js";
+
+/** The dev key lives under the repo root whatever the working directory, so every start finds the same key. */
+const DEV_KEY_DIR = fileURLToPath(new URL("../../../.cache/identity", import.meta.url));
+
+export const JWKS_PATH = "/.well-known/jwks.json";
+
+export const identityDefaults = {
+  PORT: 50051,
+  ADMIN_PORT: 9091,
+  HOST: "0.0.0.0",
+  MONGODB_URI: "mongodb://127.0.0.1:27017",
+  DB_NAME: "identity",
+  JWT_ISSUER: "meshmart-identity",
+  JWT_AUDIENCE: "meshmart",
+  TOKEN_TTL_SECONDS: 3600,
+  /** PKCS8 PEM of an Ed25519 key; empty = a dev key generated into JWT_KEY_DIR. */
+  JWT_PRIVATE_KEY_FILE: "",
+  JWT_KEY_DIR: DEV_KEY_DIR,
+  ENGINE: oneOf(["grpc-js", "connect-node"], "grpc-js"),
+  GRACE_MS: 10_000,
+  DRAIN_DELAY_MS: 0,
+  HEALTH_INTERVAL_MS: 2000,
+};
+
+export type IdentityConfig = ReturnType<typeof env<typeof identityDefaults>>;
+
+export function identityConfig(source: Record<string, string | undefined> = process.env): IdentityConfig {
+  const config = env(identityDefaults, source);
+  port("PORT", config.PORT);
+  port("ADMIN_PORT", config.ADMIN_PORT);
+  if (config.TOKEN_TTL_SECONDS <= 0) throw new ConfigError("TOKEN_TTL_SECONDS", `must be more than 0, got ${config.TOKEN_TTL_SECONDS}`);
+  return config;
+}
+
+/** The JWKS route: verifiers may cache it for 5 minutes (the kit's remoteKeys refetches early on an unknown kid). */
+function jwksRoute(jwks: JSONWebKeySet) {
+  const body = `${JSON.stringify(jwks)}\n`;
+  return (_req: unknown, res: ServerResponse) => {
+    res.writeHead(200, { "content-type": "application/json", "cache-control": "public, max-age=300" }).end(body);
+  };
+}
+
+export async function startIdentity(config: IdentityConfig, opts: { signals?: boolean; log?: Logger } = {}): Promise<RunningServer> {
+  // The key first: a bad key setting stops the start before anything is opened.
+  const key = await loadSigningKey({ file: config.JWT_PRIVATE_KEY_FILE, dir: config.JWT_KEY_DIR });
+  const db = await openDatabase(config.MONGODB_URI, config.DB_NAME);
+  try {
+    const users = await userStore(db);
+    const tokens = tokenIssuer(key, { issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, ttlSeconds: config.TOKEN_TTL_SECONDS });
+    return await serve({
+      name: "identity",
+      host: config.HOST,
+      port: config.PORT,
+      adminPort: config.ADMIN_PORT,
+      adminRoutes: { [JWKS_PATH]: jwksRoute(key.jwks) },
+      engine: config.ENGINE,
+      services: [service(IdentityService, identityService({ users, tokens }))],
+      // GetMe checks tokens like every other service does, against the same public keys it serves.
+      interceptors: [
+        authenticate({ keys: createLocalJWKSet(key.jwks), issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, public: ["Register", "Login"] }),
+      ],
+      readiness: [databaseReady(db)],
+      graceMs: config.GRACE_MS,
+      drainDelayMs: config.DRAIN_DELAY_MS,
+      healthIntervalMs: config.HEALTH_INTERVAL_MS,
+      onShutdown: () => db.close(),
+      signals: opts.signals,
+      log: opts.log,
+    });
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+}
