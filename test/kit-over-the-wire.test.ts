@@ -165,6 +165,20 @@ describe("the kit over the wire (catalog as the sample service)", () => {
       }
     });
 
+    it("takes fault settings on the admin port, and refuses a bad one naming the field", async () => {
+      const admin = `http://127.0.0.1:${server.adminPort}/faults`;
+      const bad = await fetch(admin, { method: "PUT", body: JSON.stringify({ errorPercent: 101 }) });
+      expect(bad.status).to.equal(400);
+      expect(await bad.text()).to.contain("errorPercent");
+      const ok = await fetch(admin, { method: "PUT", body: JSON.stringify({ failNext: 1, methods: ["GetProduct"] }) });
+      expect(ok.status).to.equal(200);
+      const client = dial(CatalogService, local(server));
+      expect(ConnectError.from(await client.getProduct({ sku: "mug-blue" }).catch((e) => e)).code).to.equal(Code.Unavailable);
+      expect((await client.getProduct({ sku: "mug-blue" })).product?.sku).to.equal("mug-blue"); // failNext: 1 is spent
+      expect(await (await fetch(admin)).json()).to.deep.include({ failNext: 0 });
+      await fetch(admin, { method: "PUT", body: "{}" });
+    });
+
     it("counts calls per method and code on /metrics", async () => {
       const labels = { grpc_service: "meshmart.catalog.v1.CatalogService", grpc_method: "GetProduct" };
       const before = await metricsOf(server);

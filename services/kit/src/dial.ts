@@ -38,3 +38,8 @@ export function useInMemoryTransport(entries: ServiceEntry[], serverInterceptors
   );
   return inMemory;
 }
+
+/** Back to real channels (undoes useInMemoryTransport). */
+export function useNetworkTransport(): void {
+  inMemory = undefined;
+}

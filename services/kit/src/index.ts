@@ -3,7 +3,7 @@ export type { AdminRoute } from "./admin.js";
 export { type AuthOptions, authenticate, currentUser, remoteKeys } from "./auth.js";
 export { type AuthUser, DEFAULT_TIMEOUT_MS, detached, forward, PROPAGATED_HEADERS, propagatedKey, requestIdKey, userKey } from "./context.js";
 export { databaseReady, openDatabase } from "./db.js";
-export { closeClients, dial, useInMemoryTransport } from "./dial.js";
+export { closeClients, dial, useInMemoryTransport, useNetworkTransport } from "./dial.js";
 export { type Config, ConfigError, env, oneOf, port } from "./env.js";
 export { DomainError, ERROR_DOMAIN, errorReason, invalidArgument, toConnectError, type Violation } from "./errors.js";
 export { type FaultSettings, Faults, faultsFromEnv, NO_FAULTS } from "./faults.js";
