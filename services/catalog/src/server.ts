@@ -1,23 +1,31 @@
 // Builds and starts catalog from its configuration (used by main.ts, the tests and the local stack).
 
 import { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
-import { databaseReady, env, type Logger, lockTable, oneOf, openDatabase, type RunningServer, responseHeaders, serve, service } from "#kit";
+import {
+  commonDefaults,
+  databaseReady,
+  env,
+  type Logger,
+  lockTable,
+  oneOf,
+  openDatabase,
+  type RunningServer,
+  responseHeaders,
+  serve,
+  serveOptionsFrom,
+  service,
+} from "#kit";
 import { catalogService } from "./catalog-service.js";
 import { loadSeed, productStore } from "./products.js";
 import { reservationBook } from "./reservations.js";
 
 export const catalogDefaults = {
+  ...commonDefaults,
   PORT: 50052,
   ADMIN_PORT: 9092,
-  HOST: "0.0.0.0",
-  MONGODB_URI: "mongodb://127.0.0.1:27017",
   DB_NAME: "catalog",
   VERSION: oneOf(["v1", "v2"], "v1"),
   SEED: true,
-  ENGINE: oneOf(["grpc-js", "connect-node"], "grpc-js"),
-  GRACE_MS: 10_000,
-  DRAIN_DELAY_MS: 0,
-  HEALTH_INTERVAL_MS: 2000,
 };
 
 export type CatalogConfig = ReturnType<typeof env<typeof catalogDefaults>>;
@@ -32,11 +40,8 @@ export async function startCatalog(config: CatalogConfig, opts: { signals?: bool
   if (config.SEED) await products.seed(await loadSeed());
   try {
     return await serve({
+      ...serveOptionsFrom(config),
       name: `catalog-${config.VERSION}`,
-      host: config.HOST,
-      port: config.PORT,
-      adminPort: config.ADMIN_PORT,
-      engine: config.ENGINE,
       services: [
         service(
           CatalogService,
@@ -49,9 +54,6 @@ export async function startCatalog(config: CatalogConfig, opts: { signals?: bool
       ],
       interceptors: [responseHeaders({ "x-served-by": `catalog-${config.VERSION}` })],
       readiness: [databaseReady(db)],
-      graceMs: config.GRACE_MS,
-      drainDelayMs: config.DRAIN_DELAY_MS,
-      healthIntervalMs: config.HEALTH_INTERVAL_MS,
       onShutdown: () => db.close(),
       signals: opts.signals,
       log: opts.log,

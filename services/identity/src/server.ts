@@ -3,7 +3,20 @@ import type { ServerResponse } from "node:http";
 import { fileURLToPath } from "node:url";
 import { createLocalJWKSet, type JSONWebKeySet } from "jose";
 import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
-import { authenticate, ConfigError, databaseReady, env, type Logger, oneOf, openDatabase, port, type RunningServer, serve, service } from "#kit";
+import {
+  authenticate,
+  ConfigError,
+  commonDefaults,
+  databaseReady,
+  env,
+  type Logger,
+  openDatabase,
+  port,
+  type RunningServer,
+  serve,
+  serveOptionsFrom,
+  service,
+} from "#kit";
 import { identityService } from "./identity-service.js";
 import { loadSigningKey, tokenIssuer } from "./tokens.js";
 import { userStore } from "./users.js";
@@ -14,10 +27,9 @@ const DEV_KEY_DIR = fileURLToPath(new URL("../../../.cache/identity", import.met
 export const JWKS_PATH = "/.well-known/jwks.json";
 
 export const identityDefaults = {
+  ...commonDefaults,
   PORT: 50051,
   ADMIN_PORT: 9091,
-  HOST: "0.0.0.0",
-  MONGODB_URI: "mongodb://127.0.0.1:27017",
   DB_NAME: "identity",
   JWT_ISSUER: "meshmart-identity",
   JWT_AUDIENCE: "meshmart",
@@ -25,10 +37,6 @@ export const identityDefaults = {
   /** PKCS8 PEM of an Ed25519 key; empty = a dev key generated into JWT_KEY_DIR. */
   JWT_PRIVATE_KEY_FILE: "",
   JWT_KEY_DIR: DEV_KEY_DIR,
-  ENGINE: oneOf(["grpc-js", "connect-node"], "grpc-js"),
-  GRACE_MS: 10_000,
-  DRAIN_DELAY_MS: 0,
-  HEALTH_INTERVAL_MS: 2000,
 };
 
 export type IdentityConfig = ReturnType<typeof env<typeof identityDefaults>>;
@@ -57,21 +65,15 @@ export async function startIdentity(config: IdentityConfig, opts: { signals?: bo
     const users = await userStore(db);
     const tokens = tokenIssuer(key, { issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, ttlSeconds: config.TOKEN_TTL_SECONDS });
     return await serve({
+      ...serveOptionsFrom(config),
       name: "identity",
-      host: config.HOST,
-      port: config.PORT,
-      adminPort: config.ADMIN_PORT,
       adminRoutes: { [JWKS_PATH]: jwksRoute(key.jwks) },
-      engine: config.ENGINE,
       services: [service(IdentityService, identityService({ users, tokens }))],
       // GetMe checks tokens like every other service does, against the same public keys it serves.
       interceptors: [
         authenticate({ keys: createLocalJWKSet(key.jwks), issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, public: ["Register", "Login"] }),
       ],
       readiness: [databaseReady(db)],
-      graceMs: config.GRACE_MS,
-      drainDelayMs: config.DRAIN_DELAY_MS,
-      healthIntervalMs: config.HEALTH_INTERVAL_MS,
       onShutdown: () => db.close(),
       signals: opts.signals,
       log: opts.log,

@@ -17,4 +17,5 @@ export { registry } from "./metrics.js";
 export { formatMoney, money, toCents } from "./money.js";
 export { DEFAULT_PAGE_SIZE, decodePageToken, encodePageToken, pageSize } from "./paging.js";
 export { type Engine, type RunningServer, type ServeOptions, type ServiceEntry, serve, service } from "./serve.js";
+export { commonDefaults, serveOptionsFrom } from "./service-config.js";
 export { violations } from "./validate.js";

@@ -30,7 +30,7 @@ export function recoveryLoop({ orders, saga, locks, log, intervalMs, afterMs }: 
           `order:${stuck._id}`,
           async () => {
             const current = await orders.get(stuck._id);
-            if (!current || current.state !== "PENDING") return current; // finished meanwhile
+            if (current?.state !== "PENDING") return current; // gone or finished meanwhile
             log.info({ orderId: current._id, step: current.step }, "recovering interrupted order");
             return saga.recover(current, { call: detached(undefined), fresh: () => detached(undefined) });
           },

@@ -5,6 +5,7 @@ import { OrderService } from "#gen/meshmart/orders/v1/orders_pb.js";
 import { PaymentService } from "#gen/meshmart/payment/v1/payment_pb.js";
 import {
   authenticate,
+  commonDefaults,
   databaseReady,
   dial,
   env,
@@ -16,6 +17,7 @@ import {
   type RunningServer,
   remoteKeys,
   serve,
+  serveOptionsFrom,
   service,
 } from "#kit";
 import { orderService } from "./order-service.js";
@@ -24,10 +26,9 @@ import { recoveryLoop } from "./recovery.js";
 import { orderSaga } from "./saga.js";
 
 export const ordersDefaults = {
+  ...commonDefaults,
   PORT: 50053,
   ADMIN_PORT: 9093,
-  HOST: "0.0.0.0",
-  MONGODB_URI: "mongodb://127.0.0.1:27017",
   DB_NAME: "orders",
   CATALOG_ADDR: "127.0.0.1:50052",
   PAYMENT_ADDR: "127.0.0.1:50054",
@@ -38,10 +39,6 @@ export const ordersDefaults = {
   RECOVERY_AFTER_MS: 30_000,
   /** Test hook for the crash test: the process kills itself right after recording this saga step. */
   CRASH_AFTER_STEP: oneOf(["", "RESERVING", "RESERVED", "CHARGING", "CHARGED", "COMMITTING"], ""),
-  ENGINE: oneOf(["grpc-js", "connect-node"], "grpc-js"),
-  GRACE_MS: 10_000,
-  DRAIN_DELAY_MS: 0,
-  HEALTH_INTERVAL_MS: 2000,
 };
 
 export type OrdersConfig = ReturnType<typeof env<typeof ordersDefaults>>;
@@ -67,20 +64,14 @@ export async function startOrders(config: OrdersConfig, opts: { signals?: boolea
   const recovery = recoveryLoop({ orders, saga, locks, log, intervalMs: config.RECOVERY_INTERVAL_MS, afterMs: config.RECOVERY_AFTER_MS });
   try {
     const server = await serve({
+      ...serveOptionsFrom(config),
       name: "orders",
       log,
-      host: config.HOST,
-      port: config.PORT,
-      adminPort: config.ADMIN_PORT,
-      engine: config.ENGINE,
       services: [service(OrderService, orderService({ orders, saga, locks }))],
       interceptors: [authenticate({ keys: opts.keys ?? remoteKeys(config.IDENTITY_JWKS_URL), issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE })],
       // Readiness is the database only: orders still serves GetOrder/ListOrders while a peer is down, and
       // PlaceOrder then fails cleanly (DEPENDENCY_UNAVAILABLE) instead of the whole pod leaving the mesh.
       readiness: [databaseReady(db)],
-      graceMs: config.GRACE_MS,
-      drainDelayMs: config.DRAIN_DELAY_MS,
-      healthIntervalMs: config.HEALTH_INTERVAL_MS,
       onShutdown: async () => {
         await recovery.stop();
         await db.close();
