@@ -5,6 +5,7 @@ import { parseFaults } from "./faults.js";
 import type { Health } from "./health.js";
 import { registry } from "./metrics.js";
 
+/** A read-only route a service adds to its admin port (GET and HEAD; other methods get 405). */
 export type AdminRoute = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;
 
 function json(res: ServerResponse, status: number, body: unknown) {
@@ -43,6 +44,7 @@ export function adminServer(health: Health, faults: Faults, routes: Record<strin
         faults.set(settings);
         json(res, 200, settings);
       } else if (routes[path]) {
+        if (req.method !== "GET" && req.method !== "HEAD") return json(res, 405, { error: `${path} answers GET only` });
         await routes[path](req, res);
       } else {
         json(res, 404, { error: `no admin route ${path}` });

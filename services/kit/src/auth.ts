@@ -26,15 +26,20 @@ export function authenticate(opts: AuthOptions): Interceptor {
     const match = /^Bearer\s+(\S+)$/i.exec(header);
     if (!match) throw new ConnectError("missing bearer token: send authorization: Bearer <token from Login>", Code.Unauthenticated);
     try {
-      const { payload } = await jwtVerify(match[1], opts.keys, { issuer: opts.issuer, audience: opts.audience, algorithms: ["EdDSA", "RS256"] });
-      if (!payload.sub) throw new Error("token has no sub");
-      req.contextValues.set(userKey, { id: payload.sub, email: payload.email as string | undefined, authorization: header });
+      // sub and exp are required: a token without an expiry would be valid forever.
+      const { payload } = await jwtVerify(match[1], opts.keys, {
+        issuer: opts.issuer,
+        audience: opts.audience,
+        algorithms: ["EdDSA", "RS256"],
+        requiredClaims: ["sub", "exp"],
+      });
+      req.contextValues.set(userKey, { id: payload.sub as string, email: payload.email as string | undefined, authorization: header });
     } catch (err) {
       const code = (err as { code?: string }).code;
-      if (code === "ERR_JWKS_TIMEOUT" || (code === "ERR_JOSE_GENERIC" && /fetch/i.test(String((err as Error).message))))
+      // No jose error code: the key fetch itself failed (identity down, network) — worth a retry, not the caller's fault.
+      if (code === "ERR_JWKS_TIMEOUT" || code === undefined)
         throw new ConnectError("cannot fetch the signing keys", Code.Unavailable, undefined, undefined, err);
-      const why = code === "ERR_JWT_EXPIRED" ? "token expired" : "invalid token";
-      throw new ConnectError(why, Code.Unauthenticated, undefined, undefined, err);
+      throw new ConnectError(code === "ERR_JWT_EXPIRED" ? "token expired" : "invalid token", Code.Unauthenticated, undefined, undefined, err);
     }
     return next(req);
   };
