@@ -3,16 +3,10 @@ import { expect } from "chai";
 import { CatalogService, ReservationState } from "#gen/meshmart/catalog/v1/catalog_pb.js";
 import { closeClients, dial, errorReason, type RunningServer, toCents } from "#kit";
 import { dropDatabase, testMongoUri, uniqueDbName } from "../../../test/support/db.js";
+import { rejection } from "../../../test/support/rejection.js";
 import { catalogConfig, startCatalog } from "../src/server.js";
 
-async function codeOf(p: Promise<unknown>): Promise<Code> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err).code;
-  }
-  throw new Error("expected the call to fail");
-}
+const codeOf = async (p: Promise<unknown>): Promise<Code> => (await rejection(p)).code;
 
 describe("catalog", () => {
   let server: RunningServer;

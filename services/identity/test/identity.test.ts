@@ -9,18 +9,10 @@ import { BadRequestSchema } from "#gen/google/rpc/error_details_pb.js";
 import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
 import { ConfigError, closeClients, dial, errorReason, type RunningServer } from "#kit";
 import { dropDatabase, testMongoUri, uniqueDbName } from "../../../test/support/db.js";
+import { rejection } from "../../../test/support/rejection.js";
 import { ROOT } from "../../../tools/devdb.js";
 import { identityConfig, JWKS_PATH, startIdentity } from "../src/server.js";
 import { DEV_KEY_FILE, loadSigningKey, newKeyPem, signingKeyFromPem, tokenIssuer } from "../src/tokens.js";
-
-async function failure(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
-}
 
 const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } });
 const TOKENS = { issuer: "meshmart-identity", audience: "meshmart", ttlSeconds: 3600 };
@@ -58,7 +50,7 @@ describe("identity", () => {
     });
 
     it("refuses an e-mail that is already registered, in any case, with ALREADY_EXISTS", async () => {
-      const err = await failure(identity.register({ email: "ADA@example.COM", password: "different2" }));
+      const err = await rejection(identity.register({ email: "ADA@example.COM", password: "different2" }));
       expect(err.code).to.equal(Code.AlreadyExists);
       expect(errorReason(err)).to.equal("EMAIL_TAKEN");
     });
@@ -78,19 +70,19 @@ describe("identity", () => {
     });
 
     it("rejects a password without a digit with INVALID_ARGUMENT naming password", async () => {
-      const err = await failure(identity.register({ email: "weak@example.com", password: "onlyletters" }));
+      const err = await rejection(identity.register({ email: "weak@example.com", password: "onlyletters" }));
       expect(err.code).to.equal(Code.InvalidArgument);
       expect(err.findDetails(BadRequestSchema)[0]?.fieldViolations.map((v) => v.field)).to.deep.equal(["password"]);
     });
 
     it("rejects a password shorter than 8 characters, naming password", async () => {
-      const err = await failure(identity.register({ email: "short@example.com", password: "abc123" }));
+      const err = await rejection(identity.register({ email: "short@example.com", password: "abc123" }));
       expect(err.code).to.equal(Code.InvalidArgument);
       expect(err.rawMessage).to.contain("password");
     });
 
     it("rejects a malformed e-mail with INVALID_ARGUMENT naming email", async () => {
-      const err = await failure(identity.register({ email: "not-an-email", password: "analytical1" }));
+      const err = await rejection(identity.register({ email: "not-an-email", password: "analytical1" }));
       expect(err.code).to.equal(Code.InvalidArgument);
       expect(err.findDetails(BadRequestSchema)[0]?.fieldViolations.map((v) => v.field)).to.deep.equal(["email"]);
     });
@@ -148,8 +140,8 @@ describe("identity", () => {
     });
 
     it("answers a wrong password and an unknown e-mail alike: UNAUTHENTICATED with the same message", async () => {
-      const wrong = await failure(identity.login({ email: "linus@example.com", password: "penguin1992" }));
-      const unknown = await failure(identity.login({ email: "nobody@example.com", password: "penguin1991" }));
+      const wrong = await rejection(identity.login({ email: "linus@example.com", password: "penguin1992" }));
+      const unknown = await rejection(identity.login({ email: "nobody@example.com", password: "penguin1991" }));
       expect(wrong.code).to.equal(Code.Unauthenticated);
       expect(unknown.code).to.equal(Code.Unauthenticated);
       expect(wrong.rawMessage).to.equal("wrong e-mail or password");
@@ -159,7 +151,7 @@ describe("identity", () => {
     it("takes about as long for an unknown e-mail as for a wrong password", async () => {
       const time = async (email: string) => {
         const start = performance.now();
-        await failure(identity.login({ email, password: "not-it-42" }));
+        await rejection(identity.login({ email, password: "not-it-42" }));
         return performance.now() - start;
       };
       const median = (xs: number[]) => xs.sort((a, b) => a - b)[1];
@@ -185,12 +177,12 @@ describe("identity", () => {
     });
 
     it("refuses a call without a token with UNAUTHENTICATED", async () => {
-      expect((await failure(identity.getMe({}))).code).to.equal(Code.Unauthenticated);
+      expect((await rejection(identity.getMe({}))).code).to.equal(Code.Unauthenticated);
     });
 
     it("refuses an expired token with UNAUTHENTICATED", async () => {
       const expired = await mint({ id: userId, email: "barbara@example.com" }, new Date(Date.now() - 2 * 3600_000));
-      const err = await failure(identity.getMe({}, bearer(expired)));
+      const err = await rejection(identity.getMe({}, bearer(expired)));
       expect(err.code).to.equal(Code.Unauthenticated);
       expect(err.rawMessage).to.equal("token expired");
     });
@@ -200,17 +192,17 @@ describe("identity", () => {
       const forger = { ...(await signingKeyFromPem(newKeyPem())), kid: real.kid };
       const forged = (await tokenIssuer(forger, TOKENS).issue({ id: userId, email: "barbara@example.com" })).token;
       expect(decodeProtectedHeader(forged).kid).to.equal(real.kid);
-      expect((await failure(identity.getMe({}, bearer(forged)))).code).to.equal(Code.Unauthenticated);
+      expect((await rejection(identity.getMe({}, bearer(forged)))).code).to.equal(Code.Unauthenticated);
     });
 
     it("refuses a token for another audience", async () => {
       const other = await mint({ id: userId, email: "barbara@example.com" }, undefined, { ...TOKENS, audience: "someone-else" });
-      expect((await failure(identity.getMe({}, bearer(other)))).code).to.equal(Code.Unauthenticated);
+      expect((await rejection(identity.getMe({}, bearer(other)))).code).to.equal(Code.Unauthenticated);
     });
 
     it("answers NOT_FOUND for a valid token whose user no longer exists", async () => {
       const orphan = await mint({ id: "deleted-user", email: "gone@example.com" });
-      const err = await failure(identity.getMe({}, bearer(orphan)));
+      const err = await rejection(identity.getMe({}, bearer(orphan)));
       expect(err.code).to.equal(Code.NotFound);
       expect(errorReason(err)).to.equal("USER_NOT_FOUND");
     });

@@ -2,12 +2,15 @@
 import { ConfigError } from "./env.js";
 
 export function main(start: () => Promise<unknown>): void {
-  start().catch((err: unknown) => {
-    if (err instanceof ConfigError) {
-      console.error(err.message);
-      process.exit(2);
-    }
-    console.error("startup failed:", err);
-    process.exit(1);
-  });
+  // Through a promise, so a config error thrown before start's first await is handled the same way.
+  Promise.resolve()
+    .then(start)
+    .catch((err: unknown) => {
+      if (err instanceof ConfigError) {
+        console.error(err.message);
+        process.exit(2);
+      }
+      console.error("startup failed:", err);
+      process.exit(1);
+    });
 }

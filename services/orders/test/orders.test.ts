@@ -3,17 +3,9 @@ import { expect } from "chai";
 import { FailureReason, OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
 import { PaymentState } from "#gen/meshmart/payment/v1/payment_pb.js";
 import { dial, NO_FAULTS, type RunningServer, toCents } from "#kit";
+import { rejection } from "../../../test/support/rejection.js";
 import { ordersConfig, startOrders } from "../src/server.js";
 import { APPROVE, bearer, DECLINE, NO_FUNDS, OrderService, ordersEnv, type Peers, startPeers } from "./fixture.js";
-
-async function failure(p: Promise<unknown>): Promise<ConnectError> {
-  try {
-    await p;
-  } catch (err) {
-    return ConnectError.from(err);
-  }
-  throw new Error("expected the call to fail");
-}
 
 describe("orders", () => {
   let peers: Peers;
@@ -114,7 +106,7 @@ describe("orders", () => {
     });
 
     it("refuses an idempotency key reused for a different order (ALREADY_EXISTS)", async () => {
-      const err = await failure(
+      const err = await rejection(
         orders.placeOrder({ idempotencyKey: "k-approve", items: [{ sku: "mug-blue", quantity: 3 }], card: APPROVE }, { headers: alice }),
       );
       expect(err.code).to.equal(Code.AlreadyExists);
@@ -127,14 +119,14 @@ describe("orders", () => {
     });
 
     it("rejects bad input naming the field", async () => {
-      const noItems = await failure(orders.placeOrder({ idempotencyKey: "k-bad", items: [], card: APPROVE }, { headers: alice }));
+      const noItems = await rejection(orders.placeOrder({ idempotencyKey: "k-bad", items: [], card: APPROVE }, { headers: alice }));
       expect(noItems.code).to.equal(Code.InvalidArgument);
       expect(noItems.rawMessage).to.contain("items");
-      const badCard = await failure(
+      const badCard = await rejection(
         orders.placeOrder({ idempotencyKey: "k-bad", items: [{ sku: "mug-blue", quantity: 1 }], card: { ...APPROVE, expMonth: 13 } }, { headers: alice }),
       );
       expect(badCard.rawMessage).to.contain("card.exp_month");
-      const twice = await failure(
+      const twice = await rejection(
         orders.placeOrder(
           {
             idempotencyKey: "k-bad",
@@ -186,19 +178,19 @@ describe("orders", () => {
   describe("authentication and ownership", () => {
     it("answers UNAUTHENTICATED without a token, with an expired one and with a forged one", async () => {
       const req = { idempotencyKey: "k-auth", items: [{ sku: "mug-blue", quantity: 1 }], card: APPROVE };
-      expect((await failure(orders.placeOrder(req))).code).to.equal(Code.Unauthenticated);
+      expect((await rejection(orders.placeOrder(req))).code).to.equal(Code.Unauthenticated);
       const expired = bearer(await peers.token("alice", { expiresIn: Math.floor(Date.now() / 1000) - 60 }));
-      expect((await failure(orders.listOrders({}, { headers: expired }))).code).to.equal(Code.Unauthenticated);
+      expect((await rejection(orders.listOrders({}, { headers: expired }))).code).to.equal(Code.Unauthenticated);
       const [h, p] = (await peers.token("alice")).split(".");
       const forged = bearer(`${h}.${p}.${Buffer.from("not the signature").toString("base64url")}`);
-      expect((await failure(orders.listOrders({}, { headers: forged }))).code).to.equal(Code.Unauthenticated);
+      expect((await rejection(orders.listOrders({}, { headers: forged }))).code).to.equal(Code.Unauthenticated);
     });
 
     it("shows a user their own order, hides it from others, and says NOT_FOUND for an unknown id", async () => {
       const { order } = await orders.placeOrder({ idempotencyKey: "k-own", items: [{ sku: "jump-rope", quantity: 1 }], card: APPROVE }, { headers: alice });
       expect((await orders.getOrder({ orderId: order!.orderId }, { headers: alice })).order?.state).to.equal(OrderState.CONFIRMED);
-      expect((await failure(orders.getOrder({ orderId: order!.orderId }, { headers: bob }))).code).to.equal(Code.PermissionDenied);
-      expect((await failure(orders.getOrder({ orderId: "ord_nope" }, { headers: alice }))).code).to.equal(Code.NotFound);
+      expect((await rejection(orders.getOrder({ orderId: order!.orderId }, { headers: bob }))).code).to.equal(Code.PermissionDenied);
+      expect((await rejection(orders.getOrder({ orderId: "ord_nope" }, { headers: alice }))).code).to.equal(Code.NotFound);
     });
 
     it("lists only the caller's orders, newest first, in pages", async () => {

@@ -1,0 +1,37 @@
+// Builds and starts payment from its configuration (used by main.ts, the tests and the local stack).
+import { PaymentService } from "#gen/meshmart/payment/v1/payment_pb.js";
+import { commonDefaults, databaseReady, env, type Logger, lockTable, openDatabase, type RunningServer, serve, serveOptionsFrom, service } from "#kit";
+import { paymentService } from "./payment-service.js";
+import { paymentStore } from "./payments.js";
+
+export const paymentDefaults = {
+  ...commonDefaults,
+  PORT: 50054,
+  ADMIN_PORT: 9094,
+  DB_NAME: "payment",
+};
+
+export type PaymentConfig = ReturnType<typeof env<typeof paymentDefaults>>;
+
+export function paymentConfig(source: Record<string, string | undefined> = process.env): PaymentConfig {
+  return env(paymentDefaults, source);
+}
+
+/** `now` is the clock card expiry is checked against (tests move it). */
+export async function startPayment(config: PaymentConfig, opts: { signals?: boolean; log?: Logger; now?: () => Date } = {}): Promise<RunningServer> {
+  const db = await openDatabase(config.MONGODB_URI, config.DB_NAME);
+  try {
+    return await serve({
+      ...serveOptionsFrom(config),
+      name: "payment",
+      services: [service(PaymentService, paymentService({ payments: paymentStore(db, lockTable(db), opts.now) }))],
+      readiness: [databaseReady(db)],
+      onShutdown: () => db.close(),
+      signals: opts.signals,
+      log: opts.log,
+    });
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
+}
