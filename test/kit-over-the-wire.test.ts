@@ -304,7 +304,13 @@ describe("health follows the database", () => {
   });
 });
 
-describe("graceful shutdown of a real process", () => {
+describe("a service as a real process", () => {
+  it("stops with exit code 2 and names the variable when the configuration is bad", async () => {
+    const proc = startProcess("services/catalog/src/main.ts", { PORT: "fifty" });
+    expect(await proc.exited).to.equal(2);
+    expect(proc.output()).to.contain("PORT").and.contain("fifty");
+  });
+
   it("lets an in-flight call finish on SIGTERM, then exits 0", async () => {
     const [port, adminPort] = [await freePort(), await freePort()];
     const dbName = uniqueDbName("kit_sigterm");
