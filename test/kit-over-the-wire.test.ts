@@ -7,9 +7,9 @@ import { join } from "node:path";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport as connectNodeGrpcTransport } from "@connectrpc/connect-node";
 import { expect } from "chai";
-import { HealthCheckResponse_ServingStatus } from "#gen/health/v1/health_pb.js";
+import { Health, HealthCheckResponse_ServingStatus } from "#gen/health/v1/health_pb.js";
 import { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
-import { closeClients, dial, errorReason, forward, NO_FAULTS, type RunningServer, serve, service } from "#kit";
+import { closeClients, createGrpcTransport, dial, errorReason, forward, NO_FAULTS, type RunningServer, serve, service } from "#kit";
 import { catalogConfig, startCatalog } from "../services/catalog/src/server.js";
 import { type DevDb, freePort, startDevDb } from "../tools/devdb.js";
 import { dropDatabase, testMongoUri, uniqueDbName } from "./support/db.js";
@@ -134,6 +134,19 @@ describe("the kit over the wire (catalog as the sample service)", () => {
           sku: "tea-sencha",
         });
         expect(viaReflection.product.sku).to.equal("tea-sencha");
+        // Health/Watch: a server stream, through the kit's grpc-js transport.
+        // Connect clients end a stream through its signal (a break alone leaves it open until the deadline).
+        const transport = createGrpcTransport({ target: local(other) });
+        const stop = new AbortController();
+        try {
+          for await (const update of createClient(Health, transport).watch({ service: "meshmart.catalog.v1.CatalogService" }, { signal: stop.signal })) {
+            expect(update.status).to.equal(HealthCheckResponse_ServingStatus.SERVING);
+            break;
+          }
+        } finally {
+          stop.abort();
+          transport.close();
+        }
       } finally {
         await other?.shutdown();
         await dropDatabase(dbName2);
