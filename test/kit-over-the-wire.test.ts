@@ -110,7 +110,16 @@ describe("the kit over the wire (catalog as the sample service)", () => {
     it("runs the same handlers, health and reflection on the connect-node engine", async () => {
       const dbName2 = uniqueDbName("kit_connect");
       const other = await startCatalog(
-        catalogConfig({ MONGODB_URI: testMongoUri(), DB_NAME: dbName2, PORT: "0", ADMIN_PORT: "0", HOST: "127.0.0.1", VERSION: "v2", ENGINE: "connect-node" }),
+        catalogConfig({
+          MONGODB_URI: testMongoUri(),
+          DB_NAME: dbName2,
+          PORT: "0",
+          ADMIN_PORT: "0",
+          HOST: "127.0.0.1",
+          VERSION: "v2",
+          ENGINE: "connect-node",
+          GRACE_MS: "4000",
+        }),
       );
       try {
         const client = dial(CatalogService, local(other));
@@ -136,7 +145,8 @@ describe("the kit over the wire (catalog as the sample service)", () => {
         expect(viaReflection.product.sku).to.equal("tea-sencha");
         // Health/Watch: a server stream, through the kit's grpc-js transport.
         // Connect clients end a stream through its signal (a break alone leaves it open until the deadline).
-        const transport = createGrpcTransport({ target: local(other) });
+        // No deadline at all (defaultTimeoutMs 0): only the abort can end this stream.
+        const transport = createGrpcTransport({ target: local(other), defaultTimeoutMs: 0 });
         const stop = new AbortController();
         try {
           for await (const update of createClient(Health, transport).watch({ service: "meshmart.catalog.v1.CatalogService" }, { signal: stop.signal })) {
@@ -147,6 +157,10 @@ describe("the kit over the wire (catalog as the sample service)", () => {
           stop.abort();
           transport.close();
         }
+        // The cancelled stream let the server drain at once instead of waiting out its 4 s grace period.
+        const started = Date.now();
+        await other.shutdown();
+        expect(Date.now() - started).to.be.lessThan(2000);
       } finally {
         await other?.shutdown();
         await dropDatabase(dbName2);

@@ -51,7 +51,11 @@ export function createGrpcTransport(opts: GrpcTransportOptions): Transport & { c
   const target = opts.target.replace(/^https?:\/\//, "");
   const client = new grpc.Client(target, grpc.credentials.createInsecure(), { ...CLIENT_CHANNEL_OPTIONS, ...opts.channelOptions });
   const defaultTimeoutMs = opts.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const timeoutOf = (t: number | undefined) => (t === undefined ? defaultTimeoutMs : t <= 0 ? undefined : t);
+  /** The call's own timeout, else the default; 0 or less means none. */
+  const timeoutOf = (t: number | undefined) => {
+    const ms = t ?? defaultTimeoutMs;
+    return ms > 0 ? ms : undefined;
+  };
   const callOptions = (timeoutMs: number | undefined): grpc.CallOptions => (timeoutMs ? { deadline: Date.now() + timeoutMs } : {});
 
   return {
