@@ -11,8 +11,8 @@ import {
   openDatabase,
   type RunningServer,
   responseHeaders,
-  serve,
-  serveOptionsFrom,
+  type ServicePart,
+  servePart,
   service,
 } from "#kit";
 import { catalogService } from "./catalog-service.js";
@@ -34,32 +34,25 @@ export function catalogConfig(source: Record<string, string | undefined> = proce
   return env(catalogDefaults, source);
 }
 
-export async function startCatalog(config: CatalogConfig, opts: { signals?: boolean; log?: Logger } = {}): Promise<RunningServer> {
+/** catalog ready to serve: its handlers, readiness and database, not yet on a port. */
+export async function buildCatalog(config: CatalogConfig): Promise<ServicePart> {
   const db = await openDatabase(config.MONGODB_URI, config.DB_NAME);
-  const products = productStore(db);
-  if (config.SEED) await products.seed(await loadSeed());
   try {
-    return await serve({
-      ...serveOptionsFrom(config),
+    const products = productStore(db);
+    if (config.SEED) await products.seed(await loadSeed());
+    const handlers = catalogService({ products, reservations: reservationBook(db, products, lockTable(db)), version: config.VERSION });
+    return {
       name: `catalog-${config.VERSION}`,
-      services: [
-        service(
-          CatalogService,
-          catalogService({
-            products,
-            reservations: reservationBook(db, products, lockTable(db)),
-            version: config.VERSION,
-          }),
-        ),
-      ],
-      interceptors: [responseHeaders({ "x-served-by": `catalog-${config.VERSION}` })],
+      entries: [service(CatalogService, handlers, { interceptors: [responseHeaders({ "x-served-by": `catalog-${config.VERSION}` })] })],
       readiness: [databaseReady(db)],
-      onShutdown: () => db.close(),
-      signals: opts.signals,
-      log: opts.log,
-    });
+      close: () => db.close(),
+    };
   } catch (err) {
     await db.close();
     throw err;
   }
+}
+
+export async function startCatalog(config: CatalogConfig, opts: { signals?: boolean; log?: Logger } = {}): Promise<RunningServer> {
+  return servePart(await buildCatalog(config), config, opts);
 }

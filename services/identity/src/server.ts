@@ -13,8 +13,8 @@ import {
   openDatabase,
   port,
   type RunningServer,
-  serve,
-  serveOptionsFrom,
+  type ServicePart,
+  servePart,
   service,
 } from "#kit";
 import { identityService } from "./identity-service.js";
@@ -57,29 +57,29 @@ function jwksRoute(jwks: JSONWebKeySet) {
   };
 }
 
-export async function startIdentity(config: IdentityConfig, opts: { signals?: boolean; log?: Logger } = {}): Promise<RunningServer> {
+/** identity ready to serve: its handlers, JWKS route, readiness and database, not yet on a port. */
+export async function buildIdentity(config: IdentityConfig): Promise<ServicePart> {
   // The key first: a bad key setting stops the start before anything is opened.
   const key = await loadSigningKey({ file: config.JWT_PRIVATE_KEY_FILE, dir: config.JWT_KEY_DIR });
   const db = await openDatabase(config.MONGODB_URI, config.DB_NAME);
   try {
     const users = await userStore(db);
     const tokens = tokenIssuer(key, { issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, ttlSeconds: config.TOKEN_TTL_SECONDS });
-    return await serve({
-      ...serveOptionsFrom(config),
+    // GetMe checks tokens like every other service does, against the same public keys it serves.
+    const auth = authenticate({ keys: createLocalJWKSet(key.jwks), issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, public: ["Register", "Login"] });
+    return {
       name: "identity",
+      entries: [service(IdentityService, identityService({ users, tokens }), { interceptors: [auth] })],
       adminRoutes: { [JWKS_PATH]: jwksRoute(key.jwks) },
-      services: [service(IdentityService, identityService({ users, tokens }))],
-      // GetMe checks tokens like every other service does, against the same public keys it serves.
-      interceptors: [
-        authenticate({ keys: createLocalJWKSet(key.jwks), issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, public: ["Register", "Login"] }),
-      ],
       readiness: [databaseReady(db)],
-      onShutdown: () => db.close(),
-      signals: opts.signals,
-      log: opts.log,
-    });
+      close: () => db.close(),
+    };
   } catch (err) {
     await db.close();
     throw err;
   }
+}
+
+export async function startIdentity(config: IdentityConfig, opts: { signals?: boolean; log?: Logger } = {}): Promise<RunningServer> {
+  return servePart(await buildIdentity(config), config, opts);
 }

@@ -3,7 +3,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient, createRouterTransport, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "./grpc-transport.js";
 import { clientMetrics } from "./interceptors.js";
-import type { ServiceEntry } from "./serve.js";
+import { interceptorsOf, type ServiceEntry } from "./serve.js";
 
 const transports = new Map<string, Transport & { close?(): void }>();
 let inMemory: Transport | undefined;
@@ -32,7 +32,7 @@ export function closeClients(): void {
 export function useInMemoryTransport(entries: ServiceEntry[], serverInterceptors: Interceptor[]): Transport {
   inMemory = createRouterTransport(
     (router) => {
-      for (const e of entries) router.service(e.service, e.impl);
+      for (const e of entries) router.service(e.service, e.impl, { interceptors: interceptorsOf(e, serverInterceptors) });
     },
     { router: { interceptors: serverInterceptors }, transport: { interceptors: [clientMetrics()] } },
   );

@@ -22,11 +22,18 @@ export type Engine = "grpc-js" | "connect-node";
 export interface ServiceEntry {
   service: DescService;
   impl: AnyServiceImpl;
+  /** This service's own interceptors (auth, response headers); they run inside the kit's. */
+  interceptors?: Interceptor[];
 }
 
 /** Pairs a service descriptor with its handlers (typed); a missing method answers UNIMPLEMENTED. */
-export function service<S extends DescService>(desc: S, impl: Partial<ServiceImpl<S>>): ServiceEntry {
-  return { service: desc, impl: impl as AnyServiceImpl };
+export function service<S extends DescService>(desc: S, impl: Partial<ServiceImpl<S>>, opts: { interceptors?: Interceptor[] } = {}): ServiceEntry {
+  return { service: desc, impl: impl as AnyServiceImpl, interceptors: opts.interceptors };
+}
+
+/** The interceptors one service runs: the shared ones, then its own. */
+export function interceptorsOf(entry: ServiceEntry, shared: Interceptor[]): Interceptor[] {
+  return [...shared, ...(entry.interceptors ?? [])];
 }
 
 export interface ServeOptions {
@@ -40,7 +47,7 @@ export interface ServeOptions {
   adminPort?: number;
   services: ServiceEntry[];
   engine?: Engine;
-  /** Service interceptors (auth, response headers); they run inside the kit's. */
+  /** Interceptors for every service of this server, inside the kit's (a service's own come from its entry). */
   interceptors?: Interceptor[];
   /** What must be up for health to say SERVING (database, peers). */
   readiness?: ReadinessCheck[];
@@ -97,7 +104,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
 
   if (engine === "grpc-js") {
     const server = new grpc.Server(SERVER_CHANNEL_OPTIONS);
-    for (const s of opts.services) addConnectService(server, s.service, s.impl, interceptors, shutdownController.signal);
+    for (const s of opts.services) addConnectService(server, s.service, s.impl, interceptorsOf(s, interceptors), shutdownController.signal);
     health.addToServer(server);
     addReflection(
       server,
@@ -111,7 +118,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   } else {
     const handler = connectNodeAdapter({
       routes: (router) => {
-        for (const s of opts.services) router.service(s.service, s.impl);
+        for (const s of opts.services) router.service(s.service, s.impl, { interceptors: interceptorsOf(s, interceptors) });
         router.service(HealthService, connectHealthImpl(health));
         for (const r of connectReflectionImpls(opts.services.map((s) => s.service))) router.service(r.service, r.impl as never);
       },

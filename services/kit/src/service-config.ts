@@ -1,6 +1,9 @@
 // The configuration every service shares, so each server.ts lists only what is its own.
+import type { AdminRoute } from "./admin.js";
 import { oneOf } from "./env.js";
-import type { ServeOptions } from "./serve.js";
+import type { ReadinessCheck } from "./health.js";
+import type { Logger } from "./log.js";
+import { type RunningServer, type ServeOptions, type ServiceEntry, serve } from "./serve.js";
 
 /** Env defaults common to every service; spread into the service's own defaults. */
 export const commonDefaults = {
@@ -12,7 +15,7 @@ export const commonDefaults = {
   HEALTH_INTERVAL_MS: 2000,
 };
 
-interface CommonConfig {
+export interface CommonConfig {
   PORT: number;
   ADMIN_PORT: number;
   HOST: string;
@@ -35,4 +38,37 @@ export function serveOptionsFrom(
     drainDelayMs: config.DRAIN_DELAY_MS,
     healthIntervalMs: config.HEALTH_INTERVAL_MS,
   };
+}
+
+/** A service built from its configuration but not serving yet: what serve() needs, and its lifecycle. */
+export interface ServicePart {
+  name: string;
+  entries: ServiceEntry[];
+  readiness: ReadinessCheck[];
+  adminRoutes?: Record<string, AdminRoute>;
+  /** Background work to begin once serving (orders' recovery loop). */
+  start?: () => void;
+  /** Stops background work and closes the service's database. */
+  close: () => Promise<void>;
+}
+
+/** Serves one part on its own server: the services mode, one process per service. */
+export async function servePart(part: ServicePart, config: CommonConfig, opts: { signals?: boolean; log?: Logger } = {}): Promise<RunningServer> {
+  try {
+    const server = await serve({
+      ...serveOptionsFrom(config),
+      name: part.name,
+      services: part.entries,
+      readiness: part.readiness,
+      adminRoutes: part.adminRoutes,
+      onShutdown: part.close,
+      signals: opts.signals,
+      log: opts.log,
+    });
+    part.start?.();
+    return server;
+  } catch (err) {
+    await part.close();
+    throw err;
+  }
 }

@@ -16,8 +16,8 @@ import {
   openDatabase,
   type RunningServer,
   remoteKeys,
-  serve,
-  serveOptionsFrom,
+  type ServicePart,
+  servePart,
   service,
 } from "#kit";
 import { orderService } from "./order-service.js";
@@ -47,7 +47,8 @@ export function ordersConfig(source: Record<string, string | undefined> = proces
   return env(ordersDefaults, source);
 }
 
-export async function startOrders(config: OrdersConfig, opts: { signals?: boolean; log?: Logger; keys?: JWTVerifyGetKey } = {}): Promise<RunningServer> {
+/** orders ready to serve: handlers, saga clients, recovery loop and database, not yet on a port. */
+export async function buildOrders(config: OrdersConfig, opts: { log?: Logger; keys?: JWTVerifyGetKey } = {}): Promise<ServicePart> {
   const log = opts.log ?? logger("orders");
   const db = await openDatabase(config.MONGODB_URI, config.DB_NAME);
   const orders = orderStore(db);
@@ -62,26 +63,22 @@ export async function startOrders(config: OrdersConfig, opts: { signals?: boolea
     afterStep: crashAfter ? (step) => void (step === crashAfter && process.kill(process.pid, "SIGKILL")) : undefined,
   });
   const recovery = recoveryLoop({ orders, saga, locks, log, intervalMs: config.RECOVERY_INTERVAL_MS, afterMs: config.RECOVERY_AFTER_MS });
-  try {
-    const server = await serve({
-      ...serveOptionsFrom(config),
-      name: "orders",
-      log,
-      services: [service(OrderService, orderService({ orders, saga, locks }))],
-      interceptors: [authenticate({ keys: opts.keys ?? remoteKeys(config.IDENTITY_JWKS_URL), issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE })],
-      // Readiness is the database only: orders still serves GetOrder/ListOrders while a peer is down, and
-      // PlaceOrder then fails cleanly (DEPENDENCY_UNAVAILABLE) instead of the whole pod leaving the mesh.
-      readiness: [databaseReady(db)],
-      onShutdown: async () => {
-        await recovery.stop();
-        await db.close();
-      },
-      signals: opts.signals,
-    });
-    recovery.start();
-    return server;
-  } catch (err) {
-    await db.close();
-    throw err;
-  }
+  const auth = authenticate({ keys: opts.keys ?? remoteKeys(config.IDENTITY_JWKS_URL), issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE });
+  return {
+    name: "orders",
+    entries: [service(OrderService, orderService({ orders, saga, locks }), { interceptors: [auth] })],
+    // Readiness is the database only: orders still serves GetOrder/ListOrders while a peer is down, and
+    // PlaceOrder then fails cleanly (DEPENDENCY_UNAVAILABLE) instead of the whole pod leaving the mesh.
+    readiness: [databaseReady(db)],
+    start: () => recovery.start(),
+    close: async () => {
+      await recovery.stop();
+      await db.close();
+    },
+  };
+}
+
+export async function startOrders(config: OrdersConfig, opts: { signals?: boolean; log?: Logger; keys?: JWTVerifyGetKey } = {}): Promise<RunningServer> {
+  const log = opts.log ?? logger("orders");
+  return servePart(await buildOrders(config, { log, keys: opts.keys }), config, { signals: opts.signals, log });
 }

@@ -1,6 +1,6 @@
 // Builds and starts payment from its configuration (used by main.ts, the tests and the local stack).
 import { PaymentService } from "#gen/meshmart/payment/v1/payment_pb.js";
-import { commonDefaults, databaseReady, env, type Logger, lockTable, openDatabase, type RunningServer, serve, serveOptionsFrom, service } from "#kit";
+import { commonDefaults, databaseReady, env, type Logger, lockTable, openDatabase, type RunningServer, type ServicePart, servePart, service } from "#kit";
 import { paymentService } from "./payment-service.js";
 import { paymentStore } from "./payments.js";
 
@@ -17,21 +17,17 @@ export function paymentConfig(source: Record<string, string | undefined> = proce
   return env(paymentDefaults, source);
 }
 
-/** `now` is the clock card expiry is checked against (tests move it). */
-export async function startPayment(config: PaymentConfig, opts: { signals?: boolean; log?: Logger; now?: () => Date } = {}): Promise<RunningServer> {
+/** payment ready to serve: handlers, readiness and database, not yet on a port. `now` is the clock card expiry is checked against (tests move it). */
+export async function buildPayment(config: PaymentConfig, opts: { now?: () => Date } = {}): Promise<ServicePart> {
   const db = await openDatabase(config.MONGODB_URI, config.DB_NAME);
-  try {
-    return await serve({
-      ...serveOptionsFrom(config),
-      name: "payment",
-      services: [service(PaymentService, paymentService({ payments: paymentStore(db, lockTable(db), opts.now) }))],
-      readiness: [databaseReady(db)],
-      onShutdown: () => db.close(),
-      signals: opts.signals,
-      log: opts.log,
-    });
-  } catch (err) {
-    await db.close();
-    throw err;
-  }
+  return {
+    name: "payment",
+    entries: [service(PaymentService, paymentService({ payments: paymentStore(db, lockTable(db), opts.now) }))],
+    readiness: [databaseReady(db)],
+    close: () => db.close(),
+  };
+}
+
+export async function startPayment(config: PaymentConfig, opts: { signals?: boolean; log?: Logger; now?: () => Date } = {}): Promise<RunningServer> {
+  return servePart(await buildPayment(config, { now: opts.now }), config, opts);
 }
