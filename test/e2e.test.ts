@@ -1,5 +1,6 @@
-// End to end, the way the README runs it: tools/start.ts brings up the embedded database and every service
-// as separate processes; the real grpcurl binary walks register → login → products → orders.
+// End to end, the way the README runs it: tools/start.ts brings up the embedded database and every service,
+// as separate processes (services mode) and as one process (monolith mode); the real grpcurl binary walks
+// register → login → products → orders against each.
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -9,7 +10,8 @@ import { expect } from "chai";
 import { grpcurl, grpcurlCall } from "./support/grpcurl.js";
 import { type ServiceProcess, startProcess } from "./support/process.js";
 
-type Endpoints = Record<"identity" | "catalog-v1" | "catalog-v2" | "orders" | "payment", { grpc: string; admin: string }>;
+type Unit = "identity" | "catalog-v1" | "catalog-v2" | "orders" | "payment";
+type Endpoints = Record<Unit, { grpc: string; admin: string }>;
 
 interface Order {
   orderId: string;
@@ -18,113 +20,123 @@ interface Order {
   paymentId?: string;
 }
 
-describe("end to end: the local stack through grpcurl", function () {
-  this.timeout(120_000);
-  let stack: ServiceProcess;
-  let at: Endpoints;
-  let dataDir: string;
-  let token: string;
+for (const mode of ["services", "monolith"] as const) {
+  describe(`end to end (${mode} mode): the local stack through grpcurl`, function () {
+    this.timeout(120_000);
+    let stack: ServiceProcess;
+    let at: Endpoints;
+    let dataDir: string;
+    let token: string;
 
-  before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), "meshmart-e2e-"));
-    stack = startProcess("tools/start.ts", { LOG_FORMAT: "json" }, ["--ports", "auto", "--data-dir", dataDir]);
-    at = await new Promise<Endpoints>((resolve, reject) => {
-      createInterface({ input: stack.child.stdout! }).on("line", (line) => {
-        if (line.startsWith("meshmart ready ")) resolve(JSON.parse(line.slice("meshmart ready ".length)));
+    before(async () => {
+      dataDir = mkdtempSync(join(tmpdir(), "meshmart-e2e-"));
+      stack = startProcess("tools/start.ts", { LOG_FORMAT: "json" }, ["--ports", "auto", "--data-dir", dataDir, "--mode", mode]);
+      at = await new Promise<Endpoints>((resolve, reject) => {
+        createInterface({ input: stack.child.stdout! }).on("line", (line) => {
+          if (!line.startsWith("meshmart ready ")) return;
+          const ready = JSON.parse(line.slice("meshmart ready ".length));
+          // In monolith mode every service answers on the one port.
+          resolve(
+            mode === "monolith"
+              ? (Object.fromEntries(["identity", "catalog-v1", "catalog-v2", "orders", "payment"].map((u) => [u, ready.monolith])) as Endpoints)
+              : ready,
+          );
+        });
+        stack.exited.then((code) => reject(new Error(`the stack exited (${code}) before it was ready:\n${stack.output().slice(-3000)}`)));
       });
-      stack.exited.then((code) => reject(new Error(`the stack exited (${code}) before it was ready:\n${stack.output().slice(-3000)}`)));
+    });
+    after(async () => {
+      if (stack) expect(await stack.stop("SIGINT"), "Ctrl-C stops everything cleanly").to.equal(0);
+      rmSync(dataDir, { recursive: true, force: true });
+    });
+
+    const stockOf = async (sku: string) =>
+      (await grpcurlCall<{ product: { stock: number } }>(at["catalog-v1"].grpc, "meshmart.catalog.v1.CatalogService/GetProduct", { sku })).product.stock;
+    const paymentsOf = async (orderId: string) =>
+      (await grpcurlCall<{ payments?: { state: string }[] }>(at.payment.grpc, "meshmart.payment.v1.PaymentService/ListPayments", { orderId })).payments ?? [];
+    const placeOrder = (body: unknown) =>
+      grpcurlCall<{ order: Order }>(at.orders.grpc, "meshmart.orders.v1.OrderService/PlaceOrder", body, { authorization: `Bearer ${token}` });
+    const card = (number: string) => ({ number, expMonth: 12, expYear: 2099, cvc: "123" });
+
+    it("registers and logs in", async () => {
+      const reg = await grpcurlCall<{ user: { userId: string } }>(at.identity.grpc, "meshmart.identity.v1.IdentityService/Register", {
+        email: "e2e@example.com",
+        password: "correct-horse-1",
+        displayName: "E2E",
+      });
+      expect(reg.user.userId).to.be.a("string").that.is.not.empty;
+      const login = await grpcurlCall<{ accessToken: string }>(at.identity.grpc, "meshmart.identity.v1.IdentityService/Login", {
+        email: "e2e@example.com",
+        password: "correct-horse-1",
+      });
+      token = login.accessToken;
+      const me = await grpcurlCall<{ user: { email: string } }>(
+        at.identity.grpc,
+        "meshmart.identity.v1.IdentityService/GetMe",
+        {},
+        { authorization: `Bearer ${token}` },
+      );
+      expect(me.user.email).to.equal("e2e@example.com");
+    });
+
+    it("lists the seeded products", async () => {
+      const { products } = await grpcurlCall<{ products: { sku: string }[] }>(at["catalog-v1"].grpc, "meshmart.catalog.v1.CatalogService/ListProducts", {
+        pageSize: 100,
+      });
+      expect(products.length).to.be.at.least(20);
+    });
+
+    it("confirms an order paid with an approved card, takes the stock and makes one payment", async () => {
+      const before = await stockOf("mug-blue");
+      const { order } = await placeOrder({ idempotencyKey: "e2e-1", items: [{ sku: "mug-blue", quantity: 2 }], card: card("4242424242424242") });
+      expect(order.state).to.equal("ORDER_STATE_CONFIRMED");
+      const read = await grpcurlCall<{ order: Order }>(
+        at.orders.grpc,
+        "meshmart.orders.v1.OrderService/GetOrder",
+        { orderId: order.orderId },
+        { authorization: `Bearer ${token}` },
+      );
+      expect(read.order.state).to.equal("ORDER_STATE_CONFIRMED");
+      expect(await stockOf("mug-blue")).to.equal(before - 2);
+      expect((await paymentsOf(order.orderId)).map((p) => p.state)).to.deep.equal(["PAYMENT_STATE_APPROVED"]);
+    });
+
+    it("fails an order paid with a declined card, with the stock back and no net charge", async () => {
+      const before = await stockOf("french-press");
+      const { order } = await placeOrder({ idempotencyKey: "e2e-2", items: [{ sku: "french-press", quantity: 1 }], card: card("4000000000000002") });
+      expect(order.state).to.equal("ORDER_STATE_FAILED");
+      expect(order.failureReason).to.equal("FAILURE_REASON_PAYMENT_DECLINED");
+      expect(await stockOf("french-press")).to.equal(before);
+      expect((await paymentsOf(order.orderId)).map((p) => p.state)).to.deep.equal(["PAYMENT_STATE_DECLINED"]);
+    });
+
+    it("makes one order and one charge when the same PlaceOrder is sent twice with one key", async () => {
+      const before = await stockOf("tea-sencha");
+      const body = { idempotencyKey: "e2e-3", items: [{ sku: "tea-sencha", quantity: 1 }], card: card("4242424242424242") };
+      const first = await placeOrder(body);
+      const second = await placeOrder(body);
+      expect(second.order.orderId).to.equal(first.order.orderId);
+      expect(await stockOf("tea-sencha")).to.equal(before - 1);
+      expect(await paymentsOf(first.order.orderId)).to.have.length(1);
+    });
+
+    it("shows which catalog version answered (x-served-by)", async () => {
+      const version = mode === "services" ? "v2" : "v1"; // the monolith runs catalog v1 only
+      const r = await grpcurl(["-v", "-d", '{"sku":"mug-blue"}', at[`catalog-${version}`].grpc, "meshmart.catalog.v1.CatalogService/GetProduct"]);
+      expect(r.stdout).to.contain(`x-served-by: catalog-${version}`);
+    });
+
+    it("walks the whole flow with npm run flow's script", async () => {
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile(
+          process.execPath,
+          ["--import", "tsx", "tools/flow.ts", "--json", "--identity", at.identity.grpc, "--catalog", at["catalog-v1"].grpc, "--orders", at.orders.grpc],
+          (err, stdout, stderr) => (err ? reject(new Error(stderr)) : resolve(stdout)),
+        ),
+      );
+      const result = JSON.parse(out.trim().split("\n").at(-1) ?? "{}");
+      expect(result.state).to.equal("CONFIRMED");
+      expect(result.stockAfter).to.equal(result.stockBefore - 1);
     });
   });
-  after(async () => {
-    if (stack) expect(await stack.stop("SIGINT"), "Ctrl-C stops everything cleanly").to.equal(0);
-    rmSync(dataDir, { recursive: true, force: true });
-  });
-
-  const stockOf = async (sku: string) =>
-    (await grpcurlCall<{ product: { stock: number } }>(at["catalog-v1"].grpc, "meshmart.catalog.v1.CatalogService/GetProduct", { sku })).product.stock;
-  const paymentsOf = async (orderId: string) =>
-    (await grpcurlCall<{ payments?: { state: string }[] }>(at.payment.grpc, "meshmart.payment.v1.PaymentService/ListPayments", { orderId })).payments ?? [];
-  const placeOrder = (body: unknown) =>
-    grpcurlCall<{ order: Order }>(at.orders.grpc, "meshmart.orders.v1.OrderService/PlaceOrder", body, { authorization: `Bearer ${token}` });
-  const card = (number: string) => ({ number, expMonth: 12, expYear: 2099, cvc: "123" });
-
-  it("registers and logs in", async () => {
-    const reg = await grpcurlCall<{ user: { userId: string } }>(at.identity.grpc, "meshmart.identity.v1.IdentityService/Register", {
-      email: "e2e@example.com",
-      password: "correct-horse-1",
-      displayName: "E2E",
-    });
-    expect(reg.user.userId).to.be.a("string").that.is.not.empty;
-    const login = await grpcurlCall<{ accessToken: string }>(at.identity.grpc, "meshmart.identity.v1.IdentityService/Login", {
-      email: "e2e@example.com",
-      password: "correct-horse-1",
-    });
-    token = login.accessToken;
-    const me = await grpcurlCall<{ user: { email: string } }>(
-      at.identity.grpc,
-      "meshmart.identity.v1.IdentityService/GetMe",
-      {},
-      { authorization: `Bearer ${token}` },
-    );
-    expect(me.user.email).to.equal("e2e@example.com");
-  });
-
-  it("lists the seeded products", async () => {
-    const { products } = await grpcurlCall<{ products: { sku: string }[] }>(at["catalog-v1"].grpc, "meshmart.catalog.v1.CatalogService/ListProducts", {
-      pageSize: 100,
-    });
-    expect(products.length).to.be.at.least(20);
-  });
-
-  it("confirms an order paid with an approved card, takes the stock and makes one payment", async () => {
-    const before = await stockOf("mug-blue");
-    const { order } = await placeOrder({ idempotencyKey: "e2e-1", items: [{ sku: "mug-blue", quantity: 2 }], card: card("4242424242424242") });
-    expect(order.state).to.equal("ORDER_STATE_CONFIRMED");
-    const read = await grpcurlCall<{ order: Order }>(
-      at.orders.grpc,
-      "meshmart.orders.v1.OrderService/GetOrder",
-      { orderId: order.orderId },
-      { authorization: `Bearer ${token}` },
-    );
-    expect(read.order.state).to.equal("ORDER_STATE_CONFIRMED");
-    expect(await stockOf("mug-blue")).to.equal(before - 2);
-    expect((await paymentsOf(order.orderId)).map((p) => p.state)).to.deep.equal(["PAYMENT_STATE_APPROVED"]);
-  });
-
-  it("fails an order paid with a declined card, with the stock back and no net charge", async () => {
-    const before = await stockOf("french-press");
-    const { order } = await placeOrder({ idempotencyKey: "e2e-2", items: [{ sku: "french-press", quantity: 1 }], card: card("4000000000000002") });
-    expect(order.state).to.equal("ORDER_STATE_FAILED");
-    expect(order.failureReason).to.equal("FAILURE_REASON_PAYMENT_DECLINED");
-    expect(await stockOf("french-press")).to.equal(before);
-    expect((await paymentsOf(order.orderId)).map((p) => p.state)).to.deep.equal(["PAYMENT_STATE_DECLINED"]);
-  });
-
-  it("makes one order and one charge when the same PlaceOrder is sent twice with one key", async () => {
-    const before = await stockOf("tea-sencha");
-    const body = { idempotencyKey: "e2e-3", items: [{ sku: "tea-sencha", quantity: 1 }], card: card("4242424242424242") };
-    const first = await placeOrder(body);
-    const second = await placeOrder(body);
-    expect(second.order.orderId).to.equal(first.order.orderId);
-    expect(await stockOf("tea-sencha")).to.equal(before - 1);
-    expect(await paymentsOf(first.order.orderId)).to.have.length(1);
-  });
-
-  it("shows which catalog version answered (x-served-by)", async () => {
-    const r = await grpcurl(["-v", "-d", '{"sku":"mug-blue"}', at["catalog-v2"].grpc, "meshmart.catalog.v1.CatalogService/GetProduct"]);
-    expect(r.stdout).to.contain("x-served-by: catalog-v2").and.contain('"rating"');
-  });
-
-  it("walks the whole flow with npm run flow's script", async () => {
-    const out = await new Promise<string>((resolve, reject) =>
-      execFile(
-        process.execPath,
-        ["--import", "tsx", "tools/flow.ts", "--json", "--identity", at.identity.grpc, "--catalog", at["catalog-v1"].grpc, "--orders", at.orders.grpc],
-        (err, stdout, stderr) => (err ? reject(new Error(stderr)) : resolve(stdout)),
-      ),
-    );
-    const result = JSON.parse(out.trim().split("\n").at(-1) ?? "{}");
-    expect(result.state).to.equal("CONFIRMED");
-    expect(result.stockAfter).to.equal(result.stockBefore - 1);
-  });
-});
+}

@@ -3,6 +3,7 @@
 // grpcurl recipes. Ctrl-C stops everything cleanly.
 //
 //   npm start                    default ports, data kept in .cache/devdb/data
+//   npm start -- --mode monolith all services in this one process, on one port (50050; admin 9090)
 //   npm start -- --fresh         start from an empty database
 //   npm start -- --ports auto    free ports everywhere (tests); prints "meshmart ready {json}"
 //   MONGODB_URI=mongodb://...    use that server instead of the embedded one
@@ -11,13 +12,16 @@ import { once } from "node:events";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import type { RunningServer } from "../services/kit/src/index.js";
 import { type DevDb, freePort, ROOT, startDevDb } from "./devdb.js";
 import { waitForHealth } from "./health-wait.js";
+import { startMonolith } from "./monolith.js";
 
 const { values: args } = parseArgs({
   options: {
     fresh: { type: "boolean", default: false },
     ports: { type: "string", default: "default" },
+    mode: { type: "string", default: "services" },
     "data-dir": { type: "string", default: join(ROOT, ".cache", "devdb", "data") },
   },
 });
@@ -35,6 +39,7 @@ const pick = async (fixed: number) => (auto ? freePort() : fixed);
 
 const children: { unit: Unit; child: ChildProcess }[] = [];
 let db: DevDb | undefined;
+let monolith: RunningServer | undefined;
 let stopping = false;
 
 async function stopAll(code: number): Promise<never> {
@@ -49,6 +54,7 @@ async function stopAll(code: number): Promise<never> {
       await exited;
     }),
   );
+  await monolith?.shutdown();
   await db?.stop();
   process.exit(code);
 }
@@ -87,6 +93,9 @@ async function main() {
     });
     mongoUri = db.uri;
   }
+
+  if (args.mode === "monolith") return runMonolith(mongoUri);
+  if (args.mode !== "services") throw new Error(`--mode must be services or monolith, got "${args.mode}"`);
 
   const identity: Unit = { name: "identity", entry: "services/identity/src/main.ts", port: await pick(50051), adminPort: await pick(9091), env: {} };
   const catalogV1: Unit = {
@@ -130,6 +139,23 @@ async function main() {
   const ready = Object.fromEntries(units.map((u) => [u.name, { grpc: `127.0.0.1:${u.port}`, admin: `http://127.0.0.1:${u.adminPort}` }]));
   if (auto) console.log(`meshmart ready ${JSON.stringify({ ...ready, mongodb: mongoUri })}`);
   else printWelcome(units, mongoUri);
+}
+
+async function runMonolith(mongoUri: string) {
+  const port = await pick(50050);
+  const adminPort = await pick(9090);
+  monolith = await startMonolith({ mongoUri, host: "127.0.0.1", port, adminPort });
+  const grpc = `127.0.0.1:${port}`;
+  if (auto) return console.log(`meshmart ready ${JSON.stringify({ monolith: { grpc, admin: `http://127.0.0.1:${adminPort}` }, mongodb: mongoUri })}`);
+  console.log(`
+meshmart is up as a monolith (database ${mongoUri}): identity, catalog (v1), orders and payment in this
+process, on one port; orders calls catalog and payment in memory.
+  monolith    grpc ${grpc}   admin http://127.0.0.1:${adminPort} (/metrics, /readyz, /faults, /.well-known/jwks.json)
+
+  .cache/bin/grpcurl -plaintext ${grpc} list
+  npm run flow -- --identity ${grpc} --catalog ${grpc} --orders ${grpc}
+
+Ctrl-C stops everything.`);
 }
 
 function printWelcome(units: Unit[], mongoUri: string) {

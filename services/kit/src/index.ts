@@ -16,6 +16,6 @@ export { main } from "./main.js";
 export { registry } from "./metrics.js";
 export { formatMoney, money, toCents } from "./money.js";
 export { DEFAULT_PAGE_SIZE, decodePageToken, encodePageToken, pageSize } from "./paging.js";
-export { type Engine, interceptorsOf, type RunningServer, type ServeOptions, type ServiceEntry, serve, service } from "./serve.js";
+export { type Engine, interceptorsOf, kitInterceptors, type RunningServer, type ServeOptions, type ServiceEntry, serve, service } from "./serve.js";
 export { type CommonConfig, commonDefaults, type ServicePart, serveOptionsFrom, servePart } from "./service-config.js";
 export { violations } from "./validate.js";

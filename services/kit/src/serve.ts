@@ -58,6 +58,8 @@ export interface ServeOptions {
   drainDelayMs?: number;
   adminRoutes?: Record<string, AdminRoute>;
   faults?: FaultSettings;
+  /** Knobs shared with other callers (monolith mode: the in-memory transport uses the same ones). */
+  faultKnobs?: Faults;
   /** Runs after the last call finished: close the database here. */
   onShutdown?: () => unknown;
   /** Handle SIGTERM/SIGINT: shut down and exit 0 (entry points set this; tests do not). */
@@ -85,18 +87,23 @@ export const SERVER_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.max_connection_age_grace_ms": 30_000,
 };
 
+/** What runs around every handler, outermost first: propagation, metrics and the log line, faults, validation. */
+export function kitInterceptors(log: Logger, faults?: Faults): Interceptor[] {
+  return [propagation(), observe(log), ...(faults ? [faults.interceptor()] : []), validation()];
+}
+
 /** Starts a gRPC server for the services, with the kit's interceptors, health, reflection and admin port. */
 export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const log = opts.log ?? logger(opts.name);
   const engine = opts.engine ?? "grpc-js";
   const host = opts.host ?? "0.0.0.0";
   const graceMs = opts.graceMs ?? 10_000;
-  const faults = new Faults(log, opts.faults ?? faultsFromEnv());
+  const faults = opts.faultKnobs ?? new Faults(log, opts.faults ?? faultsFromEnv());
   const names = opts.services.map((s) => s.service.typeName);
   const health = new Health(names, opts.readiness ?? [], log);
   const shutdownController = new AbortController();
   setMaxListeners(0, shutdownController.signal); // every call in flight links its own signal to this one
-  const interceptors = [propagation(), observe(log), faults.interceptor(), validation(), ...(opts.interceptors ?? [])];
+  const interceptors = [...kitInterceptors(log, faults), ...(opts.interceptors ?? [])];
 
   let port: number;
   let closeListener: () => Promise<void>;

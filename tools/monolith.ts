@@ -1,0 +1,58 @@
+// Monolith mode: all four services in one process, on one gRPC port. orders reaches catalog and payment
+// through Connect's in-memory transport (same handlers, same interceptors, no socket), so the
+// "microservices vs monolith" comparison runs the very same code both ways.
+import { buildCatalog, catalogConfig } from "../services/catalog/src/server.js";
+import { buildIdentity, identityConfig } from "../services/identity/src/server.js";
+import {
+  Faults,
+  faultsFromEnv,
+  kitInterceptors,
+  logger,
+  type RunningServer,
+  type ServicePart,
+  serve,
+  useInMemoryTransport,
+} from "../services/kit/src/index.js";
+import { buildOrders, ordersConfig } from "../services/orders/src/server.js";
+import { buildPayment, paymentConfig } from "../services/payment/src/server.js";
+
+export interface MonolithOptions {
+  mongoUri: string;
+  host: string;
+  port: number;
+  adminPort: number;
+}
+
+export async function startMonolith(opts: MonolithOptions): Promise<RunningServer> {
+  const log = logger("monolith");
+  const env = { ...process.env, MONGODB_URI: opts.mongoUri, HOST: opts.host };
+  const parts: ServicePart[] = [];
+  const faults = new Faults(log, faultsFromEnv()); // one set of knobs: /faults reaches in-memory calls too
+  try {
+    parts.push(await buildIdentity(identityConfig(env)));
+    parts.push(await buildCatalog(catalogConfig({ ...env, VERSION: "v1" })));
+    parts.push(await buildPayment(paymentConfig(env)));
+    // Before orders is built: its dial() clients must come from the in-memory transport.
+    const peers = parts.slice(1).flatMap((p) => p.entries);
+    useInMemoryTransport(peers, kitInterceptors(log, faults));
+    const jwks = `http://127.0.0.1:${opts.adminPort}/.well-known/jwks.json`; // identity's route, on this process's admin port
+    parts.push(await buildOrders(ordersConfig({ ...env, IDENTITY_JWKS_URL: jwks }), { log: logger("orders") }));
+  } catch (err) {
+    await Promise.all(parts.map((p) => p.close()));
+    throw err;
+  }
+  const server = await serve({
+    name: "monolith",
+    log,
+    host: opts.host,
+    port: opts.port,
+    adminPort: opts.adminPort,
+    services: parts.flatMap((p) => p.entries),
+    readiness: parts.flatMap((p) => p.readiness),
+    adminRoutes: Object.assign({}, ...parts.map((p) => p.adminRoutes ?? {})),
+    faultKnobs: faults,
+    onShutdown: () => Promise.all(parts.map((p) => p.close())),
+  });
+  for (const p of parts) p.start?.();
+  return server;
+}
