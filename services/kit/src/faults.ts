@@ -90,6 +90,7 @@ export class Faults {
     return (next) => async (req) => {
       const s = this.settings;
       if (s.errorPercent === 0 && s.delayMs === 0 && s.failNext === 0) return next(req);
+      if (req.service.typeName.startsWith("grpc.")) return next(req); // health and reflection stay truthful
       if (s.methods.length > 0 && !s.methods.some((m) => m === req.method.name || m === `${req.service.typeName}/${req.method.name}`)) return next(req);
       if (s.delayMs > 0 && this.random() * 100 < s.delayPercent) await sleep(s.delayMs, req.signal);
       if (s.failNext > 0) {
