@@ -38,7 +38,10 @@ export function lockTable(db: Connection, collection = "locks") {
       } catch (err) {
         if ((err as { code?: number }).code !== 11000) throw err;
       }
-      await Lock.deleteOne({ _id: key, expiresAt: { $lt: new Date() } }); // a crashed holder's lease
+      // A crashed holder's lease: delete exactly the expired one we saw (FerretDB deletes non-atomically, so
+      // a filter on expiresAt alone could remove a fresh lease another waiter has just taken).
+      const stale = await Lock.findById(key).lean<LockRecord>();
+      if (stale && stale.expiresAt.getTime() < Date.now()) await Lock.deleteOne({ _id: key, owner: stale.owner });
       if (Date.now() > giveUp) throw new ConnectError(`"${key}" is busy; retry`, Code.Aborted);
       await new Promise((r) => setTimeout(r, Math.min(2 ** attempt, 40) + Math.random() * 5));
     }
@@ -50,10 +53,16 @@ export function lockTable(db: Connection, collection = "locks") {
     const run = prev
       .catch(() => undefined)
       .then(async () => {
-        const owner = await acquire(key, opts.ttlMs ?? 15_000, opts.waitMs ?? 5_000);
+        const ttlMs = opts.ttlMs ?? 5_000;
+        const owner = await acquire(key, ttlMs, opts.waitMs ?? 5_000);
+        // Renew while working, so the lease only runs out when this process is gone.
+        const renew = setInterval(() => {
+          Lock.updateOne({ _id: key, owner }, { $set: { expiresAt: new Date(Date.now() + ttlMs) } }).catch(() => undefined);
+        }, ttlMs / 3);
         try {
           return await fn();
         } finally {
+          clearInterval(renew);
           await Lock.deleteOne({ _id: key, owner }).catch(() => undefined);
         }
       });

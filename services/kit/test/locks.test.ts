@@ -1,0 +1,56 @@
+// Lease locks across processes (two connections stand in for two processes: the in-process queue does not
+// help them), against the real embedded database.
+import { expect } from "chai";
+import mongoose, { type Connection } from "mongoose";
+import { lockTable } from "#kit";
+import { dropDatabase, testMongoUri, uniqueDbName } from "../../../test/support/db.js";
+
+describe("lease locks", () => {
+  const dbName = uniqueDbName("locks");
+  let a: Connection;
+  let b: Connection;
+
+  before(async () => {
+    a = await mongoose.createConnection(testMongoUri(), { dbName }).asPromise();
+    b = await mongoose.createConnection(testMongoUri(), { dbName }).asPromise();
+  });
+  after(async () => {
+    await a?.close();
+    await b?.close();
+    await dropDatabase(dbName);
+  });
+
+  it("keeps a second process out while the holder works, even past the lease length", async () => {
+    const events: string[] = [];
+    const holder = lockTable(a).withLock(
+      "k1",
+      async () => {
+        events.push("a in");
+        await new Promise((r) => setTimeout(r, 900)); // three lease lengths: only renewal keeps it
+        events.push("a out");
+      },
+      { ttlMs: 300 },
+    );
+    await new Promise((r) => setTimeout(r, 50)); // let a take the lock first
+    const waiter = lockTable(b).withLock("k1", async () => events.push("b in"), { ttlMs: 300, waitMs: 5000 });
+    await Promise.all([holder, waiter]);
+    expect(events).to.deep.equal(["a in", "a out", "b in"]);
+  });
+
+  it("takes over the lease of a holder that died", async () => {
+    const locks = a.collection("locks");
+    await locks.insertOne({ _id: "k2" as never, owner: "dead-process", expiresAt: new Date(Date.now() - 1000) });
+    const result = await lockTable(b).withLock("k2", async () => "got it", { waitMs: 2000 });
+    expect(result).to.equal("got it");
+    expect(await locks.findOne({ _id: "k2" as never })).to.equal(null); // released after use
+  });
+
+  it("gives up with ABORTED when the lock stays taken", async () => {
+    const locks = a.collection("locks");
+    await locks.insertOne({ _id: "k3" as never, owner: "busy-process", expiresAt: new Date(Date.now() + 60_000) });
+    const err = await lockTable(b)
+      .withLock("k3", async () => "never", { waitMs: 200 })
+      .catch((e) => e);
+    expect(String(err)).to.match(/busy/);
+  });
+});
