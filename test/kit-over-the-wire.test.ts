@@ -167,6 +167,15 @@ describe("the kit over the wire (catalog as the sample service)", () => {
       }
     });
 
+    it("leaves no timer behind for a finished call with a long deadline", async () => {
+      const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+      const client = dial(CatalogService, local(server));
+      await client.getProduct({ sku: "mug-blue" }, { timeoutMs: 60_000 }); // warm the channel
+      const before = timers();
+      await Promise.all(Array.from({ length: 100 }, () => client.getProduct({ sku: "mug-blue" }, { timeoutMs: 60_000 })));
+      expect(timers() - before).to.be.lessThan(10); // one deadline timer per call would be ~100
+    });
+
     it("ends a call that outlives its deadline with DEADLINE_EXCEEDED", async () => {
       server.faults.set({ ...NO_FAULTS, delayMs: 500, methods: ["GetProduct"] });
       try {

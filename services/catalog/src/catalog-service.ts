@@ -41,7 +41,7 @@ export function catalogService({ products, reservations, version }: Deps): Servi
   return {
     async listProducts({ pageSize: requested, pageToken, category }) {
       const size = pageSize(requested);
-      const after = decodePageToken<{ after: string }>(pageToken, ["after"])?.after;
+      const after = decodePageToken(pageToken, { after: "string" })?.after;
       return page(await products.page(size, after, category || undefined), size);
     },
 
@@ -53,7 +53,7 @@ export function catalogService({ products, reservations, version }: Deps): Servi
 
     async searchProducts({ query, pageSize: requested, pageToken }) {
       const size = pageSize(requested);
-      const after = decodePageToken<{ after: string }>(pageToken, ["after"])?.after;
+      const after = decodePageToken(pageToken, { after: "string" })?.after;
       return page(await products.search(query, size, after), size);
     },
 

@@ -1,7 +1,7 @@
 // Serves Connect ServiceImpl handlers on a @grpc/grpc-js server (the faster wire engine here, see DESIGN.md).
 import { create, type DescMethod, type DescService, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { anyPack } from "@bufbuild/protobuf/wkt";
-import { ConnectError, createHandlerContext, createServiceImplSpec, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, createHandlerContext, createServiceImplSpec, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import { createAsyncIterable, invokeUnaryImplementation, transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import * as grpc from "@grpc/grpc-js";
 import { StatusSchema } from "#gen/google/rpc/status_pb.js";
@@ -47,10 +47,18 @@ function remainingMs(deadline: grpc.Deadline): number | undefined {
 
 type AnyCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
 
+/**
+ * The Connect handler context of a grpc-js call. `finish` must run once the reply is sent: it ends the
+ * context (clearing its deadline timer) and, from then on, grpc-js's "cancelled" event (which it also emits
+ * after a normal end) is no longer taken for the caller leaving.
+ */
 function contextFor(service: DescService, method: DescMethod, call: AnyCall, shutdownSignal: AbortSignal) {
+  let replied = false;
   const cancelled = new AbortController();
-  call.once("cancelled", () => cancelled.abort(new ConnectError("the caller cancelled", 1)));
-  return createHandlerContext({
+  call.once("cancelled", () => {
+    if (!replied) cancelled.abort(new ConnectError("the caller cancelled", Code.Canceled));
+  });
+  const ctx = createHandlerContext({
     service,
     method,
     protocolName: "grpc",
@@ -61,6 +69,11 @@ function contextFor(service: DescService, method: DescMethod, call: AnyCall, shu
     requestSignal: cancelled.signal,
     requestHeader: metadataToHeaders(call.metadata),
   });
+  const finish = () => {
+    replied = true;
+    ctx.abort(); // the call is over: ends ctx.signal for any work still tied to it, and the deadline timer
+  };
+  return { ctx, finish };
 }
 
 /** Registers `impl` for `service` on a grpc-js server; the interceptors run around every handler. */
@@ -79,21 +92,23 @@ export function addConnectService(
     const methodSpec = spec.methods[method.localName];
     if (method.methodKind === "unary") {
       handlers[method.localName] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        const ctx = contextFor(service, method, call, shutdownSignal);
-        invokeUnaryImplementation(methodSpec as never, ctx, call.request as never, interceptors).then(
-          (out) => {
-            sendHeader(call, ctx.responseHeader);
-            callback(null, out, headersToMetadata(ctx.responseTrailer));
-          },
-          (err) => {
-            sendHeader(call, ctx.responseHeader);
-            callback(toGrpcStatus(err));
-          },
-        );
+        const { ctx, finish } = contextFor(service, method, call, shutdownSignal);
+        invokeUnaryImplementation(methodSpec as never, ctx, call.request as never, interceptors)
+          .then(
+            (out) => {
+              sendHeader(call, ctx.responseHeader);
+              callback(null, out, headersToMetadata(ctx.responseTrailer));
+            },
+            (err) => {
+              sendHeader(call, ctx.responseHeader);
+              callback(toGrpcStatus(err));
+            },
+          )
+          .finally(finish);
       };
     } else if (method.methodKind === "server_streaming") {
       handlers[method.localName] = async (call: grpc.ServerWritableStream<unknown, unknown>) => {
-        const ctx = contextFor(service, method, call, shutdownSignal);
+        const { ctx, finish } = contextFor(service, method, call, shutdownSignal);
         try {
           const outputs = transformInvokeImplementation(methodSpec as never, ctx, interceptors)(createAsyncIterable([call.request]) as never);
           let first = true;
@@ -106,6 +121,8 @@ export function addConnectService(
           call.end(headersToMetadata(ctx.responseTrailer));
         } catch (err) {
           call.emit("error", toGrpcStatus(err));
+        } finally {
+          finish();
         }
       };
     } else {

@@ -7,12 +7,19 @@ export function encodePageToken(position: Record<string, string | number>): stri
   return Buffer.from(JSON.stringify(position)).toString("base64url");
 }
 
-/** Decodes a page token made by encodePageToken; undefined for the first page. */
-export function decodePageToken<T extends Record<string, string | number>>(token: string, keys: (keyof T)[], field = "page_token"): T | undefined {
+type Shape = Record<string, "string" | "number">;
+type Decoded<S extends Shape> = { [K in keyof S]: S[K] extends "number" ? number : string };
+
+/**
+ * Decodes a page token made by encodePageToken, checking each key's type against `shape` (e.g.
+ * `{ t: "number", id: "string" }`); undefined for the first page. Anything else is INVALID_ARGUMENT.
+ */
+export function decodePageToken<S extends Shape>(token: string, shape: S, field = "page_token"): Decoded<S> | undefined {
   if (!token) return undefined;
   try {
     const v = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
-    if (v && typeof v === "object" && keys.every((k) => ["string", "number"].includes(typeof v[k]))) return v as T;
+    const ok = (k: string, type: string) => (type === "number" ? Number.isFinite(v[k]) : typeof v[k] === "string" && v[k].length <= 200);
+    if (v && typeof v === "object" && Object.entries(shape).every(([k, type]) => ok(k, type))) return v as Decoded<S>;
   } catch {
     // fall through to the error below
   }

@@ -68,8 +68,12 @@ describe("money and page tokens", () => {
   });
 
   it("decodes its own page tokens and rejects others as INVALID_ARGUMENT", () => {
-    expect(decodePageToken(encodePageToken({ after: "mug" }), ["after"])).to.deep.equal({ after: "mug" });
-    expect(decodePageToken("", ["after"])).to.equal(undefined);
-    expect(() => decodePageToken("garbage!", ["after"])).to.throw(/page_token/);
+    expect(decodePageToken(encodePageToken({ after: "mug" }), { after: "string" })).to.deep.equal({ after: "mug" });
+    expect(decodePageToken(encodePageToken({ t: 5, id: "a" }), { t: "number", id: "string" })).to.deep.equal({ t: 5, id: "a" });
+    expect(decodePageToken("", { after: "string" })).to.equal(undefined);
+    expect(() => decodePageToken("garbage!", { after: "string" })).to.throw(/page_token/);
+    // well-formed JSON with the wrong types is tampering too, not a database error later
+    expect(() => decodePageToken(encodePageToken({ t: "x", id: "a" }), { t: "number", id: "string" })).to.throw(/page_token/);
+    expect(() => decodePageToken(encodePageToken({ after: 7 }), { after: "string" })).to.throw(/page_token/);
   });
 });

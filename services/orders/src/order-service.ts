@@ -58,7 +58,7 @@ export function orderService({ orders, saga, locks }: Deps): ServiceImpl<typeof 
     async listOrders({ pageSize: requested, pageToken }, ctx) {
       const user = currentUser(ctx);
       const size = pageSize(requested);
-      const after = decodePageToken<{ t: number; id: string }>(pageToken, ["t", "id"]);
+      const after = decodePageToken(pageToken, { t: "number", id: "string" });
       const rows = await orders.page(user.id, size, after);
       const last = rows[size - 1];
       return {

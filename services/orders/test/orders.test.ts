@@ -140,6 +140,7 @@ describe("orders", () => {
         ),
       );
       expect(twice.code).to.equal(Code.InvalidArgument);
+      expect(twice.rawMessage).to.contain("items").and.contain("mug-blue");
     });
 
     it("ends FAILED with DEPENDENCY_UNAVAILABLE when payment keeps failing, with the stock back", async () => {
@@ -204,6 +205,9 @@ describe("orders", () => {
       } while (pageToken);
       expect(seen.length).to.be.at.least(8);
       expect(new Set(seen).size).to.equal(seen.length);
+      const tampered = Buffer.from(JSON.stringify({ t: "yesterday", id: "x" })).toString("base64url");
+      const err = await rejection(orders.listOrders({ pageToken: tampered }, { headers: alice }));
+      expect([Code[err.code], err.rawMessage]).to.deep.equal(["InvalidArgument", "page_token: is not a token returned by this API"]);
       const bobs = await orders.listOrders({}, { headers: bob });
       expect(bobs.orders.map((o) => o.userId)).to.deep.equal(["bob"]);
     });

@@ -43,7 +43,7 @@ export function paymentService({ payments }: Deps): ServiceImpl<typeof PaymentSe
 
     async listPayments({ orderId, pageSize: requested, pageToken }) {
       const size = pageSize(requested);
-      const after = decodePageToken<{ seq: number; id: string }>(pageToken, ["seq", "id"]);
+      const after = decodePageToken(pageToken, { seq: "number", id: "string" });
       const rows = await payments.page(orderId, size, after);
       const last = rows[size - 1];
       return {
