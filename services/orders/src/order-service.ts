@@ -40,7 +40,7 @@ export function orderService({ orders, saga, locks }: Deps): ServiceImpl<typeof 
           const current = (await orders.get(id)) as OrderRecord;
           if (current.requestHash !== requestHash) throw new IdempotencyKeyReusedError(idempotencyKey);
           if (current.state !== "PENDING" || !card) return current; // a repeat gets the first answer
-          return saga.run(current, card, { call: forward(ctx), fresh: () => detached(ctx) });
+          return saga.run(current, card, { call: () => forward(ctx), fresh: () => detached(ctx) });
         },
         { ttlMs: ORDER_LOCK_TTL_MS, waitMs: ORDER_LOCK_WAIT_MS },
       );

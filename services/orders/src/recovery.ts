@@ -32,7 +32,7 @@ export function recoveryLoop({ orders, saga, locks, log, intervalMs, afterMs }: 
             const current = await orders.get(stuck._id);
             if (current?.state !== "PENDING") return current; // gone or finished meanwhile
             log.info({ orderId: current._id, step: current.step }, "recovering interrupted order");
-            return saga.recover(current, { call: detached(undefined), fresh: () => detached(undefined) });
+            return saga.recover(current, { call: () => detached(undefined), fresh: () => detached(undefined) });
           },
           { ttlMs: ORDER_LOCK_TTL_MS, waitMs: 1000 },
         );

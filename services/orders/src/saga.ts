@@ -19,9 +19,12 @@ export interface SagaDeps {
   afterStep?: (step: SagaStep, order: OrderRecord) => void | Promise<void>;
 }
 
-/** How to call the other services: `call` for the forward steps (the caller's deadline), `fresh` for work that must finish anyway. */
+/**
+ * How to call the other services: `call()` for the forward steps (what is left of the caller's deadline,
+ * worked out again for each step), `fresh()` for work that must finish anyway (its own deadline).
+ */
 export interface CallPlan {
-  call: CallOptions;
+  call: () => CallOptions;
   fresh: () => CallOptions;
 }
 
@@ -83,20 +86,35 @@ export function orderSaga({ orders, catalog, payment, log, afterStep }: SagaDeps
     return step(order, "DONE", { state: "CONFIRMED" });
   }
 
-  /** Refunds whatever payment reached this order (known, or found in payment's records), then releases the stock. */
+  /**
+   * Undoes what reached the other services: releases the stock (which also blocks a reservation still on its
+   * way), then refunds any approved payment for the order (known, or found in payment's records). Stock
+   * first: if catalog says the reservation was already committed, the sale happened, and the order is
+   * confirmed rather than refunded.
+   */
   async function compensate(order: OrderRecord, reason: FailureReasonName, message: string, plan: CallPlan): Promise<OrderRecord> {
     order = await step(order, "COMPENSATING", { failureReason: order.failureReason ?? reason, failureMessage: order.failureMessage || message });
     try {
+      const released = await catalog.releaseStock({ reservationId: order._id }, plan.fresh()).then(
+        () => true,
+        (err) => {
+          if (errorReason(err) === "RESERVATION_STATE") return false; // committed: the sale is final
+          throw err;
+        },
+      );
       const { payments } = await payment.listPayments({ orderId: order._id, pageSize: 100 }, plan.fresh());
-      for (const p of payments) {
-        if (p.state === PaymentState.APPROVED || p.state === PaymentState.PARTIALLY_REFUNDED) {
-          await payment.refund(
-            { idempotencyKey: `refund-${p.paymentId}`, paymentId: p.paymentId, reason: `order ${order._id} failed: ${order.failureReason}` },
-            plan.fresh(),
-          );
-        }
+      const approved = payments.filter((p) => p.state === PaymentState.APPROVED || p.state === PaymentState.PARTIALLY_REFUNDED);
+      if (!released && approved.length > 0) {
+        log.warn({ orderId: order._id }, "compensation found the stock committed and the card charged: confirming the order");
+        return step(order, "DONE", { state: "CONFIRMED", paymentId: approved[0].paymentId });
       }
-      await catalog.releaseStock({ reservationId: order._id }, plan.fresh()); // also blocks a reservation still on its way
+      if (!released) log.error({ orderId: order._id }, "stock was committed but no payment was approved: inconsistent, needs a look");
+      for (const p of approved) {
+        await payment.refund(
+          { idempotencyKey: `refund-${p.paymentId}`, paymentId: p.paymentId, reason: `order ${order._id} failed: ${order.failureReason}` },
+          plan.fresh(),
+        );
+      }
       log.info({ orderId: order._id, reason: order.failureReason }, "order failed; compensated");
       return step(order, "DONE", { state: "FAILED" });
     } catch (err) {
@@ -128,9 +146,9 @@ export function orderSaga({ orders, catalog, payment, log, afterStep }: SagaDeps
       let order = start;
       try {
         if (order.step === "COMPENSATING") return compensate(order, order.failureReason ?? "ABANDONED", order.failureMessage, plan);
-        if (order.step === "CREATED" || order.step === "RESERVING") order = await reserve(order, plan.call);
+        if (order.step === "CREATED" || order.step === "RESERVING") order = await reserve(order, plan.call());
         if (order.step === "RESERVED" || order.step === "CHARGING") {
-          const charged = await settleUncertain(() => charge(order, card, plan.call));
+          const charged = await settleUncertain(() => charge(order, card, plan.call()));
           if (isFailure(charged) && charged.uncertain) {
             const again = await settleUncertain(() => charge(order, card, plan.fresh()));
             if (isFailure(again)) return again.uncertain ? leavePending(order, again) : compensate(order, again.reason, again.message, plan);
@@ -142,7 +160,7 @@ export function orderSaga({ orders, catalog, payment, log, afterStep }: SagaDeps
           }
         }
         if (order.step === "CHARGED" || order.step === "COMMITTING") {
-          const done = await settleUncertain(() => commit(order, plan.call));
+          const done = await settleUncertain(() => commit(order, plan.call()));
           if (!isFailure(done)) return done;
           const again = await settleUncertain(() => commit(order, plan.fresh()));
           if (!isFailure(again)) return again;
