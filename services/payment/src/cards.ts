@@ -1,6 +1,5 @@
 // The simulated card processor: pure functions, no I/O. Sandbox numbers decide the outcome, as at a real
-// processor; the number itself never leaves this module except as its last four digits and a fingerprint.
-import { createHash } from "node:crypto";
+// processor; the number itself never leaves this module except as its last four digits.
 import { invalidArgument } from "#kit";
 
 export type DeclineReasonName = "CARD_DECLINED" | "INSUFFICIENT_FUNDS" | "EXPIRED_CARD";
@@ -27,8 +26,6 @@ export interface Authorization {
   /** Why the card was refused; undefined when approved. */
   decline?: DeclineReasonName;
   last4: string;
-  /** Tells a repeated request from one with another card, without keeping the number. */
-  fingerprint: string;
 }
 
 /** The Luhn checksum every card number carries: catches typos before anything is charged. */
@@ -51,11 +48,6 @@ export function isExpired(expMonth: number, expYear: number, now: Date): boolean
   return expYear * 12 + (expMonth - 1) < now.getUTCFullYear() * 12 + now.getUTCMonth();
 }
 
-/** sha256 of the number, hex; compared, never reversed. */
-export function fingerprint(number: string): string {
-  return createHash("sha256").update(number).digest("hex");
-}
-
 /**
  * Decides a charge. A number failing the Luhn check is INVALID_ARGUMENT naming card.number (a typo, not a
  * refusal); an expired card or a declining test card comes back as a decline reason.
@@ -63,6 +55,6 @@ export function fingerprint(number: string): string {
 export function authorize(card: CardDetails, now: Date = new Date()): Authorization {
   if (!luhnValid(card.number)) throw invalidArgument([{ field: "card.number", description: "is not a valid card number (Luhn check failed)" }]);
   const decline: DeclineReasonName | undefined = isExpired(card.expMonth, card.expYear, now) ? "EXPIRED_CARD" : FIXED_DECLINES[card.number];
-  const result = { last4: card.number.slice(-4), fingerprint: fingerprint(card.number) };
+  const result = { last4: card.number.slice(-4) };
   return decline ? { ...result, decline } : result;
 }

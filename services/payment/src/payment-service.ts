@@ -22,11 +22,14 @@ function positiveCents(m: Money, field: string): number {
 
 export function paymentService({ payments }: Deps): ServiceImpl<typeof PaymentService> {
   return {
-    async charge({ idempotencyKey, orderId, amount, card }) {
+    async charge({ idempotencyKey, orderId, amount, card }, ctx) {
       // amount and card are required by the contract; the kit's validation has rejected calls without them.
       const cents = positiveCents(amount!, "amount");
       const { number, expMonth, expYear } = card!;
-      const payment = await payments.charge({ idempotencyKey, orderId, cents, currency: amount!.currencyCode, card: { number, expMonth, expYear } });
+      const payment = await payments.charge(
+        { idempotencyKey, orderId, cents, currency: amount!.currencyCode, card: { number, expMonth, expYear } },
+        ctx.signal,
+      );
       return { payment: paymentToProto(payment) };
     },
 

@@ -4,6 +4,7 @@
 // charge, per payment for a refund. Writes go payment first, ledger second; a repeated call finishes
 // whatever an interrupted one left half-done.
 import { createHash } from "node:crypto";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { type Connection, type Model, Schema } from "mongoose";
 import { invalidArgument, type Locks } from "#kit";
 import { authorize, type CardDetails, type DeclineReasonName } from "./cards.js";
@@ -16,7 +17,7 @@ export interface PaymentRecord {
   _id: string; // "pay_" + hash of the idempotency key: one key, one payment, even across processes
   orderId: string;
   idempotencyKey: string;
-  /** Hash of order, amount, currency and card fingerprint: tells a repeat from a reuse of the key. */
+  /** Hash of order, amount, currency and card (last four, expiry): tells a repeat from a reuse of the key. */
   requestHash: string;
   amountCents: number;
   currency: string;
@@ -120,14 +121,21 @@ export function paymentStore(db: Connection, locks: Locks, now: () => Date = () 
         .lean<PaymentRecord[]>(),
 
     /** Charges once per idempotency key. A decline is stored too, and a repeat gets the same decline. */
-    async charge(input: ChargeInput): Promise<PaymentRecord> {
+    async charge(input: ChargeInput, caller?: AbortSignal): Promise<PaymentRecord> {
       const { idempotencyKey: key, orderId, cents, currency } = input;
       const auth = authorize(input.card, now()); // a Luhn failure is thrown before anything is written
-      const requestHash = hashOf(["charge", orderId, cents, currency, auth.fingerprint]);
+      // The card as the request shows it, without the number: even a hash of a full card number can be
+      // reversed by trying the few numbers that fit a known prefix and last four.
+      const requestHash = hashOf(["charge", orderId, cents, currency, auth.last4, input.card.expMonth, input.card.expYear]);
       return locks.withLock(`charge:${key}`, async () => {
         const id = paymentIdFor(key);
+        const existing = await get(id);
+        // A charge whose caller has gone (deadline passed, cancelled) is not made: the caller may already have
+        // given up and compensated, and a charge landing after that would never be refunded.
+        if (!existing && caller?.aborted)
+          throw new ConnectError("the caller is gone (deadline passed or cancelled): nothing was charged", Code.DeadlineExceeded);
         const p =
-          (await get(id)) ??
+          existing ??
           (await insertOrFind({
             _id: id,
             orderId,
