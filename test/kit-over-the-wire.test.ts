@@ -345,6 +345,9 @@ describe("a service as a real process", () => {
     const proc = startProcess("services/catalog/src/main.ts", { PORT: "fifty" });
     expect(await proc.exited).to.equal(2);
     expect(proc.output()).to.contain("PORT").and.contain("fifty");
+    const outOfRange = startProcess("services/payment/src/main.ts", { PORT: "70000" });
+    expect(await outOfRange.exited).to.equal(2);
+    expect(outOfRange.output()).to.contain("config: PORT must be a port");
   });
 
   it("lets an in-flight call finish on SIGTERM, then exits 0", async () => {

@@ -4,7 +4,7 @@ import { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
 import {
   commonDefaults,
   databaseReady,
-  env,
+  type env,
   type Logger,
   lockTable,
   oneOf,
@@ -14,6 +14,7 @@ import {
   type ServicePart,
   servePart,
   service,
+  serviceEnv,
 } from "#kit";
 import { catalogService } from "./catalog-service.js";
 import { loadSeed, productStore } from "./products.js";
@@ -31,7 +32,7 @@ export const catalogDefaults = {
 export type CatalogConfig = ReturnType<typeof env<typeof catalogDefaults>>;
 
 export function catalogConfig(source: Record<string, string | undefined> = process.env): CatalogConfig {
-  return env(catalogDefaults, source);
+  return serviceEnv(catalogDefaults, source);
 }
 
 /** catalog ready to serve: its handlers, readiness and database, not yet on a port. */

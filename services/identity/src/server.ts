@@ -8,14 +8,14 @@ import {
   ConfigError,
   commonDefaults,
   databaseReady,
-  env,
+  type env,
   type Logger,
   openDatabase,
-  port,
   type RunningServer,
   type ServicePart,
   servePart,
   service,
+  serviceEnv,
 } from "#kit";
 import { identityService } from "./identity-service.js";
 import { loadSigningKey, tokenIssuer } from "./tokens.js";
@@ -42,9 +42,7 @@ export const identityDefaults = {
 export type IdentityConfig = ReturnType<typeof env<typeof identityDefaults>>;
 
 export function identityConfig(source: Record<string, string | undefined> = process.env): IdentityConfig {
-  const config = env(identityDefaults, source);
-  port("PORT", config.PORT);
-  port("ADMIN_PORT", config.ADMIN_PORT);
+  const config = serviceEnv(identityDefaults, source);
   if (config.TOKEN_TTL_SECONDS <= 0) throw new ConfigError("TOKEN_TTL_SECONDS", `must be more than 0, got ${config.TOKEN_TTL_SECONDS}`);
   return config;
 }

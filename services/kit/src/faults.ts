@@ -93,8 +93,9 @@ export class Faults {
       if (req.service.typeName.startsWith("grpc.")) return next(req); // health and reflection stay truthful
       if (s.methods.length > 0 && !s.methods.some((m) => m === req.method.name || m === `${req.service.typeName}/${req.method.name}`)) return next(req);
       if (s.delayMs > 0 && this.random() * 100 < s.delayPercent) await sleep(s.delayMs, req.signal);
-      if (s.failNext > 0) {
-        this.settings = { ...s, failNext: s.failNext - 1 };
+      const now = this.settings; // read again: the knobs may have changed during the delay
+      if (now.failNext > 0) {
+        this.settings = { ...now, failNext: now.failNext - 1 };
         throw new ConnectError("injected fault (failNext)", Code.Unavailable);
       }
       if (this.random() * 100 < s.errorPercent) throw new ConnectError("injected fault (FAULT_ERROR_PERCENT)", Code.Unavailable);

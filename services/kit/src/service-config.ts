@@ -1,6 +1,6 @@
 // The configuration every service shares, so each server.ts lists only what is its own.
 import type { AdminRoute } from "./admin.js";
-import { oneOf } from "./env.js";
+import { env, oneOf, port } from "./env.js";
 import type { ReadinessCheck } from "./health.js";
 import type { Logger } from "./log.js";
 import { type RunningServer, type ServeOptions, type ServiceEntry, serve } from "./serve.js";
@@ -14,6 +14,17 @@ export const commonDefaults = {
   DRAIN_DELAY_MS: 0,
   HEALTH_INTERVAL_MS: 2000,
 };
+
+/** env() for a service: also checks that PORT and ADMIN_PORT are ports, before anything is opened. */
+export function serviceEnv<const D extends typeof commonDefaults & { PORT: number; ADMIN_PORT: number }>(
+  defaults: D,
+  source: Record<string, string | undefined>,
+) {
+  const config = env(defaults, source);
+  port("PORT", config.PORT as number);
+  port("ADMIN_PORT", config.ADMIN_PORT as number);
+  return config;
+}
 
 export interface CommonConfig {
   PORT: number;

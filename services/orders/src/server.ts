@@ -5,10 +5,12 @@ import { OrderService } from "#gen/meshmart/orders/v1/orders_pb.js";
 import { PaymentService } from "#gen/meshmart/payment/v1/payment_pb.js";
 import {
   authenticate,
+  ConfigError,
+  closeClients,
   commonDefaults,
   databaseReady,
   dial,
-  env,
+  type env,
   type Logger,
   lockTable,
   logger,
@@ -19,6 +21,7 @@ import {
   type ServicePart,
   servePart,
   service,
+  serviceEnv,
 } from "#kit";
 import { orderService } from "./order-service.js";
 import { orderStore, type SagaStep } from "./orders.js";
@@ -44,7 +47,10 @@ export const ordersDefaults = {
 export type OrdersConfig = ReturnType<typeof env<typeof ordersDefaults>>;
 
 export function ordersConfig(source: Record<string, string | undefined> = process.env): OrdersConfig {
-  return env(ordersDefaults, source);
+  const config = serviceEnv(ordersDefaults, source);
+  if (!/^https?:\/\/[^/]/.test(config.IDENTITY_JWKS_URL) || !URL.canParse(config.IDENTITY_JWKS_URL))
+    throw new ConfigError("IDENTITY_JWKS_URL", `must be an http(s) URL, got "${config.IDENTITY_JWKS_URL}"`);
+  return config;
 }
 
 /** orders ready to serve: handlers, saga clients, recovery loop and database, not yet on a port. */
@@ -73,6 +79,7 @@ export async function buildOrders(config: OrdersConfig, opts: { log?: Logger; ke
     start: () => recovery.start(),
     close: async () => {
       await recovery.stop();
+      closeClients(); // the channels to catalog and payment
       await db.close();
     },
   };

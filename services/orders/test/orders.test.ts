@@ -2,7 +2,7 @@ import { type Client, Code } from "@connectrpc/connect";
 import { expect } from "chai";
 import { FailureReason, OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
 import { PaymentState } from "#gen/meshmart/payment/v1/payment_pb.js";
-import { dial, NO_FAULTS, type RunningServer, toCents } from "#kit";
+import { ConfigError, dial, NO_FAULTS, type RunningServer, toCents } from "#kit";
 import { rejection } from "../../../test/support/rejection.js";
 import { ordersConfig, startOrders } from "../src/server.js";
 import { APPROVE, bearer, DECLINE, NO_FUNDS, OrderService, ordersEnv, type Peers, startPeers } from "./fixture.js";
@@ -173,6 +173,12 @@ describe("orders", () => {
       } finally {
         peers.payment.faults.set(NO_FAULTS);
       }
+    });
+  });
+
+  describe("configuration", () => {
+    it("names IDENTITY_JWKS_URL when it is not a URL", () => {
+      expect(() => ordersConfig({ IDENTITY_JWKS_URL: "identity:9090" })).to.throw(ConfigError, /IDENTITY_JWKS_URL/);
     });
   });
 

@@ -1,6 +1,18 @@
 // Builds and starts payment from its configuration (used by main.ts, the tests and the local stack).
 import { PaymentService } from "#gen/meshmart/payment/v1/payment_pb.js";
-import { commonDefaults, databaseReady, env, type Logger, lockTable, openDatabase, type RunningServer, type ServicePart, servePart, service } from "#kit";
+import {
+  commonDefaults,
+  databaseReady,
+  type env,
+  type Logger,
+  lockTable,
+  openDatabase,
+  type RunningServer,
+  type ServicePart,
+  servePart,
+  service,
+  serviceEnv,
+} from "#kit";
 import { paymentService } from "./payment-service.js";
 import { paymentStore } from "./payments.js";
 
@@ -14,7 +26,7 @@ export const paymentDefaults = {
 export type PaymentConfig = ReturnType<typeof env<typeof paymentDefaults>>;
 
 export function paymentConfig(source: Record<string, string | undefined> = process.env): PaymentConfig {
-  return env(paymentDefaults, source);
+  return serviceEnv(paymentDefaults, source);
 }
 
 /** payment ready to serve: handlers, readiness and database, not yet on a port. `now` is the clock card expiry is checked against (tests move it). */
