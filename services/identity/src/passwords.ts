@@ -40,8 +40,9 @@ export async function verifyPassword(password: string, encoded: string): Promise
   const m = ENCODED.exec(encoded);
   if (!m) return false;
   const [ln, r, p] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  // Bounds keep a tampered record from making one login burn gigabytes of memory.
-  if (ln < 10 || ln > 20 || r < 1 || r > 32 || p < 1 || p > 16) return false;
+  // Bounds keep a tampered record from making one login burn memory or CPU: at most 4× today's cost
+  // (128 · 2^ln · r bytes ≤ 128 MiB; p multiplies time only).
+  if (ln < 10 || ln > 17 || r < 1 || r > 8 || p < 1 || p > 4) return false;
   const expected = Buffer.from(m[5], "base64");
   if (expected.length < 16) return false;
   const actual = await derive(password, Buffer.from(m[4], "base64"), ln, r, p, expected.length);
