@@ -340,6 +340,31 @@ describe("health follows the database", () => {
   });
 });
 
+describe("health watchers at shutdown", () => {
+  it("see NOT_SERVING and are let go, so shutdown does not wait out its grace period", async () => {
+    const dbName = uniqueDbName("kit_watch");
+    const server = await startCatalog(
+      catalogConfig({ MONGODB_URI: testMongoUri(), DB_NAME: dbName, PORT: "0", ADMIN_PORT: "0", HOST: "127.0.0.1", GRACE_MS: "4000" }),
+    );
+    const transport = createGrpcTransport({ target: local(server), defaultTimeoutMs: 0 });
+    try {
+      const seen: HealthCheckResponse_ServingStatus[] = [];
+      const watching = (async () => {
+        for await (const update of createClient(Health, transport).watch({ service: "" })) seen.push(update.status);
+      })();
+      while (seen.length === 0) await new Promise((r) => setImmediate(r)); // first update: SERVING
+      const started = Date.now();
+      await server.shutdown();
+      expect(Date.now() - started).to.be.lessThan(2000);
+      await watching;
+      expect(seen).to.deep.equal([HealthCheckResponse_ServingStatus.SERVING, HealthCheckResponse_ServingStatus.NOT_SERVING]);
+    } finally {
+      transport.close();
+      await dropDatabase(dbName);
+    }
+  });
+});
+
 describe("a service as a real process", () => {
   it("stops with exit code 2 and names the variable when the configuration is bad", async () => {
     const proc = startProcess("services/catalog/src/main.ts", { PORT: "fifty" });

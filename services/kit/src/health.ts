@@ -24,6 +24,7 @@ export class Health {
   private draining = false;
   private readonly grpcImpl: HealthImplementation;
   private readonly listeners = new Set<HealthListener>();
+  private readonly watchCalls = new Set<grpc.ServerWritableStream<unknown, unknown>>();
 
   constructor(
     private readonly serviceNames: string[],
@@ -51,8 +52,27 @@ export class Health {
     return () => this.listeners.delete(listener);
   }
 
+  /**
+   * Adds grpc-health-check's Health service, keeping hold of open Watch streams: they never end by
+   * themselves, and grpc-js's graceful shutdown would otherwise wait its whole grace period for them.
+   */
   addToServer(server: grpc.Server): void {
-    this.grpcImpl.addToServer(server);
+    const proxy = {
+      addService: (definition: grpc.ServiceDefinition, impl: grpc.UntypedServiceImplementation) => {
+        const watch = impl.watch as (call: grpc.ServerWritableStream<unknown, unknown>) => void;
+        server.addService(definition, {
+          ...impl,
+          watch: (call: grpc.ServerWritableStream<unknown, unknown>) => {
+            this.watchCalls.add(call);
+            const forget = () => this.watchCalls.delete(call);
+            call.once("cancelled", forget);
+            call.once("finish", forget);
+            watch(call);
+          },
+        });
+      },
+    };
+    this.grpcImpl.addToServer(proxy as never);
   }
 
   /** Runs the checks now and then every `intervalMs`. */
@@ -80,6 +100,8 @@ export class Health {
     clearTimeout(this.timer);
     this.timer = undefined;
     this.publish("NOT_SERVING", ["shutting down"]);
+    for (const call of this.watchCalls) call.end(); // watchers have seen NOT_SERVING; let them go
+    this.watchCalls.clear();
   }
 
   private publish(status: ServingStatus, failed: string[]) {
