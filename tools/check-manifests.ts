@@ -28,9 +28,9 @@ interface Manifest {
   obj: Obj;
 }
 
-/** CI checks out meshmart with shared/ beside it, so the schemas live at <root>/../shared/schemas. */
+/** The upstream schemas the project carries (tools/schemas, see its README). */
 export function sharedSchemasDir(root: string): string {
-  return resolve(root, "..", "shared", "schemas");
+  return resolve(root, "tools", "schemas");
 }
 
 /** The manifest files the cluster path is made of (mesh/experiments/ replace base resources on purpose, so they are not here). */
@@ -82,7 +82,7 @@ function loadSchemas(dir: string): Schemas {
   if (missing.length > 0) {
     throw new Error(
       `check-manifests: offline schemas not found: ${missing.map((f) => join(dir, f)).join(", ")}. ` +
-        "CI checks out the shared/ folder beside meshmart (../shared/schemas); get it there, or pass the schemas directory.",
+        "They are carried in tools/schemas (see its README); restore them from git, or pass the schemas directory.",
     );
   }
   // strict: false because the CRD schemas use x-kubernetes-* keywords; formats are not checked (int32, ...).
