@@ -7,8 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { expect } from "chai";
+import { type ServiceProcess, startProcess } from "../tools/process.js";
 import { grpcurl, grpcurlCall } from "./support/grpcurl.js";
-import { type ServiceProcess, startProcess } from "./support/process.js";
 
 type Unit = "identity" | "catalog-v1" | "catalog-v2" | "orders" | "payment";
 type Endpoints = Record<Unit, { grpc: string; admin: string }>;

@@ -14,8 +14,8 @@ import { CatalogService } from "../gen/meshmart/catalog/v1/catalog_pb.js";
 import { IdentityService } from "../gen/meshmart/identity/v1/identity_pb.js";
 import { OrderService, OrderState } from "../gen/meshmart/orders/v1/orders_pb.js";
 import { closeClients, dial } from "../services/kit/src/index.js";
-import { startProcess } from "../test/support/process.js";
 import { ROOT, startDevDb } from "./devdb.js";
+import { startProcess } from "./process.js";
 
 const { values: args } = parseArgs({
   options: {

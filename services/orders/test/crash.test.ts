@@ -4,8 +4,8 @@ import { expect } from "chai";
 import { OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
 import { PaymentState } from "#gen/meshmart/payment/v1/payment_pb.js";
 import { closeClients, dial } from "#kit";
-import { startProcess, waitForHealth } from "../../../test/support/process.js";
 import { freePort } from "../../../tools/devdb.js";
+import { startProcess, waitForHealth } from "../../../tools/process.js";
 import { APPROVE, bearer, OrderService, ordersEnv, type Peers, startPeers } from "./fixture.js";
 
 describe("orders crash recovery", () => {

@@ -1,8 +1,8 @@
-// Runs a service entry point as a real child process (tsx), for shutdown, crash and end-to-end tests.
+// Runs a project entry point as a real child process (tsx): used by the benchmark and by the shutdown, crash and end-to-end tests.
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { join } from "node:path";
-import { ROOT } from "../../tools/devdb.js";
+import { ROOT } from "./devdb.js";
 
 export interface ServiceProcess {
   child: ChildProcess;
@@ -35,4 +35,4 @@ export function startProcess(entry: string, env: Record<string, string>, args: s
   };
 }
 
-export { waitForHealth } from "../../tools/health-wait.js";
+export { waitForHealth } from "./health-wait.js";
