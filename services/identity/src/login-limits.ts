@@ -50,7 +50,7 @@ const counterRecord = new Schema<Counter>(
   { versionKey: false, collection: "login_failures" },
 );
 
-/** The block after `over` failures past the free ones: base · 2^(over-1), capped. */
+/** The block after the free failures are used up: base · 2^(over-1) for the over-th, capped. */
 export function backoffMs(over: number, s: Pick<LoginLimitSettings, "baseMs" | "capMs">): number {
   if (over <= 0) return 0;
   return Math.min(s.capMs, s.baseMs * 2 ** Math.min(over - 1, 30));
@@ -89,7 +89,8 @@ export function loginLimits(db: Connection, settings: LoginLimitSettings, now: (
         let sources = fresh ? [] : (old?.sources ?? []);
         if (addSource !== undefined && !sources.includes(addSource) && sources.length < MAX_SOURCES) sources = [...sources, addSource];
         // The account counter blocks on distinct sources, so one source hammering an account never blocks it for others.
-        const over = addSource !== undefined ? sources.length - free : failures - free;
+        // The free-th failure is the last one answered at once: from then on each one costs a wait.
+        const over = (addSource !== undefined ? sources.length : failures) - free + 1;
         return { _id: id, failures, sources, lastFailureAt: new Date(t), blockedUntil: new Date(t + backoffMs(over, settings)) };
       };
       const updates = [next(k.pair, settings.pairFree), next(k.src, settings.sourceFree), next(k.acct, settings.accountSourcesFree, source)];
