@@ -61,6 +61,8 @@ export interface FuzzResult {
   tried: number;
   codes: Record<string, number>;
   healthyAfter: boolean;
+  /** Wall time of this row. */
+  ms?: number;
   /** Up to 5 calls answered with a code outside DELIBERATE_CODES (for the failure message). */
   unexpected?: Unexpected[];
   /** Raw-frame rows only: the outcome of each case, by case name. */
@@ -227,6 +229,7 @@ export async function fuzzRpcs(targets: FuzzTargets, opts: FuzzOptions): Promise
         });
         const codes: Record<string, number> = {};
         const unexpected: Unexpected[] = [];
+        const started = Date.now();
         await pool(inputs, concurrency, async ([init, dmg, auth, junk]) => {
           const bytes = encode(method.input, init, dmg);
           const headers: Record<string, string> =
@@ -248,7 +251,8 @@ export async function fuzzRpcs(targets: FuzzTargets, opts: FuzzOptions): Promise
             }
           }
         });
-        results.push({ rpc, tried: inputs.length, codes, healthyAfter: await healthy(targets[key]), ...(unexpected.length ? { unexpected } : {}) });
+        const ms = Date.now() - started;
+        results.push({ rpc, tried: inputs.length, codes, healthyAfter: await healthy(targets[key]), ms, ...(unexpected.length ? { unexpected } : {}) });
       }
       if (key === "catalog") await releaseAll(client, reservations);
     } finally {
