@@ -9,26 +9,20 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import type { DescService } from "@bufbuild/protobuf";
 import { parseAllDocuments } from "yaml";
 import { parseFaults } from "../../services/kit/src/faults.js";
+import type { Schemas } from "./schemas.js";
+import { describe, type Manifest, type Obj, type Problem, type Render, type Stack } from "./types.js";
+import { validateObject } from "./validate.js";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
-export interface Problem {
-  file: string;
-  message: string;
-}
-// biome-ignore lint/suspicious/noExplicitAny: manifests are untyped YAML; every access is checked.
-type Obj = Record<string, any>;
-export interface Manifest {
-  file: string;
-  obj: Obj;
-}
-export interface MeshPolicyOptions {
-  /** The repository (or a copy of it) whose mesh/ experiments and canary files are read. */
+export interface MeshPolicyInput {
+  /** The repository being checked (a temporary copy in the tests). */
   root: string;
-  /** The base objects as deployed: deploy/, services/*\/k8s, mesh/base, each with the file it came from. */
-  manifests: Manifest[];
-  /** Schema validation of one object (Istio CRDs, Kubernetes models), as checkManifests does for the base. */
-  validate: (file: string, obj: Obj) => Problem[];
+  /** What each skaffold profile deploys, rendered; the base mesh is the `mesh` stack, the canary the `canary` one. */
+  stacks: Stack[];
+  /** Every kustomization rendered on its own (mesh/, mesh/canary, mesh/experiments, ...). */
+  renders: Render[];
+  schemas: Schemas;
   /** Where services/*\/src is read from; defaults to `root` when it has the sources, else this repository. */
   codeRoot?: string;
 }
@@ -58,7 +52,9 @@ export interface Rpc {
 async function loadRpcs(): Promise<Rpc[]> {
   const out: Rpc[] = [];
   const walk = (dir: string): string[] =>
-    readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith("_pb.ts") ? [join(dir, e.name)] : []));
+    readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith("_pb.ts") ? [join(dir, e.name)] : [],
+    );
   for (const file of walk(join(REPO, "gen", "meshmart"))) {
     const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
     for (const value of Object.values(mod)) {
@@ -195,7 +191,7 @@ function model(manifests: Manifest[]): Cluster {
 
 const matchesLabels = (want: Obj | undefined, labels: Obj) => Object.entries(want ?? {}).every(([k, v]) => labels[k] === v);
 const shortHost = (host: unknown) => String(host).split(".")[0];
-const describe = (obj: Obj) => `${obj.kind ?? "?"} ${obj.metadata?.name ?? "(no name)"}`;
+
 const inMeshNamespace = (obj: Obj) => (obj.metadata?.namespace ?? NAMESPACE) === NAMESPACE;
 
 /** The pods behind a Service, and the container port a Service port lands on. */
@@ -269,7 +265,11 @@ function ruleMatches(rule: Obj, req: Request, action: string): boolean {
       return (
         anyMatch(o.ports, port) &&
         noneMatch(o.notPorts, port) &&
-        (tcp || (anyMatch(o.methods, req.http?.method) && noneMatch(o.notMethods, req.http?.method) && anyMatch(o.paths, req.http?.path) && noneMatch(o.notPaths, req.http?.path)))
+        (tcp ||
+          (anyMatch(o.methods, req.http?.method) &&
+            noneMatch(o.notMethods, req.http?.method) &&
+            anyMatch(o.paths, req.http?.path) &&
+            noneMatch(o.notPaths, req.http?.path)))
       );
     });
   // `when` conditions are not modelled: an ALLOW rule with one counts as not matching, a DENY as matching.
@@ -291,18 +291,25 @@ export function authorize(policies: Obj[], req: Request): { allowed: boolean; by
 // ---------------------------------------------------------------------------------------------------------
 // The checks
 
-export function checkMeshPolicy(opts: MeshPolicyOptions): Problem[] {
-  const codeRoot = opts.codeRoot ?? (existsSync(join(opts.root, "services", "orders", "src")) ? opts.root : REPO);
+/** The mesh checks on what `skaffold -p mesh` deploys, the canary stack's routes, and every experiment file. */
+export function checkMeshPolicy(input: MeshPolicyInput): Problem[] {
+  const codeRoot = input.codeRoot ?? (existsSync(join(input.root, "services", "orders", "src")) ? input.root : REPO);
   const code = readCode(codeRoot);
-  const cluster = model(opts.manifests);
+  const mesh = input.stacks.find((s) => s.profile === "mesh");
+  if (!mesh) return [{ file: "skaffold.yaml", message: "no `mesh` profile: the mesh policy checks need what it deploys" }];
+  const cluster = model(mesh.objects);
   const problems: Problem[] = [];
   problems.push(...checkAuthorizationPolicies(cluster));
   problems.push(...checkCallsAllowed(cluster, code));
   problems.push(...checkIngress(cluster, code));
   problems.push(...checkJwt(cluster, code));
   problems.push(...checkProbeRewrite(cluster));
-  problems.push(...checkRoutes(cluster, code, opts.manifests));
-  problems.push(...checkScenarios(opts, cluster, code));
+  const baseRoutes = checkRoutes(code, mesh.objects);
+  problems.push(...baseRoutes);
+  const canary = input.stacks.find((s) => s.profile === "canary");
+  if (canary) problems.push(...checkRoutes(code, canary.objects));
+  const validate = (file: string, obj: Obj) => validateObject({ file, obj }, input.schemas);
+  problems.push(...checkExperiments(input.root, mesh.objects, validate, cluster, code, baseRoutes));
   return problems;
 }
 
@@ -373,7 +380,14 @@ function edgesOf(cluster: Cluster, code: Map<string, CodeFile[]>): Edge[] {
       if (/^https?:\/\//.test(value)) {
         const t = parseTarget(value);
         if (t && cluster.services.has(t.host))
-          edges.push({ caller, what: `GET ${t.path ?? "/"}`, where: `${caller.file} env ${name}`, service: t.host, port: t.port, http: { method: "GET", path: t.path ?? "/" } });
+          edges.push({
+            caller,
+            what: `GET ${t.path ?? "/"}`,
+            where: `${caller.file} env ${name}`,
+            service: t.host,
+            port: t.port,
+            http: { method: "GET", path: t.path ?? "/" },
+          });
       }
       const secret = e.valueFrom?.secretKeyRef;
       if (secret) {
@@ -393,12 +407,16 @@ function checkCallsAllowed(cluster: Cluster, code: Map<string, CodeFile[]>): Pro
   const problems: Problem[] = [];
   const policies = policiesIn(cluster.all, true);
   const policyFile = (labels: Obj) =>
-    cluster.all.find((m) => m.obj.kind === "AuthorizationPolicy" && inMeshNamespace(m.obj) && m.obj.spec?.selector && matchesLabels(m.obj.spec.selector.matchLabels, labels))?.file ??
-    cluster.all.find((m) => m.obj.kind === "AuthorizationPolicy")?.file;
+    cluster.all.find(
+      (m) => m.obj.kind === "AuthorizationPolicy" && inMeshNamespace(m.obj) && m.obj.spec?.selector && matchesLabels(m.obj.spec.selector.matchLabels, labels),
+    )?.file ?? cluster.all.find((m) => m.obj.kind === "AuthorizationPolicy")?.file;
   for (const edge of edgesOf(cluster, code)) {
     const { workloads, containerPort } = backends(cluster, edge.service, edge.port);
     if (workloads.length === 0 || containerPort === undefined) {
-      problems.push({ file: edge.caller.file, message: `${describe(edge.caller.obj)}: calls ${edge.what} on ${edge.service}:${edge.port ?? "?"} (${edge.where}), which no Service port serves` });
+      problems.push({
+        file: edge.caller.file,
+        message: `${describe(edge.caller.obj)}: calls ${edge.what} on ${edge.service}:${edge.port ?? "?"} (${edge.where}), which no Service port serves`,
+      });
       continue;
     }
     if (!edge.caller.sa) continue; // reported by the workload checks
@@ -414,12 +432,6 @@ function checkCallsAllowed(cluster: Cluster, code: Map<string, CodeFile[]>): Pro
     }
   }
   return problems;
-}
-
-interface Route {
-  vs: Manifest;
-  index: number;
-  route: Obj;
 }
 
 /** The RPCs an HTTP route can receive (in order, a route with only uri conditions consumes the RPCs it matches). */
@@ -465,8 +477,7 @@ function checkIngress(cluster: Cluster, code: Map<string, CodeFile[]>): Problem[
     const { file, obj } = vsm;
     const say = (message: string) => problems.push({ file, message: `${describe(obj)}: ${message}` });
     for (const g of obj.spec?.gateways ?? [])
-      if (g !== "mesh" && !gateways.some((m) => m.obj.metadata?.name === String(g).split("/").pop()))
-        say(`spec.gateways: ${g} is no Gateway in the manifests`);
+      if (g !== "mesh" && !gateways.some((m) => m.obj.metadata?.name === String(g).split("/").pop())) say(`spec.gateways: ${g} is no Gateway in the manifests`);
     (obj.spec?.http ?? []).forEach((route: Obj, i: number) => {
       for (const [j, d] of (route.route ?? []).entries()) {
         const at = `spec.http[${i}]${route.name ? ` (${route.name})` : ""}.route[${j}].destination`;
@@ -511,9 +522,15 @@ function checkIngress(cluster: Cluster, code: Map<string, CodeFile[]>): Problem[
           const file = cluster.all.find((m) => m.obj === verdict.by)?.file ?? w.file;
           const name = verdict.by ? describe(verdict.by) : `no AuthorizationPolicy for ${describe(w.obj)}`;
           if (internal.has(rpc.path))
-            problems.push({ file, message: `${name}: lets the ingress gateway call ${rpc.service}/${rpc.method}, which services call each other (internal RPCs stay inside the mesh)` });
+            problems.push({
+              file,
+              message: `${name}: lets the ingress gateway call ${rpc.service}/${rpc.method}, which services call each other (internal RPCs stay inside the mesh)`,
+            });
           else if (!routed.has(rpc.path))
-            problems.push({ file, message: `${name}: lets the ingress gateway call ${rpc.service}/${rpc.method}, which no ingress route sends (allow only what is routed)` });
+            problems.push({
+              file,
+              message: `${name}: lets the ingress gateway call ${rpc.service}/${rpc.method}, which no ingress route sends (allow only what is routed)`,
+            });
         }
       }
     }
@@ -541,7 +558,8 @@ function checkJwt(cluster: Cluster, code: Map<string, CodeFile[]>): Problem[] {
       if (def(ordersSrc, "JWT_ISSUER") !== issuer || def(ordersSrc, "JWT_AUDIENCE") !== audience)
         say(`${at}: orders' JWT_ISSUER/JWT_AUDIENCE defaults differ from identity's (services/orders/src/server.ts)`);
       if (!(rule.audiences ?? []).includes(audience)) say(`${at}.audiences: must include identity's JWT_AUDIENCE "${audience}"`);
-      if (rule.forwardOriginalToken !== true) say(`${at}.forwardOriginalToken: must be true; orders and identity read the user from the token, and Istio strips it otherwise`);
+      if (rule.forwardOriginalToken !== true)
+        say(`${at}.forwardOriginalToken: must be true; orders and identity read the user from the token, and Istio strips it otherwise`);
       const t = parseTarget(String(rule.jwksUri ?? ""));
       const { workloads, containerPort } = t ? backends(cluster, t.host, t.port) : { workloads: [], containerPort: undefined };
       if (!t || workloads.length === 0 || containerPort === undefined) {
@@ -549,7 +567,8 @@ function checkJwt(cluster: Cluster, code: Map<string, CodeFile[]>): Problem[] {
         return;
       }
       if (t.path !== jwksPath) say(`${at}.jwksUri: path ${t.path} is not identity's JWKS_PATH ${jwksPath}`);
-      if (!workloads.some((w) => Number(w.env.get("ADMIN_PORT")?.value) === containerPort)) say(`${at}.jwksUri: port ${t.port} does not reach identity's ADMIN_PORT`);
+      if (!workloads.some((w) => Number(w.env.get("ADMIN_PORT")?.value) === containerPort))
+        say(`${at}.jwksUri: port ${t.port} does not reach identity's ADMIN_PORT`);
       // istiod fetches it in plaintext, with no mesh identity: the port must accept plaintext and allow the GET.
       for (const w of workloads) {
         const plaintext = cluster.all.some(
@@ -559,7 +578,8 @@ function checkJwt(cluster: Cluster, code: Map<string, CodeFile[]>): Problem[] {
             m.obj.spec?.selector &&
             ["PERMISSIVE", "DISABLE"].includes(m.obj.spec?.portLevelMtls?.[String(containerPort)]?.mode),
         );
-        if (!plaintext) say(`${at}.jwksUri: istiod fetches it without mTLS, but no PeerAuthentication makes port ${containerPort} of ${describe(w.obj)} PERMISSIVE`);
+        if (!plaintext)
+          say(`${at}.jwksUri: istiod fetches it without mTLS, but no PeerAuthentication makes port ${containerPort} of ${describe(w.obj)} PERMISSIVE`);
         const req: Request = { labels: w.labels, port: containerPort, http: { method: "GET", path: t.path ?? "/" } };
         if (!authorize(policiesIn(cluster.all, true), req).allowed) say(`${at}.jwksUri: no AuthorizationPolicy lets a plaintext caller (istiod) GET ${t.path}`);
       }
@@ -579,7 +599,10 @@ function checkJwt(cluster: Cluster, code: Map<string, CodeFile[]>): Problem[] {
     const without = authorize(gatewayPolicies, { principal: undefined, labels: INGRESS_LABELS, port: 8080, http: { method: "POST", path } });
     const withToken = authorize(gatewayPolicies, { requestPrincipal: `${issuer}/user`, labels: INGRESS_LABELS, port: 8080, http: { method: "POST", path } });
     if (need.has(path) && without.allowed)
-      problems.push({ file, message: `the ingress gateway lets ${rpc.service}/${rpc.method} through without a token, but the service requires one (add it to the DENY policy's paths)` });
+      problems.push({
+        file,
+        message: `the ingress gateway lets ${rpc.service}/${rpc.method} through without a token, but the service requires one (add it to the DENY policy's paths)`,
+      });
     if (!need.has(path) && !without.allowed)
       problems.push({ file, message: `the ingress gateway refuses ${rpc.service}/${rpc.method} without a token, but the service needs none (it is public)` });
     if (!withToken.allowed) problems.push({ file, message: `the ingress gateway refuses ${rpc.service}/${rpc.method} even with a valid token` });
@@ -614,7 +637,7 @@ function retrySafe(vs: Manifest, say: (message: string) => void): Set<string> {
 }
 
 /** Retries only where declared safe; the gateway's split for a host equals the mesh's. */
-function checkRoutes(cluster: Cluster, code: Map<string, CodeFile[]>, manifests: Manifest[]): Problem[] {
+function checkRoutes(code: Map<string, CodeFile[]>, manifests: Manifest[]): Problem[] {
   const problems: Problem[] = [];
   const served = servedBy(code);
   const vss = manifests.filter((m) => m.obj.kind === "VirtualService");
@@ -653,7 +676,9 @@ function checkRoutes(cluster: Cluster, code: Map<string, CodeFile[]>, manifests:
         header: JSON.stringify((r.match ?? []).map((m: Obj) => m.headers ?? null).find((h: Obj | null) => h) ?? null),
         faulted: Boolean(r.fault),
         weights: JSON.stringify(
-          (r.route ?? []).map((d: Obj) => [d.destination?.subset ?? "", d.weight ?? 100]).sort((a: [string, number], b: [string, number]) => a[0].localeCompare(b[0])),
+          (r.route ?? [])
+            .map((d: Obj) => [d.destination?.subset ?? "", d.weight ?? 100])
+            .sort((a: [string, number], b: [string, number]) => a[0].localeCompare(b[0])),
         ),
       }))
       .filter((r) => !r.faulted);
@@ -719,41 +744,48 @@ function parseFile(root: string, file: string, problems: Problem[]): Obj[] {
   return out;
 }
 
-/** mesh/experiments/<name>.yaml and mesh/canary/*.yaml (patches): each object replaces a base one by kind and name. */
-export function scenarioFiles(root: string): string[] {
-  const list = (dir: string, skip: RegExp) =>
-    existsSync(join(root, dir))
-      ? readdirSync(join(root, dir))
-          .filter((f) => /\.ya?ml$/.test(f) && !skip.test(f))
-          .sort()
-          .map((f) => `${dir}/${f}`)
-      : [];
-  return [...list("mesh/canary", /^kustomization\.ya?ml$/), ...list("mesh/experiments", /^kustomization\.ya?ml$|\.hypothesis\.ya?ml$/)];
+/** The experiment files: mesh/experiments/*.yaml but their kustomization and the runner's *.hypothesis.yaml. */
+export function experimentFiles(root: string): string[] {
+  const dir = join(root, "mesh", "experiments");
+  return existsSync(dir)
+    ? readdirSync(dir)
+        .filter((f) => /\.ya?ml$/.test(f) && !/^kustomization\.ya?ml$|\.hypothesis\.ya?ml$/.test(f))
+        .sort()
+        .map((f) => `mesh/experiments/${f}`)
+    : [];
 }
 
 const ISTIO_GROUP = /\.istio\.io\//;
 
-function checkScenarios(opts: MeshPolicyOptions, cluster: Cluster, code: Map<string, CodeFile[]>): Problem[] {
+/**
+ * Each experiment file parses, validates, and replaces base resources by kind and name (never a second
+ * VirtualService or DestinationRule for a host); the cluster with it applied still passes the route checks.
+ */
+function checkExperiments(
+  root: string,
+  base: Manifest[],
+  validate: (file: string, obj: Obj) => Problem[],
+  cluster: Cluster,
+  code: Map<string, CodeFile[]>,
+  baseRoutes: Problem[],
+): Problem[] {
   const problems: Problem[] = [];
   const key = (o: Obj) => `${o.kind}/${o.metadata?.name}`;
-  const base = new Map(opts.manifests.map((m) => [key(m.obj), m]));
-  for (const file of scenarioFiles(opts.root)) {
-    const objects = parseFile(opts.root, file, problems);
+  const byKey = new Map(base.map((m) => [key(m.obj), m]));
+  const known = new Set(baseRoutes.map((p) => `${p.file}\0${p.message}`));
+  for (const file of experimentFiles(root)) {
     const mine: Manifest[] = [];
-    for (const obj of objects) {
+    for (const obj of parseFile(root, file, problems)) {
       const say = (message: string) => problems.push({ file, message: `${describe(obj)}: ${message}` });
-      const original = base.get(key(obj));
-      const patch = file.startsWith("mesh/canary/");
-      // A canary patch names only what it changes; kustomize merges it (lists replaced whole) into the base.
-      const full = patch && original ? { ...original.obj, ...obj, metadata: original.obj.metadata, spec: { ...original.obj.spec, ...obj.spec } } : obj;
-      if (!patch) problems.push(...opts.validate(file, obj));
-      else problems.push(...opts.validate(file, full));
+      problems.push(...validate(file, obj));
+      const original = byKey.get(key(obj));
       if (ISTIO_GROUP.test(String(obj.apiVersion))) {
-        if (!original) say(`replaces no base resource (no ${obj.kind} named ${obj.metadata?.name} in mesh/base): an experiment must reuse a base name, one per host`);
-        else if (obj.kind === "VirtualService" && JSON.stringify(full.spec?.hosts) !== JSON.stringify(original.obj.spec?.hosts))
-          say(`spec.hosts ${JSON.stringify(full.spec?.hosts)} differ from the base's ${JSON.stringify(original.obj.spec?.hosts)} (${original.file})`);
-        else if (obj.kind === "DestinationRule" && full.spec?.host !== original.obj.spec?.host)
-          say(`spec.host ${full.spec?.host} differs from the base's ${original.obj.spec?.host} (${original.file})`);
+        if (!original)
+          say(`replaces no base resource (no ${obj.kind} named ${obj.metadata?.name} in mesh/base): an experiment must reuse a base name, one per host`);
+        else if (obj.kind === "VirtualService" && JSON.stringify(obj.spec?.hosts) !== JSON.stringify(original.obj.spec?.hosts))
+          say(`spec.hosts ${JSON.stringify(obj.spec?.hosts)} differ from the base's ${JSON.stringify(original.obj.spec?.hosts)} (${original.file})`);
+        else if (obj.kind === "DestinationRule" && obj.spec?.host !== original.obj.spec?.host)
+          say(`spec.host ${obj.spec?.host} differs from the base's ${original.obj.spec?.host} (${original.file})`);
       }
       const knob = obj.metadata?.annotations?.[FAULT_KNOB];
       if (knob !== undefined) {
@@ -765,14 +797,15 @@ function checkScenarios(opts: MeshPolicyOptions, cluster: Cluster, code: Map<str
           say(`metadata.annotations ${FAULT_KNOB}: ${(err as Error).message}`);
         }
       }
-      mine.push({ file, obj: full });
+      // As applied by the runner (kubectl apply -n meshmart): in the namespace, replacing the base by name.
+      mine.push({ file, obj: { ...obj, metadata: { ...obj.metadata, namespace: obj.metadata?.namespace ?? NAMESPACE } } });
     }
-    // The cluster with this file applied: base objects replaced by name.
     const replaced = new Set(mine.map((m) => key(m.obj)));
-    const effective = [...opts.manifests.filter((m) => !replaced.has(key(m.obj))), ...mine];
-    problems.push(...checkHostsAndSubsets(cluster, mine, effective));
-    const routeProblems = checkRoutes(cluster, code, effective);
-    problems.push(...routeProblems.filter((p) => p.file === file || mine.some((m) => p.message.includes(describe(m.obj)))));
+    const applied = [...base.filter((m) => !replaced.has(key(m.obj))), ...mine];
+    problems.push(...checkHostsAndSubsets(cluster, mine, applied));
+    // Route problems the base does not already have come from this file (directly, or by disagreeing with the base).
+    for (const p of checkRoutes(code, applied))
+      if (!known.has(`${p.file}\0${p.message}`)) problems.push(p.file === file ? p : { file, message: `applied over the base: ${p.file}: ${p.message}` });
   }
   return problems;
 }
