@@ -79,7 +79,7 @@ interface CodeFile {
 }
 
 /** services/<app>/src/*.ts (not the kit), by app. */
-function readCode(codeRoot: string): Map<string, CodeFile[]> {
+export function readCode(codeRoot: string): Map<string, CodeFile[]> {
   const apps = new Map<string, CodeFile[]>();
   const dir = join(codeRoot, "services");
   if (!existsSync(dir)) return apps;
