@@ -71,8 +71,8 @@ describe("manifests: offline validation of the cluster path", function () {
     });
 
     it("fails YAML that does not parse, through the kustomization that lists it", () => {
-      writeFileSync(join(repo, "mesh", "mtls.yaml"), "apiVersion: security.istio.io/v1\nkind: [PeerAuthentication\n");
-      expectProblem("mesh/kustomization.yaml", /kustomize build mesh fails/);
+      writeFileSync(join(repo, "mesh", "base", "mtls.yaml"), "apiVersion: security.istio.io/v1\nkind: [PeerAuthentication\n");
+      expectProblem("mesh/base/kustomization.yaml", /kustomize build mesh\/base fails/);
     });
 
     it("fails a manifest file that no kustomization lists", () => {
@@ -98,13 +98,13 @@ describe("manifests: offline validation of the cluster path", function () {
     });
 
     it("fails a VirtualService with a field Istio does not have", () => {
-      edit("mesh/routes.yaml", /^( *)timeout: 2s$/m, "$1timeout: 2s\n$1retryPolicy: fast");
-      expectProblem("mesh/routes.yaml", /VirtualService catalog/, /unknown field "retryPolicy"/);
+      edit("mesh/base/routes.yaml", /^( *)timeout: 2s$/m, "$1timeout: 2s\n$1retryPolicy: fast");
+      expectProblem("mesh/base/routes.yaml", /VirtualService catalog/, /unknown field "retryPolicy"/);
     });
 
     it("fails a DestinationRule value of the wrong type", () => {
-      edit("mesh/destinations.yaml", /http2MaxRequests: 256\b/, "http2MaxRequests: lots");
-      expectProblem("mesh/destinations.yaml", /DestinationRule identity/, /http2MaxRequests/);
+      edit("mesh/base/destinations.yaml", /http2MaxRequests: 256\b/, "http2MaxRequests: lots");
+      expectProblem("mesh/base/destinations.yaml", /DestinationRule identity/, /http2MaxRequests/);
     });
 
     it("fails skaffold.yaml with a field its schema does not have", () => {
@@ -194,29 +194,29 @@ describe("manifests: offline validation of the cluster path", function () {
   describe("mesh references", () => {
     it("fails a DestinationRule subset that no Deployment carries", () => {
       edit(
-        "mesh/destinations.yaml",
+        "mesh/base/destinations.yaml",
         /^( *)- name: v2\n( *)labels: \{ version: v2 \}$/m,
         "$1- name: v2\n$2labels: { version: v2 }\n$1- name: v3\n$2labels: { version: v3 }",
       );
-      expectProblem("mesh/destinations.yaml", /DestinationRule catalog/, /subset v3/, /matches no Deployment/);
+      expectProblem("mesh/base/destinations.yaml", /DestinationRule catalog/, /subset v3/, /matches no Deployment/);
     });
 
     it("fails a route to a subset that no DestinationRule defines", () => {
-      edit("mesh/routes.yaml", "{ host: catalog, subset: v1 }", "{ host: catalog, subset: canary }");
-      expectProblem("mesh/routes.yaml", /VirtualService catalog/, /subset canary/);
+      edit("mesh/base/routes.yaml", "{ host: catalog, subset: v1 }", "{ host: catalog, subset: canary }");
+      expectProblem("mesh/base/routes.yaml", /VirtualService catalog/, /subset canary/);
     });
 
     it("fails a second VirtualService for a host", () => {
       const extra =
         "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: payment-fast\nspec:\n  hosts: [payment]\n  http:\n  - route: [{ destination: { host: payment } }]\n    timeout: 1s\n";
-      writeFileSync(join(repo, "mesh", "payment-fast.yaml"), extra);
-      edit("mesh/kustomization.yaml", /^resources:\n/m, "resources:\n  - payment-fast.yaml\n");
-      expectProblem("mesh/payment-fast.yaml", /VirtualService payment-fast/, /a second VirtualService for host payment/, /mesh\/routes\.yaml/);
+      writeFileSync(join(repo, "mesh", "base", "payment-fast.yaml"), extra);
+      edit("mesh/base/kustomization.yaml", /^resources:\n( *)- /m, "resources:\n$1- payment-fast.yaml\n$1- ");
+      expectProblem("mesh/base/payment-fast.yaml", /VirtualService payment-fast/, /a second VirtualService for host payment/, /mesh\/base\/routes\.yaml/);
     });
 
     it("fails a VirtualService for a host with no Service", () => {
-      edit("mesh/routes.yaml", "hosts: [orders]", "hosts: [orders, shipping]");
-      expectProblem("mesh/routes.yaml", /host shipping has no Service/);
+      edit("mesh/base/routes.yaml", "hosts: [orders]", "hosts: [orders, shipping]");
+      expectProblem("mesh/base/routes.yaml", /host shipping has no Service/);
     });
   });
 
