@@ -57,9 +57,6 @@ describe("manifests: offline validation of the cluster path", function () {
       "services/orders/k8s",
       "services/payment/k8s",
       "mesh",
-      "mesh/base",
-      "mesh/canary",
-      "mesh/experiments",
     ]);
   });
 
@@ -213,7 +210,7 @@ describe("manifests: offline validation of the cluster path", function () {
       const extra =
         "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata:\n  name: payment-fast\nspec:\n  hosts: [payment]\n  http:\n  - route: [{ destination: { host: payment } }]\n    timeout: 1s\n";
       writeFileSync(join(repo, "mesh", "base", "payment-fast.yaml"), extra);
-      edit("mesh/base/kustomization.yaml", /^resources:\n/m, "resources:\n- payment-fast.yaml\n");
+      edit("mesh/base/kustomization.yaml", /^resources:\n( *)- /m, "resources:\n$1- payment-fast.yaml\n$1- ");
       expectProblem("mesh/base/payment-fast.yaml", /VirtualService payment-fast/, /a second VirtualService for host payment/, /mesh\/base\/routes\.yaml/);
     });
 

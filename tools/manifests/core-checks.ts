@@ -4,6 +4,8 @@
 import { type Manifest, type Obj, type Problem, reporter, type Stack } from "./types.js";
 
 const WORKLOADS = new Set(["Deployment", "StatefulSet"]);
+/** Namespaces the cluster already has: Istio's (istioctl install), where policy for the ingress gateway lives. */
+const EXTERNAL_NAMESPACES = new Set(["istio-system"]);
 const podOf = (obj: Obj): Obj => obj.spec?.template?.spec ?? {};
 const podLabels = (obj: Obj): Obj => obj.spec?.template?.metadata?.labels ?? {};
 const selects = (selector: Obj, labels: Obj) => Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels[k] === v);
@@ -86,8 +88,7 @@ export function checkReferences(stack: Stack): Problem[] {
     if (obj.kind !== "Namespace") {
       const ns = obj.metadata?.namespace;
       if (!ns) say(`metadata.namespace is not set${in_}: kustomize's namespace field sets it`);
-      // istio-system is Istio's own (istioctl install creates it); mesh/base/jwt.yaml puts the ingress gateway's JWT policy there.
-      else if (!namespaces.has(ns) && ns !== "istio-system") say(`namespace ${ns} is not created by the stack${in_}`);
+      else if (!namespaces.has(ns) && !EXTERNAL_NAMESPACES.has(ns)) say(`metadata.namespace ${ns} is not created by the stack${in_}`);
     }
     if (!WORKLOADS.has(obj.kind)) continue;
     const pod = podOf(obj);
