@@ -17,6 +17,8 @@ export interface ExperimentReport {
   /** Success rate of all calls in each part of the run (ok / completed). */
   successRate: { before: number | null; during: number | null; after: number | null; whole: number | null };
   recoveryMs: number | null;
+  /** PlaceOrder answers: "ok CONFIRMED", "ok FAILED", "ok PENDING", or the error code. */
+  orderOutcomes: Record<string, number>;
   checks: CheckResult[];
   consistency: CheckResult[];
   invariants: InvariantReport | { skipped: string };
@@ -44,6 +46,10 @@ export function markdown(r: ExperimentReport, svgName: string): string {
     `| all calls | ${fmtRate(r.successRate.before)} | ${fmtRate(r.successRate.during)} | ${fmtRate(r.successRate.after)} | ${fmtRate(r.successRate.whole)} |`,
     "",
     `Time to recover after the fault ended: ${r.recoveryMs === null ? "not recovered within the run" : `${r.recoveryMs} ms`}.`,
+    "",
+    `PlaceOrder answers: ${Object.entries(r.orderOutcomes)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(", ") || "none"}.`,
     "",
     "## Hypothesis checks",
     "",

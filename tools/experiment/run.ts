@@ -5,10 +5,11 @@ import { createClient } from "@connectrpc/connect";
 import { PaymentService, PaymentState } from "../../gen/meshmart/payment/v1/payment_pb.js";
 import { createGrpcTransport } from "../../services/kit/src/grpc-transport.js";
 import { ROOT } from "../devdb.js";
+import { runLoad as realRunLoad } from "../load/index.js";
 import { checkDataSet, type InvariantReport } from "../invariants.js";
 import { type Stack, startStack } from "../stack.js";
 import { clusterPlan, withClusterFault } from "./cluster.js";
-import { consistency, evaluate, type FaultTimes, type RunStats, recoveryMs, secondsIn, successRate } from "./evaluate.js";
+import { consistency, evaluate, type FaultTimes, orderOutcomes, type RunStats, recoveryMs, secondsIn, successRate } from "./evaluate.js";
 import { type Hypothesis, loadHypothesis } from "./hypothesis.js";
 import { driveLocalFault, type FaultLog } from "./local.js";
 import { type ExperimentReport, writeReport } from "./report.js";
@@ -48,6 +49,8 @@ export interface ExperimentOptions {
   mongodbUri?: string;
   /** Another load function (tests of the cluster path use a fake, named as such). */
   runLoad?: RunLoad;
+  /** Project root whose mesh/ the cluster plan applies (tests point it at a scratch copy). */
+  root?: string;
   hypothesesDir?: string;
   env?: NodeJS.ProcessEnv;
   seed?: number;
@@ -55,11 +58,6 @@ export interface ExperimentOptions {
 
 export const LOCAL_RECOVERY = { intervalMs: 500, afterMs: 4000 };
 
-async function defaultRunLoad(): Promise<RunLoad> {
-  const mod = "../load/index.js"; // tools/load (the load generator) is loaded at run time
-  const { runLoad } = (await import(mod)) as { runLoad: RunLoad };
-  return runLoad;
-}
 
 /** Scales the planned fault window when --duration changes the run's length (keeps the fault inside it). */
 export function scaledFault(h: Hypothesis, durationMs: number): Hypothesis["fault"] {
@@ -75,7 +73,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
   const durationMs = opts.durationMs ?? h.load.durationMs;
   const rate = opts.rate ?? h.load.rate;
   const timing = scaledFault(h, durationMs);
-  const runLoad = opts.runLoad ?? (await defaultRunLoad());
+  const runLoad = opts.runLoad ?? (realRunLoad as RunLoad);
   const loadOpts = { rate, durationMs, mix: h.load.mix, deadlineMs: h.load.deadlineMs, progress: opts.progress, seed: opts.seed };
 
   let run: RunStats & { startedAt: string };
@@ -103,7 +101,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
       if (!opts.stack) await stack.stop();
     }
   } else {
-    const plan = clusterPlan(h);
+    const plan = clusterPlan(h, opts.root ? { root: opts.root, experimentsDir: join(opts.root, "mesh", "experiments") } : {});
     const a = opts.address;
     const targets = a
       ? { identity: a, catalog: a, orders: a, payment: a }
@@ -153,6 +151,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
     fault: { planned: timing, actual, events: fault.events },
     successRate: { before: rateOf("before"), during: rateOf("during"), after: rateOf("after"), whole: rateOf("whole") },
     recoveryMs: recoveryMs(run.timeline, actual) ?? null,
+    orderOutcomes: orderOutcomes(run),
     checks,
     consistency: arithmetic,
     invariants,
