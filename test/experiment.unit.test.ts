@@ -31,7 +31,15 @@ const NAMES = [
 function run(): RunStats {
   const timeline: Second[] = Array.from({ length: 10 }, (_, t) => {
     const errors = t === 4 || t === 5 ? 5 : 0;
-    return { t, sent: 10, ok: 10 - errors, errors, codes: errors ? { ok: 10 - errors, unavailable: errors } : { ok: 10 }, p50Ms: 5, p99Ms: t === 4 ? 900 : 20 };
+    return {
+      t,
+      sent: 10,
+      ok: 10 - errors,
+      errors,
+      codes: (errors ? { ok: 10 - errors, unavailable: errors } : { ok: 10 }) as Record<string, number>,
+      p50Ms: 5,
+      p99Ms: t === 4 ? 900 : 20,
+    };
   });
   const lat = { p50: 5, p90: 10, p99: 20, max: 900, mean: 7 };
   return {
@@ -53,10 +61,14 @@ describe("experiment runner (unit)", () => {
 
     it("rejects an unknown field, naming it and the file", () => {
       const raw = { ...base(), expect: [{ successRate: { min: 0.9, window: "during", typo: 1 } }] };
-      expect(() => parseHypothesis(raw, "x.hypothesis.yaml")).to.throw(/x\.hypothesis\.yaml.*\n.*\/expect\/0\/successRate must NOT have additional properties \(typo\)/);
+      expect(() => parseHypothesis(raw, "x.hypothesis.yaml")).to.throw(
+        /x\.hypothesis\.yaml.*\n.*\/expect\/0\/successRate must NOT have additional properties \(typo\)/,
+      );
     });
     it("rejects a fault that ends after the load, and a local target without a local fault", () => {
-      expect(() => parseHypothesis({ ...base(), fault: { startAfterMs: 15000, durationMs: 10000, local: { action: "stop-db" } } })).to.throw(/fault ends at 25000 ms/);
+      expect(() => parseHypothesis({ ...base(), fault: { startAfterMs: 15000, durationMs: 10000, local: { action: "stop-db" } } })).to.throw(
+        /fault ends at 25000 ms/,
+      );
       expect(() => parseHypothesis({ ...base(), fault: { startAfterMs: 0, durationMs: 1000 } })).to.throw(/fault\/local is required/);
     });
     it("an unknown experiment names the missing file", () => expect(() => loadHypothesis("no-such")).to.throw(/no-such\.hypothesis\.yaml does not exist/));
@@ -102,10 +114,11 @@ describe("experiment runner (unit)", () => {
       const broken = run();
       broken.timeline[3] = { ...broken.timeline[3], sent: 9 };
       broken.placedOrders.pop();
-      expect(consistency(broken).filter((c) => !c.ok).map((c) => c.check)).to.deep.equal([
-        "sum of arrivals per second = arrivals",
-        "placed orders listed = PlaceOrder calls sent",
-      ]);
+      expect(
+        consistency(broken)
+          .filter((c) => !c.ok)
+          .map((c) => c.check),
+      ).to.deep.equal(["sum of arrivals per second = arrivals", "placed orders listed = PlaceOrder calls sent"]);
     });
   });
 
@@ -213,7 +226,15 @@ describe("experiment runner (unit)", () => {
       copyFileSync(hypothesisFile("canary-50"), hypothesisFile("canary-50", experimentsDir));
       // FAKE load: the cluster cannot exist here; the numbers are the fixed run() above.
       const fakeLoad = async () => ({ ...run(), startedAt: new Date().toISOString() });
-      const { report } = await runExperiment({ name: "canary-50", target: "cluster", runLoad: fakeLoad, env: env(), reportsDir: false, root, hypothesesDir: experimentsDir });
+      const { report } = await runExperiment({
+        name: "canary-50",
+        target: "cluster",
+        runLoad: fakeLoad,
+        env: env(),
+        reportsDir: false,
+        root,
+        hypothesesDir: experimentsDir,
+      });
       expect(calls()).to.deep.equal(["apply -f mesh/experiments/canary-50.yaml", "apply -k mesh"]);
       expect(report.commands?.map((c) => [c.argv.slice(1).join(" "), c.code])).to.deep.equal([
         ["apply -f mesh/experiments/canary-50.yaml", 0],

@@ -104,7 +104,12 @@ function evaluateOne(e: Expectation, run: RunStats, fault: FaultTimes): CheckRes
   if ("latency" in e) {
     const { op, percentile, maxMs } = e.latency;
     const v = run.byOp[op]?.latencyMs[percentile];
-    return { check: `${op} ${percentile} latency`, ok: v !== undefined && v <= maxMs, expected: `≤ ${maxMs} ms`, actual: v === undefined ? "no calls" : `${v.toFixed(1)} ms` };
+    return {
+      check: `${op} ${percentile} latency`,
+      ok: v !== undefined && v <= maxMs,
+      expected: `≤ ${maxMs} ms`,
+      actual: v === undefined ? "no calls" : `${v.toFixed(1)} ms`,
+    };
   }
   if ("codes" in e) {
     const { op, allowed, expected } = e.codes;
@@ -120,8 +125,15 @@ function evaluateOne(e: Expectation, run: RunStats, fault: FaultTimes): CheckRes
       .sort((a, b) => b[1] - a[1])
       .map(([c, n]) => `${c} ${n}`)
       .join(", ");
-    const why = [unexpected.length ? `unexpected: ${unexpected.join(", ")}` : "", missing.length ? `missing: ${missing.join(", ")}` : ""].filter(Boolean).join("; ");
-    return { check: `status codes${op ? ` of ${op}` : ""}`, ok: unexpected.length === 0 && missing.length === 0, expected: want, actual: why ? `${actual} (${why})` : actual || "none" };
+    const why = [unexpected.length ? `unexpected: ${unexpected.join(", ")}` : "", missing.length ? `missing: ${missing.join(", ")}` : ""]
+      .filter(Boolean)
+      .join("; ");
+    return {
+      check: `status codes${op ? ` of ${op}` : ""}`,
+      ok: unexpected.length === 0 && missing.length === 0,
+      expected: want,
+      actual: why ? `${actual} (${why})` : actual || "none",
+    };
   }
   const { maxMs, threshold = 0.9 } = e.recovery;
   const r = recoveryMs(run.timeline, fault, threshold);
@@ -146,7 +158,11 @@ export function consistency(run: RunStats): CheckResult[] {
     row("sum of calls per op = arrivals", sum(ops.map((s) => s.count)), run.sent),
     row("sum of status codes per op = arrivals", sum(ops.map((s) => sum(Object.values(s.codes)))), run.sent),
     row("answered + dropped = arrivals", run.completed + dropped, run.sent),
-    row("per second: codes add up to ok + errors, ok = code ok", run.timeline.every((s) => sum(Object.values(s.codes)) === s.ok + s.errors && (s.codes.ok ?? 0) === s.ok), true),
+    row(
+      "per second: codes add up to ok + errors, ok = code ok",
+      run.timeline.every((s) => sum(Object.values(s.codes)) === s.ok + s.errors && (s.codes.ok ?? 0) === s.ok),
+      true,
+    ),
     row("placed orders listed = PlaceOrder calls sent", run.placedOrders.length, (placeOrder?.count ?? 0) - (placeOrder?.codes.dropped ?? 0)),
   ];
 }

@@ -89,7 +89,10 @@ export const HYPOTHESIS_SCHEMA = strict(
               },
               ["action", "unit"],
             ),
-            strict({ action: { const: "rolling-restart" }, units: { type: "array", minItems: 1, items: units }, note: { type: "string" } }, ["action", "units"]),
+            strict({ action: { const: "rolling-restart" }, units: { type: "array", minItems: 1, items: units }, note: { type: "string" } }, [
+              "action",
+              "units",
+            ]),
             strict({ action: { const: "none" }, note: { type: "string" } }, ["action"]),
           ],
         },
@@ -105,12 +108,15 @@ export const HYPOTHESIS_SCHEMA = strict(
       type: "array",
       items: {
         oneOf: [
+          strict({ successRate: strict({ op, window: { enum: ["whole", "before", "during", "after"] }, min: share, max: share }) }, ["successRate"]),
           strict(
-            { successRate: strict({ op, window: { enum: ["whole", "before", "during", "after"] }, min: share, max: share }) },
-            ["successRate"],
-          ),
-          strict(
-            { latency: strict({ op, percentile: { enum: ["p50", "p90", "p99"] }, maxMs: { type: "number", exclusiveMinimum: 0 } }, ["op", "percentile", "maxMs"]) },
+            {
+              latency: strict({ op, percentile: { enum: ["p50", "p90", "p99"] }, maxMs: { type: "number", exclusiveMinimum: 0 } }, [
+                "op",
+                "percentile",
+                "maxMs",
+              ]),
+            },
             ["latency"],
           ),
           strict({ codes: strict({ op, allowed: { type: "array", items: code }, expected: { type: "array", items: code } }) }, ["codes"]),
@@ -129,7 +135,9 @@ const validate = ajv.compile(HYPOTHESIS_SCHEMA);
 /** Validates a parsed hypothesis; errors name the file and the field. */
 export function parseHypothesis(raw: unknown, source = "hypothesis"): Hypothesis {
   if (!validate(raw)) {
-    const errors = (validate.errors ?? []).map((e) => `${e.instancePath || "/"} ${e.message}${e.params && "additionalProperty" in e.params ? ` (${e.params.additionalProperty})` : ""}`);
+    const errors = (validate.errors ?? []).map(
+      (e) => `${e.instancePath || "/"} ${e.message}${e.params && "additionalProperty" in e.params ? ` (${e.params.additionalProperty})` : ""}`,
+    );
     throw new Error(`${source}: invalid hypothesis:\n  ${[...new Set(errors)].join("\n  ")}`);
   }
   const h = raw as unknown as Hypothesis;

@@ -47,9 +47,11 @@ export function markdown(r: ExperimentReport, svgName: string): string {
     "",
     `Time to recover after the fault ended: ${r.recoveryMs === null ? "not recovered within the run" : `${r.recoveryMs} ms`}.`,
     "",
-    `PlaceOrder answers: ${Object.entries(r.orderOutcomes)
-      .map(([k, n]) => `${k} ${n}`)
-      .join(", ") || "none"}.`,
+    `PlaceOrder answers: ${
+      Object.entries(r.orderOutcomes)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(", ") || "none"
+    }.`,
     "",
     "## Hypothesis checks",
     "",
