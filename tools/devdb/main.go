@@ -45,8 +45,8 @@ func main() {
 	}
 
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: *listen},
-		Handler:   "sqlite",
+		Listener: ferretdb.ListenerConfig{TCP: *listen},
+		Handler:  "sqlite",
 		// WAL (FerretDB's default) with synchronous=NORMAL: a commit no longer waits for an fsync (the WAL is
 		// synced at checkpoints). A process crash, devdb's or a client's, loses nothing; only an OS crash or
 		// power cut may drop the last commits, and the file never corrupts. Right for a dev/test database, not
