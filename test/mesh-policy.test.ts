@@ -308,6 +308,11 @@ describe("mesh policy: Istio semantics checked offline", function () {
       expectProblem(check(), "mesh/experiments/payment-abort.yaml", /VirtualService payment-abort: replaces no base resource/);
     });
 
+    it("fails an experiment object without the meshmart namespace (the runner applies it without -n)", () => {
+      edit(tmp, "mesh/experiments/payment-delay.yaml", /^ *namespace: meshmart.*\n/m, "");
+      expectProblem(check(), "mesh/experiments/payment-delay.yaml", /VirtualService payment: metadata\.namespace must be meshmart/);
+    });
+
     it("fails an experiment routing to a subset no DestinationRule defines", () => {
       edit(tmp, "mesh/experiments/canary-50.yaml", "{ host: catalog, subset: v2 }\n      weight: 50", "{ host: catalog, subset: v3 }\n      weight: 50");
       expectProblem(check(), "mesh/experiments/canary-50.yaml", /VirtualService catalog/, /subset v3 of catalog is defined by no DestinationRule/);

@@ -779,6 +779,9 @@ function checkExperiments(
       const say = (message: string) => problems.push({ file, message: `${describe(obj)}: ${message}` });
       problems.push(...validate(file, obj));
       const original = byKey.get(key(obj));
+      // The runner runs `kubectl apply -f <file>` without -n: without this the objects would land in the
+      // context's default namespace, next to nothing they are meant to replace.
+      if (obj.metadata?.namespace !== NAMESPACE) say(`metadata.namespace must be ${NAMESPACE} (the file is applied with kubectl apply -f, without -n)`);
       if (ISTIO_GROUP.test(String(obj.apiVersion))) {
         if (!original)
           say(`replaces no base resource (no ${obj.kind} named ${obj.metadata?.name} in mesh/base): an experiment must reuse a base name, one per host`);
@@ -797,8 +800,7 @@ function checkExperiments(
           say(`metadata.annotations ${FAULT_KNOB}: ${(err as Error).message}`);
         }
       }
-      // As applied by the runner (kubectl apply -n meshmart): in the namespace, replacing the base by name.
-      mine.push({ file, obj: { ...obj, metadata: { ...obj.metadata, namespace: obj.metadata?.namespace ?? NAMESPACE } } });
+      mine.push({ file, obj });
     }
     const replaced = new Set(mine.map((m) => key(m.obj)));
     const applied = [...base.filter((m) => !replaced.has(key(m.obj))), ...mine];
