@@ -117,7 +117,9 @@ describe("images: Dockerfiles and the file set they run", function () {
     });
 
     after(async () => {
-      await Promise.all(running.filter((c) => c.exitCode === null).map((c) => (c.kill("SIGKILL"), once(c, "exit"))));
+      const alive = running.filter((c) => c.exitCode === null && c.signalCode === null);
+      for (const c of alive) c.kill("SIGKILL");
+      await Promise.all(alive.map((c) => once(c, "exit")));
       if (work) rmSync(work, { recursive: true, force: true });
     });
 
