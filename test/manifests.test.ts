@@ -52,6 +52,7 @@ describe("manifests: offline validation of the cluster path", function () {
       "deploy/overlays/default",
       "deploy/overlays/dev",
       "deploy/overlays/no-mesh",
+      "deploy/observability",
       "services/identity/k8s",
       "services/catalog/k8s",
       "services/orders/k8s",

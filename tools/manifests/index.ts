@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { checkObject, checkReferences, checkReplicas } from "./core-checks.js";
+import { checkDashboardFile } from "./dashboard.js";
 import { checkIstioRefs } from "./istio-refs.js";
 import { checkMeshPolicy } from "./mesh-policy.js";
 import { filesUnder, kustomizationDirs, manifestRoots, renderAll } from "./render.js";
@@ -43,6 +44,10 @@ export function checkManifests(root: string, schemasDir = sharedSchemasDir(root)
   if (!overlay && !failed.has(DEFAULT_OVERLAY)) problems.push({ file: `${DEFAULT_OVERLAY}/kustomization.yaml`, message: "the default overlay is missing" });
   if (overlay) problems.push(...checkReplicas(overlay.objects));
   problems.push(...unlisted(root, renders));
+  for (const file of manifestRoots(root)
+    .flatMap((d) => filesUnder(root, d))
+    .filter((f) => /^deploy\/observability\/.*\.json$/.test(f)))
+    problems.push(...checkDashboardFile(root, file));
 
   const skaffold = readSkaffold(root, problems);
   if (skaffold) {
