@@ -1,5 +1,6 @@
 // Runs one experiment end to end: load (tools/load) while the fault is on, then the hypothesis checks, the
 // invariants over the whole data set, and the report files.
+import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { PaymentService, PaymentState } from "../../gen/meshmart/payment/v1/payment_pb.js";
@@ -79,6 +80,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
   const runLoad = opts.runLoad ?? (realRunLoad as RunLoad);
   const loadOpts = { rate, durationMs, mix: h.load.mix, deadlineMs: h.load.deadlineMs, progress: opts.progress, seed: opts.seed };
 
+  const loadAvgStart = loadavg()[0];
   let run: RunStats & { startedAt: string };
   let fault: FaultLog;
   let invariants: InvariantReport | { skipped: string };
@@ -159,6 +161,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
     hypothesis: h.hypothesis,
     startedAt: run.startedAt,
     passed: checks.every((c) => c.ok) && arithmetic.every((c) => c.ok),
+    machine: { cpus: cpus().length, loadAvgStart, loadAvgEnd: loadavg()[0] },
     load: { rate, durationMs, mix: h.load.mix, deadlineMs: h.load.deadlineMs },
     fault: { planned: timing, actual, events: fault.events },
     successRate: { before: rateOf("before"), during: rateOf("during"), after: rateOf("after"), whole: rateOf("whole") },
