@@ -25,7 +25,7 @@ describe("experiment kill-payment (local stack, real processes)", function () {
     });
     // The fault really happened, for about the planned time.
     expect(report.fault.events.map((e) => e.what)).to.deep.equal(["payment killed (SIGKILL)", "payment starting again", "payment SERVING"]);
-    expect(report.fault.actual.endMs - report.fault.actual.startMs).to.be.within(4500, 7000);
+    expect(report.fault.actual.endMs - report.fault.actual.startMs, "payment stayed down for the planned 5 s").to.be.at.least(4900);
     // Invariants over the whole data set: no duplicate charge, nothing lost, nothing PENDING after recovery.
     if ("skipped" in report.invariants) throw new Error("invariants were skipped");
     const failed = report.invariants.results.filter((r) => !r.ok);

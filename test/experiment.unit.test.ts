@@ -9,7 +9,7 @@ import { chartSvg } from "../tools/experiment/chart.js";
 import { clusterPlan, findOnPath, withClusterFault } from "../tools/experiment/cluster.js";
 import { consistency, evaluate, type RunStats, recoveryMs, type Second } from "../tools/experiment/evaluate.js";
 import { type Hypothesis, hypothesisFile, loadHypothesis, parseDuration, parseHypothesis } from "../tools/experiment/hypothesis.js";
-import { runExperiment } from "../tools/experiment/run.js";
+import { rebase, runExperiment } from "../tools/experiment/run.js";
 
 const NAMES = [
   "payment-delay",
@@ -120,6 +120,12 @@ describe("experiment runner (unit)", () => {
           .map((c) => c.check),
       ).to.deep.equal(["sum of arrivals per second = arrivals", "placed orders listed = PlaceOrder calls sent"]);
     });
+  });
+
+  it("fault times measured from an estimated start are moved onto the load's clock", () => {
+    const log = { startMs: 3000, endMs: 8000, restoredMs: 9500, events: [{ atMs: 3000, what: "killed" }] };
+    expect(rebase(log, 400)).to.deep.equal({ startMs: 3400, endMs: 8400, restoredMs: 9900, events: [{ atMs: 3400, what: "killed" }] });
+    expect(rebase({ ...log, restoredMs: undefined }, -250).restoredMs).to.equal(undefined);
   });
 
   it("the chart shades the fault window and draws p50, p99 and the error bars", () => {

@@ -2,7 +2,7 @@
 // this machine: bad input per RPC (tools/fuzz), each fault under load with the invariants checked after it
 // (tools/experiment), and the rolling graceful restart. Nothing in the report is typed by hand.
 import { writeFileSync } from "node:fs";
-import { cpus, totalmem } from "node:os";
+import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ROOT } from "./devdb.js";
@@ -39,6 +39,7 @@ async function main() {
   const seed = Number(values.seed);
   if (!(Number.isInteger(runsPerRpc) && runsPerRpc > 0)) throw new Error(`--runs must be a positive whole number, got "${values.runs}"`);
   const started = new Date();
+  const loadAtStart = loadavg()[0];
 
   console.error(`fuzzing every RPC (${runsPerRpc} messages each, seed ${seed})...`);
   const stack = await startStack({ logLevel: "warn" });
@@ -63,7 +64,7 @@ async function main() {
   const md: string[] = [
     "# RELIABILITY",
     "",
-    `Written by \`npm run reliability\` (tools/reliability.ts) on ${started.toISOString()}, ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}. Every figure below comes from that run; re-run it to refresh. Timings are from a machine shared with other work, so treat latencies and recovery times as upper bounds.`,
+    `Written by \`npm run reliability\` (tools/reliability.ts) on ${started.toISOString()}, ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, 1-minute load average ${loadAtStart.toFixed(1)} when it started. Every figure below comes from that run; re-run it to refresh. Timings are from a machine shared with other work, so treat latencies and recovery times as upper bounds.`,
     "",
     "## Bad input per RPC",
     "",
@@ -79,14 +80,14 @@ async function main() {
     "",
     "Each fault ran on a fresh local stack (every service a real process, embedded FerretDB) under the steady open-loop shopper load of its hypothesis file (`mesh/experiments/<name>.hypothesis.yaml`), orders' recovery loop at a 500 ms interval picking up orders still for 4 s. After the load, the checker waited (bounded poll on the data) until no order was PENDING, then checked every invariant over the whole data set (tools/invariants.ts).",
     "",
-    "| fault | load | success rate before / during / after | time to recover | PlaceOrder answers | invariants held | settled after | hypothesis |",
-    "|---|---|---|---|---|---|---|---|",
+    "| fault | load | machine load avg (start → end) | success rate before / during / after | time to recover | PlaceOrder answers | invariants held | settled after | hypothesis |",
+    "|---|---|---|---|---|---|---|---|---|",
   ];
   for (const { name, what, report: r } of faults) {
     const inv = "skipped" in r.invariants ? "skipped" : `${r.invariants.results.filter((i) => i.ok).length}/${r.invariants.results.length}`;
     const settle = "skipped" in r.invariants ? "–" : `${(r.invariants.settleMs / 1000).toFixed(1)} s`;
     md.push(
-      `| **${name}**: ${what} | ${r.load.rate}/s, ${r.load.durationMs / 1000} s, ${r.run.sent} calls | ${pct(r.successRate.before)} / ${pct(r.successRate.during)} / ${pct(r.successRate.after)} | ${r.recoveryMs === null ? "not within the run" : `${(r.recoveryMs / 1000).toFixed(1)} s`} | ${codes(r.orderOutcomes)} | ${inv} | ${settle} | ${r.passed ? "held" : "NOT held"} |`,
+      `| **${name}**: ${what} | ${r.load.rate}/s, ${r.load.durationMs / 1000} s, ${r.run.sent} calls | ${r.machine.loadAvgStart.toFixed(1)} → ${r.machine.loadAvgEnd.toFixed(1)} | ${pct(r.successRate.before)} / ${pct(r.successRate.during)} / ${pct(r.successRate.after)} | ${r.recoveryMs === null ? "not within the run" : `${(r.recoveryMs / 1000).toFixed(1)} s`} | ${codes(r.orderOutcomes)} | ${inv} | ${settle} | ${r.passed ? "held" : "NOT held"} |`,
     );
   }
   md.push(

@@ -151,6 +151,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   }
 
   async function startUnit(u: UnitName) {
+    if (stopping) throw new Error(`start ${u}: the stack is stopped`); // never leave an orphan behind stop()
     if (running.has(u)) return;
     const entry = launch(u);
     const died = entry.exited.then(() => {
@@ -190,6 +191,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     },
     async startDb() {
       if (!db) throw new Error("startDb: this stack uses an outside database (mongoUri), not the embedded one");
+      if (stopping) throw new Error("startDb: the stack is stopped");
       await db.start();
     },
     async setFaults(u, settings) {

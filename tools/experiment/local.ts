@@ -12,18 +12,20 @@ export interface FaultLog extends FaultTimes {
 }
 
 /** Runs the hypothesis's local fault on `stack`, timed from `t0` (the load's start, Date.now()). */
-export async function driveLocalFault(stack: Stack, h: Hypothesis, t0: number, timing = h.fault): Promise<FaultLog> {
+export async function driveLocalFault(stack: Stack, h: Hypothesis, t0: number, timing = h.fault, signal?: AbortSignal): Promise<FaultLog> {
   const fault = h.fault.local;
   if (!fault) throw new Error(`experiment "${h.name}" has no local fault (fault.local)`);
   const events: FaultLog["events"] = [];
   const now = () => Date.now() - t0;
   const note = (what: string) => events.push({ atMs: now(), what });
+  // Aborted (the load failed): stop waiting, but still put back what the fault took away.
   const until = async (ms: number) => {
     const wait = ms - now();
-    if (wait > 0) await sleep(wait);
+    if (wait > 0 && !signal?.aborted) await sleep(wait, undefined, { signal }).catch(() => undefined);
   };
 
   await until(timing.startAfterMs);
+  if (signal?.aborted) return { startMs: now(), endMs: now(), events: [{ atMs: now(), what: "not started: the load ended first" }] };
   const startMs = now();
   let endMs: number;
   let restoredMs: number | undefined;
@@ -64,6 +66,7 @@ export async function driveLocalFault(stack: Stack, h: Hypothesis, t0: number, t
     }
     case "rolling-restart": {
       for (const unit of fault.units) {
+        if (signal?.aborted) break;
         note(`${unit}: SIGTERM, then a new process`);
         await stack.restart(unit);
         note(`${unit} SERVING again`);

@@ -12,6 +12,8 @@ export interface ExperimentReport {
   hypothesis: string;
   startedAt: string;
   passed: boolean;
+  /** 1-minute load average at the start and end of the load, and the CPU count: figures from a busy machine read differently. */
+  machine: { cpus: number; loadAvgStart: number; loadAvgEnd: number };
   load: { rate: number; durationMs: number; mix?: Hypothesis["load"]["mix"]; deadlineMs?: number };
   fault: { planned: Hypothesis["fault"]; actual: FaultTimes; events: { atMs: number; what: string }[] };
   /** Success rate of all calls in each part of the run (ok / completed). */
@@ -37,7 +39,7 @@ export function markdown(r: ExperimentReport, svgName: string): string {
     "",
     `Started ${r.startedAt}; load ${r.load.rate}/s for ${r.load.durationMs / 1000} s; fault from ${(r.fault.actual.startMs / 1000).toFixed(1)} s to ${(r.fault.actual.endMs / 1000).toFixed(1)} s` +
       (r.fault.actual.restoredMs !== undefined ? `, restored at ${(r.fault.actual.restoredMs / 1000).toFixed(1)} s` : "") +
-      ".",
+      `. Machine: ${r.machine.cpus} CPUs, load average ${r.machine.loadAvgStart.toFixed(1)} at the start, ${r.machine.loadAvgEnd.toFixed(1)} at the end.`,
     "",
     `![latency and errors over time](${svgName})`,
     "",

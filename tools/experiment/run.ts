@@ -1,5 +1,6 @@
 // Runs one experiment end to end: load (tools/load) while the fault is on, then the hypothesis checks, the
 // invariants over the whole data set, and the report files.
+import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { PaymentService, PaymentState } from "../../gen/meshmart/payment/v1/payment_pb.js";
@@ -9,7 +10,7 @@ import { checkDataSet, type InvariantReport } from "../invariants.js";
 import { runLoad as realRunLoad } from "../load/index.js";
 import { type Stack, startStack } from "../stack.js";
 import { clusterPlan, withClusterFault } from "./cluster.js";
-import { consistency, evaluate, type FaultTimes, orderOutcomes, type RunStats, recoveryMs, secondsIn, successRate } from "./evaluate.js";
+import { consistency, evaluate, type FaultTimes, orderOutcomes, type RunStats, recoveryMs, type Second, secondsIn, successRate } from "./evaluate.js";
 import { type Hypothesis, loadHypothesis } from "./hypothesis.js";
 import { driveLocalFault, type FaultLog } from "./local.js";
 import { type ExperimentReport, writeReport } from "./report.js";
@@ -29,6 +30,7 @@ export type RunLoad = (opts: {
   deadlineMs?: number;
   progress?: boolean;
   seed?: number;
+  onSecond?: (s: Second) => void;
 }) => Promise<RunStats & { startedAt: string }>;
 
 export interface ExperimentOptions {
@@ -79,6 +81,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
   const runLoad = opts.runLoad ?? (realRunLoad as RunLoad);
   const loadOpts = { rate, durationMs, mix: h.load.mix, deadlineMs: h.load.deadlineMs, progress: opts.progress, seed: opts.seed };
 
+  const loadAvgStart = loadavg()[0];
   let run: RunStats & { startedAt: string };
   let fault: FaultLog;
   let invariants: InvariantReport | { skipped: string };
@@ -89,14 +92,31 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
     const stack = opts.stack ?? (await startStack({ logLevel: "warn", recovery }));
     try {
       const at = stack.endpoints;
-      const t0 = Date.now();
-      const faultRun = driveLocalFault(stack, h, t0, timing);
-      faultRun.catch(() => undefined); // awaited below; the load must finish either way
-      run = await runLoad({
-        ...loadOpts,
-        targets: { identity: at.identity.grpc, catalog: at["catalog-v1"].grpc, orders: at.orders.grpc, payment: at.payment.grpc },
-      });
-      fault = await faultRun;
+      // runLoad first registers and logs in its shoppers (seconds on a busy machine): the fault clock starts
+      // with the schedule, not before, or the fault would hit the setup. The first per-second report comes
+      // once second 0 is over, so the schedule began at most 1 s before it; the times in the report are then
+      // made exact against the load's own startedAt.
+      const abort = new AbortController();
+      let faultRun: Promise<{ log: FaultLog; t0: number }> | undefined;
+      try {
+        run = await runLoad({
+          ...loadOpts,
+          targets: { identity: at.identity.grpc, catalog: at["catalog-v1"].grpc, orders: at.orders.grpc, payment: at.payment.grpc },
+          onSecond: (sec) => {
+            if (sec.t !== 0 || faultRun) return;
+            const t0 = Date.now() - 1000;
+            faultRun = driveLocalFault(stack, h, t0, timing, abort.signal).then((log) => ({ log, t0 }));
+            faultRun.catch(() => undefined); // awaited below
+          },
+        });
+      } catch (err) {
+        abort.abort();
+        await faultRun?.catch(() => undefined); // the driver puts back what it took away before the stack stops
+        throw err;
+      }
+      if (!faultRun) throw new Error("the load never reported its first second, so the fault was never started");
+      const { log, t0 } = await faultRun;
+      fault = rebase(log, t0 - Date.parse(run.startedAt));
       const accepted = run.placedOrders.filter((o) => o.code === "ok").map((o) => o.orderId);
       // The recovery window: an order still for afterMs is picked up at the next pass. The poll ends as soon as
       // nothing is PENDING; the generous bound is for a busy machine, where each recovery takes seconds.
@@ -159,6 +179,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
     hypothesis: h.hypothesis,
     startedAt: run.startedAt,
     passed: checks.every((c) => c.ok) && arithmetic.every((c) => c.ok),
+    machine: { cpus: cpus().length, loadAvgStart, loadAvgEnd: loadavg()[0] },
     load: { rate, durationMs, mix: h.load.mix, deadlineMs: h.load.deadlineMs },
     fault: { planned: timing, actual, events: fault.events },
     successRate: { before: rateOf("before"), during: rateOf("during"), after: rateOf("after"), whole: rateOf("whole") },
@@ -193,4 +214,15 @@ export async function auditCharges(payment: string, orderIds: string[]): Promise
     transport.close();
   }
   return `${new Set(orderIds).size} accepted orders audited, ${doubled} with more than one approved payment, ${unreadable} unreadable`;
+}
+
+/** Moves a fault log timed from an estimated start onto the load's own clock (`shiftMs` = estimate − real start). */
+export function rebase(log: FaultLog, shiftMs: number): FaultLog {
+  const at = (ms: number) => Math.round(ms + shiftMs);
+  return {
+    startMs: at(log.startMs),
+    endMs: at(log.endMs),
+    restoredMs: log.restoredMs === undefined ? undefined : at(log.restoredMs),
+    events: log.events.map((e) => ({ ...e, atMs: at(e.atMs) })),
+  };
 }
