@@ -58,6 +58,9 @@ describe("manifests: offline validation of the cluster path", function () {
       "services/orders/k8s",
       "services/payment/k8s",
       "mesh",
+      "mesh/base",
+      "mesh/canary",
+      "mesh/experiments",
     ]);
   });
 

@@ -2,6 +2,7 @@
 // kinds against their CRD schema (made strict in schemas.ts). Anything else is an unknown kind.
 import { Deployment, StatefulSet } from "kubernetes-models/apps/v1";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2";
+import { Job } from "kubernetes-models/batch/v1";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
 import { ConfigMap, Namespace, Pod, Secret, Service, ServiceAccount } from "kubernetes-models/v1";
 import { ajvMessages, type Schemas } from "./schemas.js";
@@ -18,6 +19,7 @@ const K8S_MODELS: Record<string, new (data: never) => { validate(): void }> = {
   "apps/v1/StatefulSet": StatefulSet,
   "autoscaling/v2/HorizontalPodAutoscaler": HorizontalPodAutoscaler,
   "policy/v1/PodDisruptionBudget": PodDisruptionBudget,
+  "batch/v1/Job": Job, // mesh/experiments/mtls-plaintext.yaml
 };
 
 export function validateObject({ file, obj }: Manifest, schemas: Schemas): Problem[] {
@@ -68,6 +70,7 @@ const TOP: Record<string, string[]> = {
   StatefulSet: ["apiVersion", "kind", "metadata", "spec"],
   HorizontalPodAutoscaler: ["apiVersion", "kind", "metadata", "spec"],
   PodDisruptionBudget: ["apiVersion", "kind", "metadata", "spec"],
+  Job: ["apiVersion", "kind", "metadata", "spec"],
 };
 const SPEC: Record<string, string[]> = {
   Service: ["selector", "ports", "type", "clusterIP", "clusterIPs", "sessionAffinity", "publishNotReadyAddresses", "internalTrafficPolicy", "ipFamilyPolicy"],
@@ -87,6 +90,7 @@ const SPEC: Record<string, string[]> = {
   ],
   HorizontalPodAutoscaler: ["scaleTargetRef", "minReplicas", "maxReplicas", "metrics", "behavior"],
   PodDisruptionBudget: ["selector", "minAvailable", "maxUnavailable", "unhealthyPodEvictionPolicy"],
+  Job: ["template", "backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished", "completions", "parallelism", "suspend"],
 };
 const SERVICE_PORT = ["name", "port", "targetPort", "protocol", "appProtocol", "nodePort"];
 const POD_SPEC = [
@@ -187,7 +191,7 @@ function strictKeys(obj: Obj): string[] {
   if (SPEC[obj.kind]) out.push(...unknownKeys(obj.spec, SPEC[obj.kind], "spec"));
   if (obj.kind === "Service") out.push(...each(obj.spec?.ports, SERVICE_PORT, "spec.ports"));
   if (obj.kind === "Pod") out.push(...podKeys(obj.spec, "spec"));
-  if (obj.kind === "Deployment" || obj.kind === "StatefulSet") {
+  if (obj.kind === "Deployment" || obj.kind === "StatefulSet" || obj.kind === "Job") {
     out.push(...unknownKeys(obj.spec?.template, ["metadata", "spec"], "spec.template"));
     out.push(...unknownKeys(obj.spec?.template?.metadata, METADATA, "spec.template.metadata"));
     out.push(...podKeys(obj.spec?.template?.spec, "spec.template.spec"));

@@ -55,7 +55,8 @@ export type ProductStore = ReturnType<typeof productStore>;
 
 export function productStore(db: Connection) {
   const Product = db.model<ProductRecord>("Product", productRecord);
-  const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  // A BSON regex is a C string: a NUL in the pattern cannot be sent (was INTERNAL), so it is written as \x00.
+  const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replaceAll("\0", "\\x00");
 
   return {
     get: (sku: string) => Product.findById(sku).lean<ProductRecord>(),

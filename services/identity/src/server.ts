@@ -18,6 +18,7 @@ import {
   serviceEnv,
 } from "#kit";
 import { identityService } from "./identity-service.js";
+import { DEFAULT_LOGIN_LIMITS, loginLimits } from "./login-limits.js";
 import { loadSigningKey, tokenIssuer } from "./tokens.js";
 import { userStore } from "./users.js";
 
@@ -37,6 +38,15 @@ export const identityDefaults = {
   /** PKCS8 PEM of an Ed25519 key; empty = a dev key generated into JWT_KEY_DIR. */
   JWT_PRIVATE_KEY_FILE: "",
   JWT_KEY_DIR: DEV_KEY_DIR,
+  /** Login throttling (README "Login throttling"): free failures per (account, source), per source, distinct sources per account. */
+  LOGIN_PAIR_FREE_FAILURES: DEFAULT_LOGIN_LIMITS.pairFree,
+  LOGIN_SOURCE_FREE_FAILURES: DEFAULT_LOGIN_LIMITS.sourceFree,
+  LOGIN_ACCOUNT_FREE_SOURCES: DEFAULT_LOGIN_LIMITS.accountSourcesFree,
+  LOGIN_BACKOFF_BASE_MS: DEFAULT_LOGIN_LIMITS.baseMs,
+  LOGIN_BACKOFF_CAP_MS: DEFAULT_LOGIN_LIMITS.capMs,
+  LOGIN_WINDOW_MS: DEFAULT_LOGIN_LIMITS.windowMs,
+  /** Proxies in front of identity that append to x-forwarded-for (Istio ingress: 1); 0 = use the peer address. */
+  TRUSTED_PROXY_HOPS: 0,
 };
 
 export type IdentityConfig = ReturnType<typeof env<typeof identityDefaults>>;
@@ -44,6 +54,15 @@ export type IdentityConfig = ReturnType<typeof env<typeof identityDefaults>>;
 export function identityConfig(source: Record<string, string | undefined> = process.env): IdentityConfig {
   const config = serviceEnv(identityDefaults, source);
   if (config.TOKEN_TTL_SECONDS <= 0) throw new ConfigError("TOKEN_TTL_SECONDS", `must be more than 0, got ${config.TOKEN_TTL_SECONDS}`);
+  for (const name of ["LOGIN_PAIR_FREE_FAILURES", "LOGIN_SOURCE_FREE_FAILURES", "LOGIN_ACCOUNT_FREE_SOURCES", "TRUSTED_PROXY_HOPS"] as const)
+    if (config[name] < 0) throw new ConfigError(name, `must be 0 or more, got ${config[name]}`);
+  for (const name of ["LOGIN_BACKOFF_BASE_MS", "LOGIN_BACKOFF_CAP_MS", "LOGIN_WINDOW_MS"] as const)
+    if (config[name] <= 0) throw new ConfigError(name, `must be more than 0, got ${config[name]}`);
+  if (config.LOGIN_BACKOFF_CAP_MS < config.LOGIN_BACKOFF_BASE_MS)
+    throw new ConfigError(
+      "LOGIN_BACKOFF_CAP_MS",
+      `must be at least LOGIN_BACKOFF_BASE_MS (${config.LOGIN_BACKOFF_BASE_MS}), got ${config.LOGIN_BACKOFF_CAP_MS}`,
+    );
   return config;
 }
 
@@ -56,7 +75,7 @@ function jwksRoute(jwks: JSONWebKeySet) {
 }
 
 /** identity ready to serve: its handlers, JWKS route, readiness and database, not yet on a port. */
-export async function buildIdentity(config: IdentityConfig): Promise<ServicePart> {
+export async function buildIdentity(config: IdentityConfig, opts: { now?: () => number } = {}): Promise<ServicePart> {
   // The key first: a bad key setting stops the start before anything is opened.
   const key = await loadSigningKey({ file: config.JWT_PRIVATE_KEY_FILE, dir: config.JWT_KEY_DIR });
   const db = await openDatabase(config.MONGODB_URI, config.DB_NAME);
@@ -65,12 +84,32 @@ export async function buildIdentity(config: IdentityConfig): Promise<ServicePart
     const tokens = tokenIssuer(key, { issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, ttlSeconds: config.TOKEN_TTL_SECONDS });
     // GetMe checks tokens like every other service does, against the same public keys it serves.
     const auth = authenticate({ keys: createLocalJWKSet(key.jwks), issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, public: ["Register", "Login"] });
+    const limits = loginLimits(
+      db,
+      {
+        pairFree: config.LOGIN_PAIR_FREE_FAILURES,
+        sourceFree: config.LOGIN_SOURCE_FREE_FAILURES,
+        accountSourcesFree: config.LOGIN_ACCOUNT_FREE_SOURCES,
+        baseMs: config.LOGIN_BACKOFF_BASE_MS,
+        capMs: config.LOGIN_BACKOFF_CAP_MS,
+        windowMs: config.LOGIN_WINDOW_MS,
+      },
+      opts.now,
+    );
+    let sweeper: NodeJS.Timeout | undefined;
     return {
       name: "identity",
-      entries: [service(IdentityService, identityService({ users, tokens }), { interceptors: [auth] })],
+      entries: [service(IdentityService, identityService({ users, tokens, limits, trustedProxyHops: config.TRUSTED_PROXY_HOPS }), { interceptors: [auth] })],
+      // Idle counters are dropped once per window (FerretDB v1 has no TTL index to do it).
+      start: () => {
+        sweeper = setInterval(() => void limits.sweep().catch(() => undefined), config.LOGIN_WINDOW_MS).unref();
+      },
       adminRoutes: { [JWKS_PATH]: jwksRoute(key.jwks) },
       readiness: [databaseReady(db)],
-      close: () => db.close(),
+      close: async () => {
+        clearInterval(sweeper);
+        await db.close();
+      },
     };
   } catch (err) {
     await db.close();
@@ -78,6 +117,6 @@ export async function buildIdentity(config: IdentityConfig): Promise<ServicePart
   }
 }
 
-export async function startIdentity(config: IdentityConfig, opts: { signals?: boolean; log?: Logger } = {}): Promise<RunningServer> {
-  return servePart(await buildIdentity(config), config, opts);
+export async function startIdentity(config: IdentityConfig, opts: { signals?: boolean; log?: Logger; now?: () => number } = {}): Promise<RunningServer> {
+  return servePart(await buildIdentity(config, { now: opts.now }), config, opts);
 }

@@ -22,6 +22,16 @@ export const PROPAGATED_HEADERS = [
 export const propagatedKey = createContextKey<Headers>(new Headers(), { description: "propagated headers" });
 /** The current call's request id (from x-request-id, or minted here). */
 export const requestIdKey = createContextKey<string>("", { description: "request id" });
+/** The address of the peer that opened the connection (a proxy's, behind one), without the port; "" when unknown. */
+export const peerKey = createContextKey<string>("", { description: "peer address" });
+
+/** "127.0.0.1:5000", "::1:5000", "[::1]:5000", "ipv4:10.0.0.1:80", "::ffff:10.0.0.1" → the address alone. */
+export function peerAddress(peer: string | undefined, hasPort = true): string {
+  let p = (peer ?? "").replace(/^ipv[46]:/, "");
+  if (hasPort) p = p.replace(/:\d+$/, "");
+  return p.replace(/^\[(.*)\]$/, "$1").replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, "$1");
+}
+
 /** The verified caller, set by the auth interceptor. */
 export const userKey = createContextKey<AuthUser | undefined>(undefined, { description: "authenticated user" });
 

@@ -1,10 +1,11 @@
 // Serves Connect ServiceImpl handlers on a @grpc/grpc-js server (the faster wire engine here, see DESIGN.md).
 import { create, type DescMethod, type DescService, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { anyPack } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createHandlerContext, createServiceImplSpec, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues, createHandlerContext, createServiceImplSpec, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import { createAsyncIterable, invokeUnaryImplementation, transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import * as grpc from "@grpc/grpc-js";
 import { StatusSchema } from "#gen/google/rpc/status_pb.js";
+import { peerAddress, peerKey } from "./context.js";
 import { toConnectError } from "./errors.js";
 import { headersToMetadata, metadataToHeaders } from "./metadata.js";
 
@@ -22,6 +23,34 @@ export function methodDefinition(method: DescMethod): grpc.MethodDefinition<unkn
     responseDeserialize: (b: Buffer) => fromBinary(method.output, b),
     originalName: method.localName,
   };
+}
+
+/**
+ * What the server-side deserializer hands on when the request bytes are not a valid message (truncated,
+ * wrong wire type, invalid UTF-8 in a proto3 string). grpc-js would answer a throwing deserializer with
+ * INTERNAL; it is the caller's input that is wrong, so the handler answers INVALID_ARGUMENT instead.
+ */
+class UndecodableRequest {
+  constructor(readonly reason: string) {}
+}
+
+/** The server's view of a method: like methodDefinition, but bad request bytes become an UndecodableRequest. */
+function serverMethodDefinition(method: DescMethod): grpc.MethodDefinition<unknown, unknown> {
+  const def = methodDefinition(method);
+  return {
+    ...def,
+    requestDeserialize: (b: Buffer) => {
+      try {
+        return fromBinary(method.input, b);
+      } catch (err) {
+        return new UndecodableRequest((err as Error).message);
+      }
+    },
+  };
+}
+
+function undecodable(method: DescMethod, request: UndecodableRequest): Partial<grpc.StatusObject> {
+  return toGrpcStatus(new ConnectError(`request is not a valid ${method.input.typeName} message: ${request.reason}`, Code.InvalidArgument));
 }
 
 /** A ConnectError as a grpc-js status: code, message, its metadata and google.rpc.Status details. */
@@ -68,6 +97,7 @@ function contextFor(service: DescService, method: DescMethod, call: AnyCall, shu
     shutdownSignal,
     requestSignal: cancelled.signal,
     requestHeader: metadataToHeaders(call.metadata),
+    contextValues: createContextValues().set(peerKey, peerAddress(call.getPeer())),
   });
   const finish = () => {
     replied = true;
@@ -88,10 +118,11 @@ export function addConnectService(
   const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   const handlers: grpc.UntypedServiceImplementation = {};
   for (const method of service.methods) {
-    definition[method.localName] = methodDefinition(method);
+    definition[method.localName] = serverMethodDefinition(method);
     const methodSpec = spec.methods[method.localName];
     if (method.methodKind === "unary") {
       handlers[method.localName] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        if (call.request instanceof UndecodableRequest) return callback(undecodable(method, call.request));
         const { ctx, finish } = contextFor(service, method, call, shutdownSignal);
         invokeUnaryImplementation(methodSpec as never, ctx, call.request as never, interceptors)
           .then(
@@ -108,6 +139,7 @@ export function addConnectService(
       };
     } else if (method.methodKind === "server_streaming") {
       handlers[method.localName] = async (call: grpc.ServerWritableStream<unknown, unknown>) => {
+        if (call.request instanceof UndecodableRequest) return void call.emit("error", undecodable(method, call.request));
         const { ctx, finish } = contextFor(service, method, call, shutdownSignal);
         try {
           const outputs = transformInvokeImplementation(methodSpec as never, ctx, interceptors)(createAsyncIterable([call.request]) as never);

@@ -17,6 +17,7 @@ import * as grpc from "@grpc/grpc-js";
 import { StatusSchema } from "#gen/google/rpc/status_pb.js";
 import { DEFAULT_TIMEOUT_MS } from "./context.js";
 import { methodDefinition } from "./grpc-server.js";
+import { MAX_RECEIVE_BYTES_DEFAULT, MAX_SEND_BYTES_DEFAULT } from "./message-limits.js";
 import { headersToMetadata, metadataToHeaders } from "./metadata.js";
 
 export interface GrpcTransportOptions {
@@ -28,11 +29,17 @@ export interface GrpcTransportOptions {
   channelOptions?: grpc.ChannelOptions;
 }
 
-/** Client channel defaults: keepalive pings find dead connections behind proxies and NATs. */
+/**
+ * Client channel defaults: keepalive pings find dead connections behind proxies and NATs; message limits
+ * mirror the servers' (send what a server accepts, receive what a server may send — see serve.ts), so an
+ * oversized message fails fast at the caller with RESOURCE_EXHAUSTED instead of crossing the network.
+ */
 export const CLIENT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.keepalive_time_ms": 30_000,
   "grpc.keepalive_timeout_ms": 10_000,
   "grpc.keepalive_permit_without_calls": 0,
+  "grpc.max_send_message_length": MAX_RECEIVE_BYTES_DEFAULT,
+  "grpc.max_receive_message_length": MAX_SEND_BYTES_DEFAULT,
 };
 
 /** Turns a grpc-js error (status, message, trailers, google.rpc.Status details) into a ConnectError. */

@@ -1,7 +1,18 @@
 // meshmart's service kit: everything a service needs besides its domain.
 export type { AdminRoute } from "./admin.js";
 export { type AuthOptions, authenticate, currentUser, remoteKeys } from "./auth.js";
-export { type AuthUser, DEFAULT_TIMEOUT_MS, detached, forward, PROPAGATED_HEADERS, propagatedKey, requestIdKey, userKey } from "./context.js";
+export {
+  type AuthUser,
+  DEFAULT_TIMEOUT_MS,
+  detached,
+  forward,
+  PROPAGATED_HEADERS,
+  peerAddress,
+  peerKey,
+  propagatedKey,
+  requestIdKey,
+  userKey,
+} from "./context.js";
 export { databaseReady, openDatabase } from "./db.js";
 export { closeClients, dial, useInMemoryTransport, useNetworkTransport } from "./dial.js";
 export { type Config, ConfigError, env, oneOf, port } from "./env.js";
@@ -13,6 +24,7 @@ export { clientMetrics, observe, propagation, responseHeaders, validation } from
 export { type LockOptions, type Locks, lockTable } from "./locks.js";
 export { type Logger, logger } from "./log.js";
 export { main } from "./main.js";
+export { MAX_RECEIVE_BYTES_DEFAULT, MAX_SEND_BYTES_DEFAULT } from "./message-limits.js";
 export { registry } from "./metrics.js";
 export { formatMoney, money, toCents } from "./money.js";
 export { DEFAULT_PAGE_SIZE, decodePageToken, encodePageToken, pageSize } from "./paging.js";

@@ -3,18 +3,20 @@ import { once, setMaxListeners } from "node:events";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
-import type { Interceptor, ServiceImpl } from "@connectrpc/connect";
+import { createContextValues, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { Health as HealthService } from "#gen/health/v1/health_pb.js";
 import { type AdminRoute, adminServer } from "./admin.js";
 import { connectHealthImpl } from "./connect-health.js";
 import { connectReflectionImpls } from "./connect-reflection.js";
+import { peerAddress, peerKey } from "./context.js";
 import { type FaultSettings, Faults, faultsFromEnv } from "./faults.js";
 import { type AnyServiceImpl, addConnectService } from "./grpc-server.js";
 import { Health, type ReadinessCheck } from "./health.js";
 import { observe, propagation, validation } from "./interceptors.js";
 import { type Logger, logger } from "./log.js";
+import { MAX_RECEIVE_BYTES_DEFAULT, MAX_SEND_BYTES_DEFAULT } from "./message-limits.js";
 import { addReflection } from "./reflection.js";
 
 export type Engine = "grpc-js" | "connect-node";
@@ -58,6 +60,10 @@ export interface ServeOptions {
   drainDelayMs?: number;
   adminRoutes?: Record<string, AdminRoute>;
   faults?: FaultSettings;
+  /** Largest request message accepted; a bigger one is refused with RESOURCE_EXHAUSTED. Default MAX_RECEIVE_BYTES_DEFAULT. */
+  maxReceiveBytes?: number;
+  /** Largest response message sent; a bigger one fails with RESOURCE_EXHAUSTED. Default MAX_SEND_BYTES_DEFAULT. */
+  maxSendBytes?: number;
   /** Knobs shared with other callers (monolith mode: the in-memory transport uses the same ones). */
   faultKnobs?: Faults;
   /** Runs after the last call finished: close the database here. */
@@ -92,6 +98,31 @@ export function kitInterceptors(log: Logger, faults?: Faults): Interceptor[] {
   return [propagation(), observe(log), ...(faults ? [faults.interceptor()] : []), validation()];
 }
 
+/**
+ * connect-node answers request bytes that do not decode (truncated, invalid UTF-8 in a proto3 string) and a
+ * compressed flag without grpc-encoding with INTERNAL, and offers no hook before the handler runs. It is the
+ * caller's input that is wrong, so this rewrites exactly those gRPC trailers (by the library's message, pinned
+ * by test/fuzz.test.ts) to INVALID_ARGUMENT, as the grpc-js adapter answers.
+ */
+const CALLER_FAULTS = ["parse binary:", "received compressed envelope, but do not know how to decompress"];
+
+function undecodableAsInvalidArgument(res: http2.Http2ServerResponse): http2.Http2ServerResponse {
+  const addTrailers = res.addTrailers.bind(res);
+  res.addTrailers = (trailers) => {
+    const raw = trailers["grpc-message"];
+    let message = "";
+    try {
+      message = typeof raw === "string" ? decodeURIComponent(raw) : "";
+    } catch {
+      // not percent-encoded text: leave the trailer as it is
+    }
+    if (trailers["grpc-status"] === "13" && CALLER_FAULTS.some((m) => message.startsWith(m)))
+      trailers = { ...trailers, "grpc-status": "3", "grpc-message": encodeURIComponent(`request is not a valid message: ${message}`) };
+    addTrailers(trailers);
+  };
+  return res;
+}
+
 /** Starts a gRPC server for the services, with the kit's interceptors, health, reflection and admin port. */
 export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const log = opts.log ?? logger(opts.name);
@@ -104,13 +135,19 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const shutdownController = new AbortController();
   setMaxListeners(0, shutdownController.signal); // every call in flight links its own signal to this one
   const interceptors = [...kitInterceptors(log, faults), ...(opts.interceptors ?? [])];
+  const maxReceiveBytes = opts.maxReceiveBytes ?? MAX_RECEIVE_BYTES_DEFAULT;
+  const maxSendBytes = opts.maxSendBytes ?? MAX_SEND_BYTES_DEFAULT;
 
   let port: number;
   let closeListener: () => Promise<void>;
   let forceClose: () => void;
 
   if (engine === "grpc-js") {
-    const server = new grpc.Server(SERVER_CHANNEL_OPTIONS);
+    const server = new grpc.Server({
+      ...SERVER_CHANNEL_OPTIONS,
+      "grpc.max_receive_message_length": maxReceiveBytes,
+      "grpc.max_send_message_length": maxSendBytes,
+    });
     for (const s of opts.services) addConnectService(server, s.service, s.impl, interceptorsOf(s, interceptors), shutdownController.signal);
     health.addToServer(server);
     addReflection(
@@ -130,9 +167,12 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
         for (const r of connectReflectionImpls(opts.services.map((s) => s.service))) router.service(r.service, r.impl as never);
       },
       interceptors,
+      contextValues: (req) => createContextValues().set(peerKey, peerAddress(req.socket.remoteAddress, false)),
+      readMaxBytes: maxReceiveBytes,
+      writeMaxBytes: maxSendBytes,
       shutdownSignal: shutdownController.signal,
     });
-    const server = http2.createServer(handler);
+    const server = http2.createServer((req, res) => handler(req, undecodableAsInvalidArgument(res)));
     const sessions = new Set<http2.Http2Session>();
     server.on("session", (s) => {
       sessions.add(s);

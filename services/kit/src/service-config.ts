@@ -1,8 +1,9 @@
 // The configuration every service shares, so each server.ts lists only what is its own.
 import type { AdminRoute } from "./admin.js";
-import { env, oneOf, port } from "./env.js";
+import { ConfigError, env, oneOf, port } from "./env.js";
 import type { ReadinessCheck } from "./health.js";
 import type { Logger } from "./log.js";
+import { MAX_RECEIVE_BYTES_DEFAULT, MAX_SEND_BYTES_DEFAULT } from "./message-limits.js";
 import { type RunningServer, type ServeOptions, type ServiceEntry, serve } from "./serve.js";
 
 /** Env defaults common to every service; spread into the service's own defaults. */
@@ -13,6 +14,10 @@ export const commonDefaults = {
   GRACE_MS: 10_000,
   DRAIN_DELAY_MS: 0,
   HEALTH_INTERVAL_MS: 2000,
+  /** Largest request message accepted (bytes); see MAX_RECEIVE_BYTES_DEFAULT for why 1 MiB. */
+  MAX_RECEIVE_BYTES: MAX_RECEIVE_BYTES_DEFAULT,
+  /** Largest response message sent (bytes). */
+  MAX_SEND_BYTES: MAX_SEND_BYTES_DEFAULT,
 };
 
 /** env() for a service: also checks that PORT and ADMIN_PORT are ports, before anything is opened. */
@@ -23,6 +28,10 @@ export function serviceEnv<const D extends typeof commonDefaults & { PORT: numbe
   const config = env(defaults, source);
   port("PORT", config.PORT as number);
   port("ADMIN_PORT", config.ADMIN_PORT as number);
+  for (const name of ["MAX_RECEIVE_BYTES", "MAX_SEND_BYTES"] as const) {
+    const bytes = config[name] as number;
+    if (bytes < 1024 || bytes > 2 ** 31 - 1) throw new ConfigError(name, `must be 1024..${2 ** 31 - 1} bytes, got ${bytes}`);
+  }
   return config;
 }
 
@@ -34,12 +43,14 @@ export interface CommonConfig {
   GRACE_MS: number;
   DRAIN_DELAY_MS: number;
   HEALTH_INTERVAL_MS: number;
+  MAX_RECEIVE_BYTES: number;
+  MAX_SEND_BYTES: number;
 }
 
 /** The serve() options that come straight from the common configuration. */
 export function serveOptionsFrom(
   config: CommonConfig,
-): Pick<ServeOptions, "host" | "port" | "adminPort" | "engine" | "graceMs" | "drainDelayMs" | "healthIntervalMs"> {
+): Pick<ServeOptions, "host" | "port" | "adminPort" | "engine" | "graceMs" | "drainDelayMs" | "healthIntervalMs" | "maxReceiveBytes" | "maxSendBytes"> {
   return {
     host: config.HOST,
     port: config.PORT,
@@ -48,6 +59,8 @@ export function serveOptionsFrom(
     graceMs: config.GRACE_MS,
     drainDelayMs: config.DRAIN_DELAY_MS,
     healthIntervalMs: config.HEALTH_INTERVAL_MS,
+    maxReceiveBytes: config.MAX_RECEIVE_BYTES,
+    maxSendBytes: config.MAX_SEND_BYTES,
   };
 }
 

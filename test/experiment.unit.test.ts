@@ -1,0 +1,247 @@
+// The experiment runner's parts without a stack: hypothesis files and their schema, the checks, the report
+// arithmetic, the chart, and the cluster command plan run against a FAKE kubectl (a shell script on PATH
+// that records its arguments: no cluster exists here).
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect } from "chai";
+import { chartSvg } from "../tools/experiment/chart.js";
+import { clusterPlan, findOnPath, withClusterFault } from "../tools/experiment/cluster.js";
+import { consistency, evaluate, type RunStats, recoveryMs, type Second } from "../tools/experiment/evaluate.js";
+import { type Hypothesis, hypothesisFile, loadHypothesis, parseDuration, parseHypothesis } from "../tools/experiment/hypothesis.js";
+import { runExperiment } from "../tools/experiment/run.js";
+
+const NAMES = [
+  "payment-delay",
+  "payment-abort",
+  "catalog-abort",
+  "retries-recover",
+  "circuit-breaker",
+  "outlier-ejection",
+  "canary-50",
+  "canary-100",
+  "mtls-plaintext",
+  "kill-payment",
+  "kill-orders",
+  "db-outage",
+  "slow-payment",
+];
+
+/** A 10 s run at 10/s: all ok except seconds 4 and 5 (during a fault from 4 s to 6 s), which fail half. */
+function run(): RunStats {
+  const timeline: Second[] = Array.from({ length: 10 }, (_, t) => {
+    const errors = t === 4 || t === 5 ? 5 : 0;
+    return {
+      t,
+      sent: 10,
+      ok: 10 - errors,
+      errors,
+      codes: (errors ? { ok: 10 - errors, unavailable: errors } : { ok: 10 }) as Record<string, number>,
+      p50Ms: 5,
+      p99Ms: t === 4 ? 900 : 20,
+    };
+  });
+  const lat = { p50: 5, p90: 10, p99: 20, max: 900, mean: 7 };
+  return {
+    durationMs: 10_000,
+    rate: 10,
+    sent: 100,
+    completed: 100,
+    byOp: { getProduct: { count: 60, codes: { ok: 60 }, latencyMs: lat }, placeOrder: { count: 40, codes: { ok: 30, unavailable: 10 }, latencyMs: lat } },
+    timeline,
+    placedOrders: Array.from({ length: 40 }, (_, i) => ({ orderId: `o${i}`, idempotencyKey: `k${i}`, code: i < 30 ? "ok" : "unavailable" })),
+  };
+}
+const fault = { startMs: 4000, endMs: 6000 };
+const base = (): Hypothesis => loadHypothesis("kill-payment");
+
+describe("experiment runner (unit)", () => {
+  describe("hypothesis files", () => {
+    for (const name of NAMES) it(`${name}: validates against the schema`, () => expect(loadHypothesis(name).name).to.equal(name));
+
+    it("rejects an unknown field, naming it and the file", () => {
+      const raw = { ...base(), expect: [{ successRate: { min: 0.9, window: "during", typo: 1 } }] };
+      expect(() => parseHypothesis(raw, "x.hypothesis.yaml")).to.throw(
+        /x\.hypothesis\.yaml.*\n.*\/expect\/0\/successRate must NOT have additional properties \(typo\)/,
+      );
+    });
+    it("rejects a fault that ends after the load, and a local target without a local fault", () => {
+      expect(() => parseHypothesis({ ...base(), fault: { startAfterMs: 15000, durationMs: 10000, local: { action: "stop-db" } } })).to.throw(
+        /fault ends at 25000 ms/,
+      );
+      expect(() => parseHypothesis({ ...base(), fault: { startAfterMs: 0, durationMs: 1000 } })).to.throw(/fault\/local is required/);
+    });
+    it("an unknown experiment names the missing file", () => expect(() => loadHypothesis("no-such")).to.throw(/no-such\.hypothesis\.yaml does not exist/));
+    it("parses durations and names the flag when wrong", () => {
+      expect([parseDuration("20s"), parseDuration("1500ms"), parseDuration("2m"), parseDuration("300")]).to.deep.equal([20_000, 1500, 120_000, 300]);
+      expect(() => parseDuration("soon")).to.throw(/--duration must look like/);
+    });
+  });
+
+  describe("checks", () => {
+    it("success rate per window, per op, codes and recovery", () => {
+      const h = { ...base(), expect: [] } as Hypothesis;
+      h.expect = [
+        { successRate: { window: "before", min: 1 } },
+        { successRate: { window: "during", max: 0.5 } },
+        { successRate: { window: "after", min: 1 } },
+        { successRate: { op: "placeOrder", min: 0.8 } },
+        { codes: { op: "placeOrder", allowed: ["ok"] } },
+        { codes: { expected: ["unavailable", "deadline_exceeded"] } },
+        { recovery: { maxMs: 0 } },
+      ];
+      const r = evaluate(h, run(), fault);
+      expect(r.map((c) => [c.ok, c.actual])).to.deep.equal([
+        [true, "100.0%"],
+        [true, "50.0%"],
+        [true, "100.0%"],
+        [false, "75.0%"],
+        [false, "ok 30, unavailable 10 (unexpected: unavailable)"],
+        [false, "ok 90, unavailable 10 (missing: deadline_exceeded)"],
+        [true, "0 ms"],
+      ]);
+    });
+    it("recovery counts from the fault's end to the first second that stays good", () => {
+      const r = run();
+      r.timeline[6] = { ...r.timeline[6], ok: 5, errors: 5 };
+      r.timeline[8] = { ...r.timeline[8], ok: 8, errors: 2 };
+      expect(recoveryMs(r.timeline, fault)).to.equal(3000); // second 7 was good, 8 was not: from 9 s
+      r.timeline[9] = { ...r.timeline[9], ok: 0, errors: 10 };
+      expect(recoveryMs(r.timeline, fault)).to.equal(undefined);
+    });
+    it("the report arithmetic holds for a consistent run and catches a count that does not add up", () => {
+      expect(consistency(run()).filter((c) => !c.ok)).to.deep.equal([]);
+      const broken = run();
+      broken.timeline[3] = { ...broken.timeline[3], sent: 9 };
+      broken.placedOrders.pop();
+      expect(
+        consistency(broken)
+          .filter((c) => !c.ok)
+          .map((c) => c.check),
+      ).to.deep.equal(["sum of arrivals per second = arrivals", "placed orders listed = PlaceOrder calls sent"]);
+    });
+  });
+
+  it("the chart shades the fault window and draws p50, p99 and the error bars", () => {
+    const svg = chartSvg("t <x>", run().timeline, { ...fault, restoredMs: 6500 }, 10_000);
+    expect(svg).to.match(/^<svg [^>]*viewBox/);
+    expect(svg).to.contain("t &lt;x&gt;");
+    expect(svg.match(/fill="#f4a261"/g)).to.have.length(1); // the fault window
+    expect(svg.match(/fill="#e63946"/g)).to.have.length(3); // two error bars + the legend swatch
+    expect(svg).to.contain("restored");
+    expect(svg.match(/<path d="M/g)).to.have.length(2);
+  });
+
+  describe("cluster plan (kubectl is a FAKE here: no cluster)", () => {
+    let dir: string;
+    let log: string;
+    let fakeBin: string;
+    before(() => {
+      dir = mkdtempSync(join(tmpdir(), "meshmart-fake-kubectl-"));
+      fakeBin = join(dir, "bin");
+      mkdirSync(fakeBin);
+      log = join(dir, "calls.log");
+      // FAKE kubectl: records each call; "apply -f .../fail.yaml" fails like a rejected manifest would.
+      writeFileSync(join(fakeBin, "kubectl"), `#!/bin/sh\necho "$*" >> ${log}\ncase "$*" in *fail*) echo "rejected" >&2; exit 1;; esac\necho applied\n`);
+      chmodSync(join(fakeBin, "kubectl"), 0o755);
+    });
+    after(() => rmSync(dir, { recursive: true, force: true }));
+    const calls = () => readFileSync(log, "utf8").trim().split("\n");
+    const env = () => ({ ...process.env, PATH: `${fakeBin}:/usr/bin:/bin` });
+
+    /** A project root with mesh/ (kustomization or plain files) and one experiment. */
+    function project(kustomize: boolean) {
+      const root = mkdtempSync(join(dir, "root-"));
+      mkdirSync(join(root, "mesh", "experiments"), { recursive: true });
+      writeFileSync(join(root, "mesh", kustomize ? "kustomization.yaml" : "routes.yaml"), "");
+      writeFileSync(join(root, "mesh", "experiments", "retries-recover.yaml"), "");
+      return { root, experimentsDir: join(root, "mesh", "experiments") };
+    }
+
+    it("applies the experiment's YAML and its extra steps, reverts by re-applying the base", () => {
+      const h = loadHypothesis("retries-recover");
+      const plan = clusterPlan(h, project(true));
+      expect(plan.apply.map((c) => c.argv.slice(0, 4))).to.deep.equal([
+        ["kubectl", "apply", "-f", "mesh/experiments/retries-recover.yaml"],
+        ["kubectl", "-n", "meshmart", "exec"],
+      ]);
+      expect(plan.revert.map((c) => c.argv.slice(0, 4))).to.deep.equal([
+        ["kubectl", "apply", "-k", "mesh"],
+        ["kubectl", "-n", "meshmart", "exec"],
+      ]);
+      expect(plan.revert[1].argv.at(-1)).to.contain("JSON.stringify({})"); // the knob goes back off
+      expect(clusterPlan(h, project(false)).revert[0].argv).to.deep.equal(["kubectl", "apply", "-f", "mesh/"]);
+    });
+
+    it("refuses a local-only experiment and an experiment whose YAML is missing", () => {
+      expect(() => clusterPlan(loadHypothesis("kill-payment"))).to.throw(/local-only/);
+      expect(() => clusterPlan(loadHypothesis("canary-50"), project(true))).to.throw(/canary-50\.yaml does not exist/);
+    });
+
+    it("without kubectl on PATH fails before running anything", async () => {
+      expect(findOnPath("kubectl", "/nonexistent")).to.equal(undefined);
+      let ran = false;
+      const plan = clusterPlan(loadHypothesis("retries-recover"), project(true));
+      const err = await withClusterFault(plan, async () => (ran = true), { ...process.env, PATH: "/nonexistent" }).catch((e: Error) => e);
+      expect((err as Error).message).to.match(/kubectl is not on PATH/);
+      expect(ran).to.equal(false);
+    });
+
+    it("with the fake kubectl: apply, load, revert in order; the revert runs even when the load fails", async () => {
+      writeFileSync(log, "");
+      const plan = clusterPlan(loadHypothesis("retries-recover"), project(true));
+      const order: string[] = [];
+      const err = await withClusterFault(
+        plan,
+        async () => {
+          order.push(`load after ${calls().length} kubectl calls`);
+          throw new Error("load failed");
+        },
+        env(),
+      ).catch((e: Error) => e);
+      expect((err as Error).message).to.equal("load failed");
+      expect(order).to.deep.equal(["load after 2 kubectl calls"]);
+      const c = calls();
+      expect(c[0]).to.equal("apply -f mesh/experiments/retries-recover.yaml");
+      expect(c[2]).to.equal("apply -k mesh");
+      expect(c).to.have.length(4);
+    });
+
+    it("a failed apply stops before the load and still reverts", async () => {
+      writeFileSync(log, "");
+      const h = loadHypothesis("retries-recover");
+      const plan = clusterPlan(h, project(true));
+      plan.apply[0].argv = ["kubectl", "apply", "-f", "mesh/experiments/fail.yaml"];
+      let loaded = false;
+      const err = await withClusterFault(plan, async () => (loaded = true), env()).catch((e: Error) => e);
+      expect((err as Error).message).to.match(/fail\.yaml failed \(exit 1\): rejected/);
+      expect(loaded).to.equal(false);
+      expect(calls()).to.deep.equal(["apply -f mesh/experiments/fail.yaml", "apply -k mesh", calls()[2]]);
+    });
+
+    it("runExperiment --target cluster writes the kubectl steps into the report (FAKE kubectl and FAKE load)", async () => {
+      writeFileSync(log, "");
+      const { root, experimentsDir } = project(true);
+      writeFileSync(join(experimentsDir, "canary-50.yaml"), "");
+      copyFileSync(hypothesisFile("canary-50"), hypothesisFile("canary-50", experimentsDir));
+      // FAKE load: the cluster cannot exist here; the numbers are the fixed run() above.
+      const fakeLoad = async () => ({ ...run(), startedAt: new Date().toISOString() });
+      const { report } = await runExperiment({
+        name: "canary-50",
+        target: "cluster",
+        runLoad: fakeLoad,
+        env: env(),
+        reportsDir: false,
+        root,
+        hypothesesDir: experimentsDir,
+      });
+      expect(calls()).to.deep.equal(["apply -f mesh/experiments/canary-50.yaml", "apply -k mesh"]);
+      expect(report.commands?.map((c) => [c.argv.slice(1).join(" "), c.code])).to.deep.equal([
+        ["apply -f mesh/experiments/canary-50.yaml", 0],
+        ["apply -k mesh", 0],
+      ]);
+      expect(report.invariants).to.have.property("skipped").that.contains("no --mongodb-uri");
+      expect(report.passed, "the fixed run has 10% errors: canary-50 expects none").to.equal(false);
+    });
+  });
+});

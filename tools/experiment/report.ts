@@ -1,0 +1,100 @@
+// Writes an experiment's report: reports/<name>-<timestamp>.json (everything), .md (for people) and .svg (the chart).
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { InvariantReport } from "../invariants.js";
+import { chartSvg } from "./chart.js";
+import type { CheckResult, FaultTimes, RunStats } from "./evaluate.js";
+import type { Hypothesis } from "./hypothesis.js";
+
+export interface ExperimentReport {
+  name: string;
+  target: "local" | "cluster";
+  hypothesis: string;
+  startedAt: string;
+  passed: boolean;
+  load: { rate: number; durationMs: number; mix?: Hypothesis["load"]["mix"]; deadlineMs?: number };
+  fault: { planned: Hypothesis["fault"]; actual: FaultTimes; events: { atMs: number; what: string }[] };
+  /** Success rate of all calls in each part of the run (ok / completed). */
+  successRate: { before: number | null; during: number | null; after: number | null; whole: number | null };
+  recoveryMs: number | null;
+  /** PlaceOrder answers: "ok CONFIRMED", "ok FAILED", "ok PENDING", or the error code. */
+  orderOutcomes: Record<string, number>;
+  checks: CheckResult[];
+  consistency: CheckResult[];
+  invariants: InvariantReport | { skipped: string };
+  commands?: { argv: string[]; why: string; code: number }[];
+  run: RunStats;
+}
+
+const fmtRate = (r: number | null) => (r === null ? "–" : `${(r * 100).toFixed(1)}%`);
+const mark = (ok: boolean) => (ok ? "✅" : "❌");
+
+export function markdown(r: ExperimentReport, svgName: string): string {
+  const lines = [
+    `# Experiment ${r.name} (${r.target}) — ${r.passed ? "hypothesis held" : "hypothesis NOT held"}`,
+    "",
+    `> ${r.hypothesis}`,
+    "",
+    `Started ${r.startedAt}; load ${r.load.rate}/s for ${r.load.durationMs / 1000} s; fault from ${(r.fault.actual.startMs / 1000).toFixed(1)} s to ${(r.fault.actual.endMs / 1000).toFixed(1)} s` +
+      (r.fault.actual.restoredMs !== undefined ? `, restored at ${(r.fault.actual.restoredMs / 1000).toFixed(1)} s` : "") +
+      ".",
+    "",
+    `![latency and errors over time](${svgName})`,
+    "",
+    `| success rate | before the fault | during | after | whole run |`,
+    "|---|---|---|---|---|",
+    `| all calls | ${fmtRate(r.successRate.before)} | ${fmtRate(r.successRate.during)} | ${fmtRate(r.successRate.after)} | ${fmtRate(r.successRate.whole)} |`,
+    "",
+    `Time to recover after the fault ended: ${r.recoveryMs === null ? "not recovered within the run" : `${r.recoveryMs} ms`}.`,
+    "",
+    `PlaceOrder answers: ${
+      Object.entries(r.orderOutcomes)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(", ") || "none"
+    }.`,
+    "",
+    "## Hypothesis checks",
+    "",
+    "| | check | expected | actual |",
+    "|---|---|---|---|",
+    ...r.checks.map((c) => `| ${mark(c.ok)} | ${c.check} | ${c.expected} | ${c.actual} |`),
+    "",
+    "## Invariants over the whole data set",
+    "",
+  ];
+  if ("skipped" in r.invariants) lines.push(`Not checked: ${r.invariants.skipped}`);
+  else {
+    const c = r.invariants.counts;
+    lines.push(
+      `${c.orders} orders (${c.confirmed} confirmed, ${c.failed} failed, ${c.pending} pending), ${c.payments} payments, ${c.ledgerEntries} ledger entries; no order PENDING after ${r.invariants.settleMs} ms of waiting.`,
+      "",
+      "| | invariant | checked | violations | first offending |",
+      "|---|---|---|---|---|",
+      ...r.invariants.results.map((i) => `| ${mark(i.ok)} | ${i.description} | ${i.checked} | ${i.violations} | ${i.offending.slice(0, 3).join("; ")} |`),
+    );
+  }
+  lines.push("", "## Per operation", "", "| op | calls | codes | p50 ms | p99 ms | max ms |", "|---|---|---|---|---|---|");
+  for (const [op, s] of Object.entries(r.run.byOp)) {
+    if (!s) continue;
+    const codes = Object.entries(s.codes)
+      .map(([c, n]) => `${c} ${n}`)
+      .join(", ");
+    lines.push(`| ${op} | ${s.count} | ${codes} | ${s.latencyMs.p50.toFixed(1)} | ${s.latencyMs.p99.toFixed(1)} | ${s.latencyMs.max.toFixed(1)} |`);
+  }
+  lines.push("", "## Report arithmetic", "", ...r.consistency.map((c) => `- ${mark(c.ok)} ${c.check}: ${c.actual}${c.ok ? "" : ` (expected ${c.expected})`}`));
+  lines.push("", "## Fault timeline", "", ...r.fault.events.map((e) => `- ${(e.atMs / 1000).toFixed(2)} s: ${e.what}`));
+  if (r.commands?.length) lines.push("", "## kubectl", "", ...r.commands.map((c) => `- \`${c.argv.join(" ")}\` → exit ${c.code} (${c.why})`));
+  return `${lines.join("\n")}\n`;
+}
+
+/** Writes the three files; returns their paths. */
+export function writeReport(r: ExperimentReport, dir: string): { json: string; md: string; svg: string } {
+  mkdirSync(dir, { recursive: true });
+  const stamp = r.startedAt.replace(/[:.]/g, "-");
+  const base = join(dir, `${r.name}-${stamp}`);
+  const paths = { json: `${base}.json`, md: `${base}.md`, svg: `${base}.svg` };
+  writeFileSync(paths.json, `${JSON.stringify(r, null, 2)}\n`);
+  writeFileSync(paths.svg, chartSvg(`${r.name} (${r.target}): latency and errors per second`, r.run.timeline, r.fault.actual, r.load.durationMs));
+  writeFileSync(paths.md, markdown(r, `${r.name}-${stamp}.svg`));
+  return paths;
+}

@@ -1,0 +1,196 @@
+// Runs one experiment end to end: load (tools/load) while the fault is on, then the hypothesis checks, the
+// invariants over the whole data set, and the report files.
+import { join } from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { PaymentService, PaymentState } from "../../gen/meshmart/payment/v1/payment_pb.js";
+import { createGrpcTransport } from "../../services/kit/src/grpc-transport.js";
+import { ROOT } from "../devdb.js";
+import { checkDataSet, type InvariantReport } from "../invariants.js";
+import { runLoad as realRunLoad } from "../load/index.js";
+import { type Stack, startStack } from "../stack.js";
+import { clusterPlan, withClusterFault } from "./cluster.js";
+import { consistency, evaluate, type FaultTimes, orderOutcomes, type RunStats, recoveryMs, secondsIn, successRate } from "./evaluate.js";
+import { type Hypothesis, loadHypothesis } from "./hypothesis.js";
+import { driveLocalFault, type FaultLog } from "./local.js";
+import { type ExperimentReport, writeReport } from "./report.js";
+
+export interface LoadTargetsLike {
+  identity: string;
+  catalog: string;
+  orders: string;
+  payment?: string;
+}
+/** tools/load's runLoad, as the runner calls it (the contract in the brief). */
+export type RunLoad = (opts: {
+  targets: LoadTargetsLike;
+  rate: number;
+  durationMs: number;
+  mix?: Hypothesis["load"]["mix"];
+  deadlineMs?: number;
+  progress?: boolean;
+  seed?: number;
+}) => Promise<RunStats & { startedAt: string }>;
+
+export interface ExperimentOptions {
+  name: string;
+  target?: "local" | "cluster";
+  rate?: number;
+  durationMs?: number;
+  /** Where the report files go (default reports/); none are written when false. */
+  reportsDir?: string | false;
+  progress?: boolean;
+  /** local: orders' recovery loop settings for the stack the runner starts. */
+  recovery?: { intervalMs: number; afterMs: number };
+  /** local: use this stack instead of starting one (its database must start from the seed for the invariants). */
+  stack?: Stack;
+  /** cluster: one address for every service (ingress), else the skaffold port-forwards (50051..50054). */
+  address?: string;
+  /** cluster: a mongodb:// URI reaching the cluster's database (port-forward), to check the invariants. */
+  mongodbUri?: string;
+  /** Another load function (tests of the cluster path use a fake, named as such). */
+  runLoad?: RunLoad;
+  /** Overrides the hypothesis's fault timing (tests run shorter). */
+  fault?: { startAfterMs: number; durationMs: number };
+  /** Project root whose mesh/ the cluster plan applies (tests point it at a scratch copy). */
+  root?: string;
+  hypothesesDir?: string;
+  env?: NodeJS.ProcessEnv;
+  seed?: number;
+}
+
+export const LOCAL_RECOVERY = { intervalMs: 500, afterMs: 4000 };
+
+/** Scales the planned fault window when --duration changes the run's length (keeps the fault inside it). */
+export function scaledFault(h: Hypothesis, durationMs: number): Hypothesis["fault"] {
+  if (durationMs === h.load.durationMs) return h.fault;
+  const f = durationMs / h.load.durationMs;
+  return { ...h.fault, startAfterMs: Math.round(h.fault.startAfterMs * f), durationMs: Math.round(h.fault.durationMs * f) };
+}
+
+export async function runExperiment(opts: ExperimentOptions): Promise<{ report: ExperimentReport; files?: { json: string; md: string; svg: string } }> {
+  const h = loadHypothesis(opts.name, opts.hypothesesDir);
+  const target = opts.target ?? "local";
+  if (!h.targets.includes(target)) throw new Error(`experiment "${h.name}" runs on ${h.targets.join(" and ")}, not ${target}`);
+  const durationMs = opts.durationMs ?? h.load.durationMs;
+  const rate = opts.rate ?? h.load.rate;
+  const timing = opts.fault ? { ...h.fault, ...opts.fault } : scaledFault(h, durationMs);
+  if (timing.startAfterMs + timing.durationMs > durationMs)
+    throw new Error(`the fault (${timing.startAfterMs} + ${timing.durationMs} ms) does not fit in the run (${durationMs} ms)`);
+  const runLoad = opts.runLoad ?? (realRunLoad as RunLoad);
+  const loadOpts = { rate, durationMs, mix: h.load.mix, deadlineMs: h.load.deadlineMs, progress: opts.progress, seed: opts.seed };
+
+  let run: RunStats & { startedAt: string };
+  let fault: FaultLog;
+  let invariants: InvariantReport | { skipped: string };
+  let commands: ExperimentReport["commands"];
+
+  if (target === "local") {
+    const recovery = opts.recovery ?? LOCAL_RECOVERY;
+    const stack = opts.stack ?? (await startStack({ logLevel: "warn", recovery }));
+    try {
+      const at = stack.endpoints;
+      const t0 = Date.now();
+      const faultRun = driveLocalFault(stack, h, t0, timing);
+      faultRun.catch(() => undefined); // awaited below; the load must finish either way
+      run = await runLoad({
+        ...loadOpts,
+        targets: { identity: at.identity.grpc, catalog: at["catalog-v1"].grpc, orders: at.orders.grpc, payment: at.payment.grpc },
+      });
+      fault = await faultRun;
+      const accepted = run.placedOrders.filter((o) => o.code === "ok").map((o) => o.orderId);
+      // The recovery window: an order still for afterMs is picked up at the next pass. The poll ends as soon as
+      // nothing is PENDING; the generous bound is for a busy machine, where each recovery takes seconds.
+      invariants =
+        h.invariants === "none"
+          ? { skipped: "the hypothesis asks for none" }
+          : await checkDataSet(stack.mongoUri, { settleTimeoutMs: recovery.afterMs + 60_000, accepted });
+    } finally {
+      if (!opts.stack) await stack.stop();
+    }
+  } else {
+    const plan = clusterPlan(h, opts.root ? { root: opts.root, experimentsDir: join(opts.root, "mesh", "experiments") } : {});
+    const a = opts.address;
+    const targets = a
+      ? { identity: a, catalog: a, orders: a, payment: a }
+      : { identity: "127.0.0.1:50051", catalog: "127.0.0.1:50052", orders: "127.0.0.1:50053", payment: "127.0.0.1:50054" };
+    let t0 = 0;
+    const done = await withClusterFault(
+      plan,
+      async () => {
+        t0 = Date.now();
+        return runLoad({ ...loadOpts, targets });
+      },
+      opts.env,
+    );
+    run = done.result;
+    commands = done.commands.map(({ argv, why, code }) => ({ argv, why, code }));
+    // The Istio fault is on for the whole load; applied just before it started.
+    fault = { startMs: 0, endMs: durationMs, events: [{ atMs: 0, what: `applied ${plan.apply[0].argv.join(" ")} (${t0 ? "ok" : "?"})` }] };
+    const accepted = run.placedOrders.filter((o) => o.code === "ok").map((o) => o.orderId);
+    invariants = opts.mongodbUri
+      ? await checkDataSet(opts.mongodbUri, { settleTimeoutMs: 60_000, accepted })
+      : { skipped: `no --mongodb-uri given; payment audit over ListPayments instead: ${await auditCharges(targets.payment, accepted)}` };
+  }
+
+  const actual: FaultTimes = { startMs: fault.startMs, endMs: fault.endMs, restoredMs: fault.restoredMs };
+  const checks = evaluate(h, run, actual);
+  if (!("skipped" in invariants)) {
+    const wanted = h.invariants === "all" ? invariants.results : invariants.results.filter((r) => (h.invariants as string[]).includes(r.name));
+    checks.push({
+      check: `invariants (${h.invariants === "all" ? "all" : wanted.map((r) => r.name).join(", ")})`,
+      ok: wanted.every((r) => r.ok),
+      expected: "no violation",
+      actual: wanted.every((r) => r.ok)
+        ? `${wanted.length} held`
+        : wanted
+            .filter((r) => !r.ok)
+            .map((r) => `${r.name}: ${r.violations}`)
+            .join("; "),
+    });
+  }
+  const arithmetic = consistency(run);
+  const rateOf = (w: "before" | "during" | "after" | "whole") => {
+    const r = successRate(secondsIn(run.timeline, w, actual));
+    return Number.isNaN(r) ? null : r;
+  };
+  const report: ExperimentReport = {
+    name: h.name,
+    target,
+    hypothesis: h.hypothesis,
+    startedAt: run.startedAt,
+    passed: checks.every((c) => c.ok) && arithmetic.every((c) => c.ok),
+    load: { rate, durationMs, mix: h.load.mix, deadlineMs: h.load.deadlineMs },
+    fault: { planned: timing, actual, events: fault.events },
+    successRate: { before: rateOf("before"), during: rateOf("during"), after: rateOf("after"), whole: rateOf("whole") },
+    recoveryMs: recoveryMs(run.timeline, actual) ?? null,
+    orderOutcomes: orderOutcomes(run),
+    checks,
+    consistency: arithmetic,
+    invariants,
+    commands,
+    run,
+  };
+  const dir = opts.reportsDir === undefined ? join(ROOT, "reports") : opts.reportsDir;
+  return { report, files: dir === false ? undefined : writeReport(report, dir) };
+}
+
+/** Cluster audit through payment's own RPC: orders with more than one approved payment (a double charge). */
+export async function auditCharges(payment: string, orderIds: string[]): Promise<string> {
+  const transport = createGrpcTransport({ target: payment, defaultTimeoutMs: 5000 });
+  const client = createClient(PaymentService, transport);
+  let doubled = 0;
+  let unreadable = 0;
+  try {
+    for (const orderId of new Set(orderIds)) {
+      try {
+        const { payments } = await client.listPayments({ orderId, pageSize: 100 });
+        if (payments.filter((p) => p.state === PaymentState.APPROVED).length > 1) doubled++;
+      } catch {
+        unreadable++;
+      }
+    }
+  } finally {
+    transport.close();
+  }
+  return `${new Set(orderIds).size} accepted orders audited, ${doubled} with more than one approved payment, ${unreadable} unreadable`;
+}

@@ -1,0 +1,39 @@
+// Command-line values of the load CLI: durations and targets.
+import type { LoadTargets } from "./shopper.js";
+
+/** The stack `npm start` runs on its default ports (DESIGN.md). */
+export const DEFAULT_TARGETS: LoadTargets = { identity: "127.0.0.1:50051", catalog: "127.0.0.1:50052", orders: "127.0.0.1:50053", payment: "127.0.0.1:50054" };
+
+/** "10s", "500ms", "2m" or a bare number of seconds → milliseconds. */
+export function parseDuration(text: string, name = "duration"): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text.trim());
+  if (!m) throw new RangeError(`--${name} must look like 10s, 500ms or 2m, got "${text}"`);
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60_000 }[(m[2] ?? "s") as "ms" | "s" | "m"];
+}
+
+/** --targets: {"identity","catalog","orders"[,"payment"]} as host:port, or a `meshmart ready` object. */
+export function parseTargets(text: string): LoadTargets {
+  let v: Record<string, unknown>;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new RangeError(`--targets must be JSON, got ${text}`);
+  }
+  const addr = (key: string, ...alt: string[]) => {
+    for (const k of [key, ...alt]) {
+      const x = v[k] as unknown;
+      if (typeof x === "string" && x) return x;
+      if (x && typeof x === "object" && typeof (x as { grpc?: unknown }).grpc === "string") return (x as { grpc: string }).grpc;
+    }
+    return undefined;
+  };
+  const mono = addr("monolith");
+  const t = {
+    identity: addr("identity") ?? mono,
+    catalog: addr("catalog", "catalog-v1") ?? mono,
+    orders: addr("orders") ?? mono,
+    payment: addr("payment") ?? mono,
+  };
+  for (const k of ["identity", "catalog", "orders"] as const) if (!t[k]) throw new RangeError(`--targets: no address for ${k}`);
+  return t as LoadTargets;
+}

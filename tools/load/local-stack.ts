@@ -1,0 +1,64 @@
+// Brings up the local stack (tools/start.ts --ports auto) for a load run, a benchmark or a test, and
+// turns its "meshmart ready {json}" line into load targets.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { type ServiceProcess, startProcess } from "../process.js";
+import type { LoadTargets } from "./shopper.js";
+
+export type Mode = "services" | "monolith";
+/** What tools/start.ts prints: each unit's gRPC and admin address, and the database. */
+export type Ready = Record<string, { grpc: string; admin: string }> & { mongodb?: unknown };
+
+export interface LocalStack {
+  mode: Mode;
+  ready: Ready;
+  targets: LoadTargets;
+  process: ServiceProcess;
+  /** Ctrl-C to the stack (it stops its services and database), then removes the data directory. */
+  stop(): Promise<void>;
+}
+
+/** The load targets from a ready line: in monolith mode, every service at the one address. */
+export function targetsOf(ready: Ready): LoadTargets {
+  if (ready.monolith) {
+    const at = ready.monolith.grpc;
+    return { identity: at, catalog: at, orders: at, payment: at };
+  }
+  for (const unit of ["identity", "catalog-v1", "orders", "payment"])
+    if (!ready[unit]?.grpc) throw new Error(`the ready line has no gRPC address for ${unit}: ${JSON.stringify(ready)}`);
+  return { identity: ready.identity.grpc, catalog: ready["catalog-v1"].grpc, orders: ready.orders.grpc, payment: ready.payment.grpc };
+}
+
+/**
+ * Starts the stack on free ports with a fresh data directory (or on `env.MONGODB_URI`) and waits for its
+ * ready line (printed once every service is healthy). `env` reaches every service process too
+ * (e.g. NODE_OPTIONS=--cpu-prof for a profile).
+ */
+export async function startLocalStack(mode: Mode, o: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<LocalStack> {
+  const dataDir = mkdtempSync(join(tmpdir(), "meshmart-load-"));
+  const proc = startProcess("tools/start.ts", { LOG_FORMAT: "json", LOG_LEVEL: "warn", ...o.env }, ["--ports", "auto", "--mode", mode, "--data-dir", dataDir]);
+  const stop = async () => {
+    await proc.stop("SIGINT");
+    rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    const ready = await new Promise<Ready>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`the ${mode} stack was not ready within ${o.timeoutMs ?? 90_000} ms`)), o.timeoutMs ?? 90_000);
+      createInterface({ input: proc.child.stdout! }).on("line", (line) => {
+        if (!line.startsWith("meshmart ready ")) return;
+        clearTimeout(timer);
+        resolve(JSON.parse(line.slice("meshmart ready ".length)));
+      });
+      proc.exited.then((code) => {
+        clearTimeout(timer);
+        reject(new Error(`the ${mode} stack exited (${code}) before it was ready:\n${proc.output().slice(-3000)}`));
+      });
+    });
+    return { mode, ready, targets: targetsOf(ready), process: proc, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,229 @@
+// The local stack as a library: the embedded database and every service (catalog as v1 and v2) as child
+// processes, with handles to kill, restart and fault one of them. tools/start.ts (npm start), the experiment
+// runner and the fault tests all start meshmart through here, so they run the same thing.
+import { type ChildProcess, spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { FaultSettings } from "../services/kit/src/faults.js";
+import { type DevDb, freePort, ROOT, startDevDb } from "./devdb.js";
+import { waitForHealth } from "./health-wait.js";
+
+export const UNITS = ["identity", "catalog-v1", "catalog-v2", "orders", "payment"] as const;
+export type UnitName = (typeof UNITS)[number];
+export type Endpoints = Record<UnitName, { grpc: string; admin: string }>;
+
+export interface StackOptions {
+  /** "auto": free ports everywhere (tests); "default": the DESIGN.md ports. */
+  ports?: "auto" | "default";
+  /** Use this server instead of starting the embedded one (stopDb/startDb are then unavailable). */
+  mongoUri?: string;
+  /** The embedded database's files; a temporary directory (removed by stop) when omitted. */
+  dataDir?: string;
+  /** "inherit" shows the services' logs (npm start); "pipe" keeps the last lines for output() (tests). */
+  stdio?: "inherit" | "pipe";
+  logLevel?: string;
+  logFormat?: "json" | "pretty";
+  /** orders' recovery loop: short values let tests see stuck orders finished within seconds. */
+  recovery?: { intervalMs: number; afterMs: number };
+  /** Extra environment per unit (e.g. FAULT_* knobs at start). */
+  env?: Partial<Record<UnitName, Record<string, string>>>;
+  /** A unit exited without being asked to (crash): start.ts stops everything, tests record it. */
+  onUnexpectedExit?: (unit: UnitName, code: number | null, signal: NodeJS.Signals | null) => void;
+  healthTimeoutMs?: number;
+}
+
+export interface Stack {
+  endpoints: Endpoints;
+  mongoUri: string;
+  /** The embedded database's directory (undefined with an outside mongoUri). */
+  dataDir?: string;
+  /** `meshmart ready` JSON shape: endpoints plus the database URI. */
+  ready(): Endpoints & { mongodb: string };
+  /** Sends `signal` (SIGKILL by default) and waits for the process to exit; it stays down until start/restart. */
+  kill(unit: UnitName, signal?: NodeJS.Signals): Promise<void>;
+  /** Starts a unit that is down, on its old ports, and waits until it is SERVING. */
+  start(unit: UnitName): Promise<void>;
+  /** Graceful restart: SIGTERM (the kit drains in-flight calls), then a new process on the same ports, health-waited. */
+  restart(unit: UnitName): Promise<void>;
+  isRunning(unit: UnitName): boolean;
+  pid(unit: UnitName): number | undefined;
+  stopDb(): Promise<void>;
+  startDb(): Promise<void>;
+  /** Sets the kit's fault knobs of one unit through its admin `PUT /faults`. */
+  setFaults(unit: UnitName, settings: Partial<FaultSettings>): Promise<FaultSettings>;
+  /** The unit's recent output (stdio "pipe" only). */
+  output(unit: UnitName): string;
+  /** Stops every process and removes the temporary directory. Idempotent. */
+  stop(): Promise<void>;
+}
+
+const DEFAULT_PORTS: Record<UnitName, [number, number]> = {
+  identity: [50051, 9091],
+  "catalog-v1": [50052, 9092],
+  "catalog-v2": [50055, 9095],
+  orders: [50053, 9093],
+  payment: [50054, 9094],
+};
+const ENTRY: Record<UnitName, string> = {
+  identity: "services/identity/src/main.ts",
+  "catalog-v1": "services/catalog/src/main.ts",
+  "catalog-v2": "services/catalog/src/main.ts",
+  orders: "services/orders/src/main.ts",
+  payment: "services/payment/src/main.ts",
+};
+const OUTPUT_KEEP = 64 * 1024; // bytes of output kept per unit for failure messages
+
+interface Running {
+  child: ChildProcess;
+  exited: Promise<void>;
+  expected: boolean;
+}
+
+export async function startStack(opts: StackOptions = {}): Promise<Stack> {
+  const auto = (opts.ports ?? "auto") === "auto";
+  const ports = {} as Record<UnitName, { port: number; adminPort: number }>;
+  for (const u of UNITS)
+    ports[u] = auto ? { port: await freePort(), adminPort: await freePort() } : { port: DEFAULT_PORTS[u][0], adminPort: DEFAULT_PORTS[u][1] };
+  const endpoints = Object.fromEntries(
+    UNITS.map((u) => [u, { grpc: `127.0.0.1:${ports[u].port}`, admin: `http://127.0.0.1:${ports[u].adminPort}` }]),
+  ) as Endpoints;
+
+  const tempDir = opts.mongoUri || opts.dataDir ? undefined : mkdtempSync(join(tmpdir(), "meshmart-stack-"));
+  let db: DevDb | undefined;
+  let mongoUri = opts.mongoUri;
+  if (!mongoUri) {
+    const port = auto ? await freePort() : 27017;
+    db = await startDevDb({ dir: (opts.dataDir ?? tempDir) as string, port }).catch((err) => {
+      if (tempDir) rmSync(tempDir, { recursive: true, force: true });
+      throw new Error(`${err.message}\n(is something else on port ${port}? set MONGODB_URI to use it instead)`);
+    });
+    mongoUri = db.uri;
+  }
+  const uri = mongoUri;
+
+  const envOf = (u: UnitName): Record<string, string> => {
+    const base: Record<string, string> = {
+      PORT: String(ports[u].port),
+      ADMIN_PORT: String(ports[u].adminPort),
+      HOST: "127.0.0.1",
+      MONGODB_URI: uri,
+      LOG_FORMAT: opts.logFormat ?? process.env.LOG_FORMAT ?? "json",
+      LOG_LEVEL: opts.logLevel ?? process.env.LOG_LEVEL ?? "info",
+    };
+    if (u.startsWith("catalog")) base.VERSION = u.slice("catalog-".length);
+    if (u === "orders") {
+      base.CATALOG_ADDR = endpoints["catalog-v1"].grpc;
+      base.PAYMENT_ADDR = endpoints.payment.grpc;
+      base.IDENTITY_JWKS_URL = `${endpoints.identity.admin}/.well-known/jwks.json`;
+      if (opts.recovery) {
+        base.RECOVERY_INTERVAL_MS = String(opts.recovery.intervalMs);
+        base.RECOVERY_AFTER_MS = String(opts.recovery.afterMs);
+      }
+    }
+    return { ...base, ...opts.env?.[u] };
+  };
+
+  const running = new Map<UnitName, Running>();
+  const outputs = new Map<UnitName, string>();
+  let stopping = false;
+
+  function launch(u: UnitName) {
+    const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, ENTRY[u])], {
+      cwd: ROOT,
+      env: { ...process.env, ...envOf(u) },
+      stdio: ["ignore", opts.stdio === "inherit" ? "inherit" : "pipe", opts.stdio === "inherit" ? "inherit" : "pipe"],
+    });
+    const keep = (d: Buffer) => {
+      const s = (outputs.get(u) ?? "") + d;
+      outputs.set(u, s.length > OUTPUT_KEEP ? s.slice(-OUTPUT_KEEP) : s);
+    };
+    child.stdout?.on("data", keep);
+    child.stderr?.on("data", keep);
+    const entry: Running = { child, expected: false, exited: once(child, "exit").then(() => undefined) };
+    child.once("exit", (code, signal) => {
+      if (running.get(u) === entry) running.delete(u);
+      if (!entry.expected && !stopping) opts.onUnexpectedExit?.(u, code, signal);
+    });
+    running.set(u, entry);
+    return entry;
+  }
+
+  async function startUnit(u: UnitName) {
+    if (running.has(u)) return;
+    const entry = launch(u);
+    const died = entry.exited.then(() => {
+      throw new Error(`${u} exited during startup:\n${outputs.get(u)?.slice(-3000) ?? ""}`);
+    });
+    await Promise.race([waitForHealth(endpoints[u].grpc, { timeoutMs: opts.healthTimeoutMs ?? 60_000 }), died]);
+    died.catch(() => undefined); // it may exit later, on purpose; startup is over
+  }
+
+  async function killUnit(u: UnitName, signal: NodeJS.Signals = "SIGKILL") {
+    const r = running.get(u);
+    if (!r) return;
+    r.expected = true;
+    r.child.kill(signal);
+    // A graceful stop drains within the kit's grace period; past that, something is wrong: force it.
+    const force = setTimeout(() => r.child.kill("SIGKILL"), 30_000);
+    await r.exited;
+    clearTimeout(force);
+  }
+
+  const stack: Stack = {
+    endpoints,
+    mongoUri: uri,
+    dataDir: db?.dir,
+    ready: () => ({ ...endpoints, mongodb: uri }),
+    kill: killUnit,
+    start: startUnit,
+    async restart(u) {
+      await killUnit(u, "SIGTERM");
+      await startUnit(u);
+    },
+    isRunning: (u) => running.has(u),
+    pid: (u) => running.get(u)?.child.pid,
+    async stopDb() {
+      if (!db) throw new Error("stopDb: this stack uses an outside database (mongoUri), not the embedded one");
+      await db.stop();
+    },
+    async startDb() {
+      if (!db) throw new Error("startDb: this stack uses an outside database (mongoUri), not the embedded one");
+      await db.start();
+    },
+    async setFaults(u, settings) {
+      const res = await fetch(`${endpoints[u].admin}/faults`, {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(settings),
+        signal: AbortSignal.timeout(5000),
+      });
+      const body = (await res.json()) as FaultSettings & { error?: string };
+      if (!res.ok) throw new Error(`PUT /faults on ${u}: ${res.status} ${body.error ?? ""}`);
+      return body;
+    },
+    output: (u) => outputs.get(u) ?? "",
+    async stop() {
+      if (stopping) return;
+      stopping = true;
+      await Promise.all([...running.keys()].reverse().map((u) => killUnit(u, "SIGTERM")));
+      await db?.stop();
+      if (tempDir) rmSync(tempDir, { recursive: true, force: true });
+    },
+  };
+
+  try {
+    // catalog v1 seeds first (v2 shares its database); orders needs identity's JWKS and both peers.
+    for (const wave of [
+      ["identity", "catalog-v1", "payment"],
+      ["catalog-v2", "orders"],
+    ] as UnitName[][]) {
+      await Promise.all(wave.map(startUnit));
+    }
+  } catch (err) {
+    await stack.stop();
+    throw err;
+  }
+  return stack;
+}
