@@ -21,7 +21,18 @@ export interface ProcessProfile {
   busySamples: number;
   modules: Hotspot[];
   functions: Hotspot[];
+  /** Shares of the busy samples by layer (GROUPS). */
+  layers: Record<string, number>;
 }
+
+/** Layers a module belongs to, for a one-line answer to "where does the time go". */
+export const GROUPS: Record<string, (module: string) => boolean> = {
+  "database driver (mongoose, mongodb, bson)": (m) => ["mongoose", "mongodb", "bson"].includes(m),
+  "gRPC and protobuf (@grpc/grpc-js, @connectrpc, @bufbuild)": (m) => m === "@grpc/grpc-js" || m.startsWith("@connectrpc/") || m === "@bufbuild/protobuf",
+  "meshmart code (services/*)": (m) => m.startsWith("services/"),
+  "garbage collector": (m) => m === "(garbage collector)",
+  "logging (pino)": (m) => m.startsWith("pino"),
+};
 
 const IDLE = new Set(["(idle)", "(root)"]);
 
@@ -69,7 +80,12 @@ export function summarizeProfile(profile: CpuProfile, label: string, n = 8): Pro
     if (mod.startsWith("services/") && mod !== "services/kit") services.set(mod, (services.get(mod) ?? 0) + count);
   }
   const service = [...services].sort((a, b) => b[1] - a[1])[0]?.[0]?.slice("services/".length);
-  return { process: service ?? label, busySamples: busy, modules: top(modules, busy, n), functions: top(functions, busy, n) };
+  const layers: Record<string, number> = {};
+  for (const [layer, has] of Object.entries(GROUPS)) {
+    const c = [...modules].filter(([m]) => has(m)).reduce((sum, [, v]) => sum + v, 0);
+    layers[layer] = busy ? Math.round((c / busy) * 1000) / 10 : 0;
+  }
+  return { process: service ?? label, busySamples: busy, modules: top(modules, busy, n), functions: top(functions, busy, n), layers };
 }
 
 /** Every .cpuprofile in `dir`, summarised; the busiest first. */

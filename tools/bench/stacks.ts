@@ -1,6 +1,6 @@
 // Benchmarks 2-4 on the real stack: services vs monolith on one database, PlaceOrder at 100 rps open loop,
 // memory per process, cold start, and ghz against the load generator; a CPU profile when a target is missed.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -11,7 +11,7 @@ import { OrderService, OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
 import { closeClients, dial } from "#kit";
 import { ROOT } from "../devdb.js";
 import { APPROVED_CARD, type LoadReport, runLoad } from "../load/index.js";
-import { type LocalStack, type Mode, type Ready, startLocalStack } from "../load/local-stack.js";
+import { descendantsOf, type LocalStack, type Mode, type Ready, startLocalStack } from "../load/local-stack.js";
 import { closedLoop, type Figures } from "./closed-loop.js";
 import { type GhzFigures, ghz } from "./ghz.js";
 import { type ProcessProfile, summarizeProfiles } from "./profile.js";
@@ -207,6 +207,9 @@ export async function profilePlaceOrder(s: Settings): Promise<ProcessProfile[]> 
     const { stack } = await timedStart("services", { NODE_OPTIONS: `--import=${pathToFileURL(hook).href}`, MESHMART_CPU_PROF_DIR: dir });
     try {
       await restock(stack.ready.mongodb as string);
+      // Start the profilers now (the hook waits for SIGUSR2): Node processes only, the database is Go.
+      for (const pid of [stack.process.child.pid!, ...descendantsOf(stack.process.child.pid!)])
+        if (readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("node")) process.kill(pid, "SIGUSR2");
       await placeOrderOpenLoop(stack, { ...s, orderSeconds: Math.min(s.orderSeconds, 6) });
     } finally {
       await stack.stop(); // the profiles are written as each process exits
