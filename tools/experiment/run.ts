@@ -1,5 +1,6 @@
 // Runs one experiment end to end: load (tools/load) while the fault is on, then the hypothesis checks, the
 // invariants over the whole data set, and the report files.
+import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
@@ -8,7 +9,7 @@ import { createGrpcTransport } from "../../services/kit/src/grpc-transport.js";
 import { ROOT } from "../devdb.js";
 import { checkDataSet, type InvariantReport } from "../invariants.js";
 import { runLoad as realRunLoad } from "../load/index.js";
-import { type Stack, startStack } from "../stack.js";
+import { type Stack, startStack, UNITS, type UnitName } from "../stack.js";
 import { clusterPlan, withClusterFault } from "./cluster.js";
 import { consistency, evaluate, type FaultTimes, orderOutcomes, type RunStats, recoveryMs, type Second, secondsIn, successRate } from "./evaluate.js";
 import { type Hypothesis, loadHypothesis } from "./hypothesis.js";
@@ -86,6 +87,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
   let fault: FaultLog;
   let invariants: InvariantReport | { skipped: string };
   let commands: ExperimentReport["commands"];
+  let logsOf: ((u: UnitName) => string) | undefined;
 
   if (target === "local") {
     const recovery = opts.recovery ?? LOCAL_RECOVERY;
@@ -124,6 +126,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
         h.invariants === "none"
           ? { skipped: "the hypothesis asks for none" }
           : await checkDataSet(stack.mongoUri, { settleTimeoutMs: recovery.afterMs + 60_000, accepted });
+      logsOf = (u) => stack.output(u);
     } finally {
       if (!opts.stack) await stack.stop();
     }
@@ -192,7 +195,14 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
     run,
   };
   const dir = opts.reportsDir === undefined ? join(ROOT, "reports") : opts.reportsDir;
-  return { report, files: dir === false ? undefined : writeReport(report, dir) };
+  const files = dir === false ? undefined : writeReport(report, dir);
+  // A failed local run keeps each service's last output beside the report, to see why.
+  if (files && logsOf && !report.passed) {
+    const logDir = files.json.replace(/\.json$/, ".logs");
+    mkdirSync(logDir, { recursive: true });
+    for (const u of UNITS) writeFileSync(join(logDir, `${u}.log`), logsOf(u));
+  }
+  return { report, files };
 }
 
 /** Cluster audit through payment's own RPC: orders with more than one approved payment (a double charge). */
