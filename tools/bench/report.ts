@@ -204,7 +204,10 @@ export function markdown(r: BenchResults): string {
       "Both tools share the 2 cores with the services, and ghz (Go) spends less CPU per call than a Node client, leaving more to the server; " +
       "the load generator's latencies also count any lateness of its own sending (it measures from the due time; " +
       `its send lag in this run: p50 ${ms(cc.openLoop.sendLagMs.p50)}, p99 ${ms(cc.openLoop.sendLagMs.p99)}), which ghz does not. ` +
-      "ghz counts the calls still in flight when its `-z` duration ends as Unavailable/Canceled (bojand/ghz#370), so a few such errors at the end of a ghz run are its own, not the server's.",
+      "ghz counts the calls still in flight when its `-z` duration ends as Unavailable/Canceled (bojand/ghz#370), so a few such errors at the end of a ghz run are its own, not the server's." +
+      (cc.openLoop.sendLagMs.p99 > 10
+        ? ` Here the generator's own send lag reached ${ms(cc.openLoop.sendLagMs.p99)} at p99: its Node process was short of CPU, and what it spends per call (Connect over grpc-js, protobuf-es) is CPU the server on the same cores did not get, so it saw a more loaded server than ghz did.`
+        : ""),
     "",
   ];
   if (r.profile?.length) {
@@ -217,7 +220,15 @@ export function markdown(r: BenchResults): string {
       ".cpuprofile files are not kept.",
       "",
     );
-    for (const p of r.profile.filter((p) => p.busySamples > 0).slice(0, 4)) {
+    const shown = r.profile.filter((p) => p.busySamples > 0 && p.process !== "start");
+    const largest = (p: ProcessProfile) => Object.entries(p.layers).sort((a, b) => b[1] - a[1])[0];
+    out.push(
+      `Largest layer per process: ${shown.map((p) => `${p.process} ${largest(p)[0]} ${largest(p)[1]}%`).join("; ")}. ` +
+        "The database itself (the devdb process: FerretDB on SQLite, in Go) is not in these profiles; its CPU is on top of what is shown. " +
+        "The rest of each process's time is spread thinly over Node internals (event emitters, microtasks, socket writes).",
+      "",
+    );
+    for (const p of shown) {
       out.push(
         `**${p.process}** (${p.busySamples} busy samples, 1 ms apart): by layer ${Object.entries(p.layers)
           .map(([k, v]) => `${k} ${v}%`)
