@@ -4,7 +4,7 @@ import type { EchoEngine } from "./echo.js";
 import type { GhzFigures } from "./ghz.js";
 import type { Machine } from "./machine.js";
 import type { ProcessProfile } from "./profile.js";
-import type { ModeResult, ServicesExtras, Settings } from "./stacks.js";
+import type { ModeResult, PlaceOrderProfile, ServicesExtras, Settings } from "./stacks.js";
 
 /** The issue's targets (issue 5). */
 export const TARGETS = { placeOrderP99Ms: 25, rssMB: 100, coldStartMs: 15_000 };
@@ -17,7 +17,7 @@ export interface BenchResults {
   services: ModeResult;
   monolith: ModeResult;
   extras: ServicesExtras;
-  profile?: ProcessProfile[];
+  profile?: PlaceOrderProfile;
   benchSeconds: number;
 }
 
@@ -210,7 +210,9 @@ export function markdown(r: BenchResults): string {
         : ""),
     "",
   ];
-  if (r.profile?.length) {
+  if (r.profile?.processes.length) {
+    const cpu = Object.entries(r.profile.cpuSeconds).sort((a, b) => b[1] - a[1]);
+    const totalCpu = cpu.reduce((n, [, v]) => n + v, 0);
     out.push(
       "## Where the time goes (PlaceOrder at the open-loop rate, CPU profiles)",
       "",
@@ -220,11 +222,16 @@ export function markdown(r: BenchResults): string {
       ".cpuprofile files are not kept.",
       "",
     );
-    const shown = r.profile.filter((p) => p.busySamples > 0 && p.process !== "start");
+    out.push(
+      `CPU used during the ${r.profile.windowSeconds} s load window (from /proc, ${r2(totalCpu)} CPU-seconds of the ${r2(r.profile.windowSeconds * m.cores)} the ${m.cores} cores had, the rest going to the load generator and whatever else runs on the machine): ` +
+        `${cpu.map(([k, v]) => `${k} ${v} s`).join(", ")}.`,
+      "",
+    );
+    const shown = r.profile.processes.filter((p) => p.busySamples > 0 && p.process !== "start");
     const largest = (p: ProcessProfile) => Object.entries(p.layers).sort((a, b) => b[1] - a[1])[0];
     out.push(
       `Largest layer per process: ${shown.map((p) => `${p.process} ${largest(p)[0]} ${largest(p)[1]}%`).join("; ")}. ` +
-        "The database itself (the devdb process: FerretDB on SQLite, in Go) is not in these profiles; its CPU is on top of what is shown. " +
+        "The database (devdb: FerretDB on SQLite, in Go) has no V8 profile; its CPU time is in the line above. " +
         "The rest of each process's time is spread thinly over Node internals (event emitters, microtasks, socket writes).",
       "",
     );
