@@ -21,7 +21,8 @@ describe("faults under load, invariants after each (local stack, real processes)
     if ("skipped" in report.invariants) throw new Error("invariants skipped");
     const failed = report.invariants.results.filter((r) => !r.ok);
     // On failure, each service's last warnings say why (the stack keeps their output).
-    const logs = () => UNITS.map((u) => `--- ${u}\n${stack.output(u).split("\n").slice(-15).join("\n")}`).join("\n");
+    const logs = () =>
+      `${UNITS.map((u) => `--- ${u}\n${stack.output(u).split("\n").slice(-15).join("\n")}`).join("\n")}\n--- database\n${stack.dbOutput().split("\n").slice(-15).join("\n")}`;
     expect(failed, failed.length ? `${JSON.stringify(failed, null, 1)}\n${logs()}` : "").to.deep.equal([]);
     expect(report.consistency.filter((c) => !c.ok)).to.deep.equal([]);
   };

@@ -87,7 +87,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
   let fault: FaultLog;
   let invariants: InvariantReport | { skipped: string };
   let commands: ExperimentReport["commands"];
-  let logsOf: ((u: UnitName) => string) | undefined;
+  let logsOf: ((u: UnitName | "database") => string) | undefined;
 
   if (target === "local") {
     const recovery = opts.recovery ?? LOCAL_RECOVERY;
@@ -127,7 +127,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
         h.invariants === "none"
           ? { skipped: "the hypothesis asks for none" }
           : await checkDataSet(stack.mongoUri, { settleTimeoutMs: recovery.afterMs + 60_000, accepted });
-      logsOf = (u) => stack.output(u);
+      logsOf = (u) => (u === "database" ? stack.dbOutput() : stack.output(u));
     } finally {
       if (!opts.stack) await stack.stop();
     }
@@ -201,7 +201,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
   if (files && logsOf && !report.passed) {
     const logDir = files.json.replace(/\.json$/, ".logs");
     mkdirSync(logDir, { recursive: true });
-    for (const u of UNITS) writeFileSync(join(logDir, `${u}.log`), logsOf(u));
+    for (const u of [...UNITS, "database" as const]) writeFileSync(join(logDir, `${u}.log`), logsOf(u));
   }
   return { report, files };
 }
