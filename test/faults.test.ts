@@ -4,7 +4,7 @@
 // test/experiment.test.ts.) Timing figures are recorded in the reports, not asserted: this machine is shared.
 import { expect } from "chai";
 import { LOCAL_RECOVERY, runExperiment } from "../tools/experiment/run.js";
-import { type Stack, startStack } from "../tools/stack.js";
+import { type Stack, startStack, UNITS } from "../tools/stack.js";
 
 describe("faults under load, invariants after each (local stack, real processes)", function () {
   this.timeout(240_000);
@@ -20,7 +20,10 @@ describe("faults under load, invariants after each (local stack, real processes)
   const held = (report: Awaited<ReturnType<typeof run>>) => {
     if ("skipped" in report.invariants) throw new Error("invariants skipped");
     const failed = report.invariants.results.filter((r) => !r.ok);
-    expect(failed, JSON.stringify(failed, null, 1)).to.deep.equal([]);
+    // On failure, each service's last warnings say why (the stack keeps their output).
+    const logs = () =>
+      `${UNITS.map((u) => `--- ${u}\n${stack.output(u).split("\n").slice(-15).join("\n")}`).join("\n")}\n--- database\n${stack.dbOutput().split("\n").slice(-15).join("\n")}`;
+    expect(failed, failed.length ? `${JSON.stringify(failed, null, 1)}\n${logs()}` : "").to.deep.equal([]);
     expect(report.consistency.filter((c) => !c.ok)).to.deep.equal([]);
   };
 

@@ -4,7 +4,7 @@ import type { EchoEngine } from "./echo.js";
 import type { GhzFigures } from "./ghz.js";
 import type { Machine } from "./machine.js";
 import type { ProcessProfile } from "./profile.js";
-import type { ModeResult, ServicesExtras, Settings } from "./stacks.js";
+import type { ModeResult, PlaceOrderProfile, ServicesExtras, Settings } from "./stacks.js";
 
 /** The issue's targets (issue 5). */
 export const TARGETS = { placeOrderP99Ms: 25, rssMB: 100, coldStartMs: 15_000 };
@@ -17,7 +17,7 @@ export interface BenchResults {
   services: ModeResult;
   monolith: ModeResult;
   extras: ServicesExtras;
-  profile?: ProcessProfile[];
+  profile?: PlaceOrderProfile;
   benchSeconds: number;
 }
 
@@ -204,10 +204,15 @@ export function markdown(r: BenchResults): string {
       "Both tools share the 2 cores with the services, and ghz (Go) spends less CPU per call than a Node client, leaving more to the server; " +
       "the load generator's latencies also count any lateness of its own sending (it measures from the due time; " +
       `its send lag in this run: p50 ${ms(cc.openLoop.sendLagMs.p50)}, p99 ${ms(cc.openLoop.sendLagMs.p99)}), which ghz does not. ` +
-      "ghz counts the calls still in flight when its `-z` duration ends as Unavailable/Canceled (bojand/ghz#370), so a few such errors at the end of a ghz run are its own, not the server's.",
+      "ghz counts the calls still in flight when its `-z` duration ends as Unavailable/Canceled (bojand/ghz#370), so a few such errors at the end of a ghz run are its own, not the server's." +
+      (cc.openLoop.sendLagMs.p99 > 10
+        ? ` Here the generator's own send lag reached ${ms(cc.openLoop.sendLagMs.p99)} at p99: its Node process was short of CPU, and what it spends per call (Connect over grpc-js, protobuf-es) is CPU the server on the same cores did not get, so it saw a more loaded server than ghz did.`
+        : ""),
     "",
   ];
-  if (r.profile?.length) {
+  if (r.profile?.processes.length) {
+    const cpu = Object.entries(r.profile.cpuSeconds).sort((a, b) => b[1] - a[1]);
+    const totalCpu = cpu.reduce((n, [, v]) => n + v, 0);
     out.push(
       "## Where the time goes (PlaceOrder at the open-loop rate, CPU profiles)",
       "",
@@ -217,7 +222,20 @@ export function markdown(r: BenchResults): string {
       ".cpuprofile files are not kept.",
       "",
     );
-    for (const p of r.profile.filter((p) => p.busySamples > 0).slice(0, 4)) {
+    out.push(
+      `CPU used during the ${r.profile.windowSeconds} s load window (from /proc, ${r2(totalCpu)} CPU-seconds of the ${r2(r.profile.windowSeconds * m.cores)} the ${m.cores} cores had, the rest going to the load generator and whatever else runs on the machine): ` +
+        `${cpu.map(([k, v]) => `${k} ${v} s`).join(", ")}.`,
+      "",
+    );
+    const shown = r.profile.processes.filter((p) => p.busySamples > 0 && p.process !== "start");
+    const largest = (p: ProcessProfile) => Object.entries(p.layers).sort((a, b) => b[1] - a[1])[0];
+    out.push(
+      `Largest layer per process: ${shown.map((p) => `${p.process} ${largest(p)[0]} ${largest(p)[1]}%`).join("; ")}. ` +
+        "The database (devdb: FerretDB on SQLite, in Go) has no V8 profile; its CPU time is in the line above. " +
+        "The rest of each process's time is spread thinly over Node internals (event emitters, microtasks, socket writes).",
+      "",
+    );
+    for (const p of shown) {
       out.push(
         `**${p.process}** (${p.busySamples} busy samples, 1 ms apart): by layer ${Object.entries(p.layers)
           .map(([k, v]) => `${k} ${v}%`)
