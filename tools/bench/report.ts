@@ -222,9 +222,17 @@ export function markdown(r: BenchResults): string {
       ".cpuprofile files are not kept.",
       "",
     );
+    const capacity = r.profile.windowSeconds * m.cores;
+    const busy = r.profile.machineBusySeconds;
     out.push(
-      `CPU used during the ${r.profile.windowSeconds} s load window (from /proc, ${r2(totalCpu)} CPU-seconds of the ${r2(r.profile.windowSeconds * m.cores)} the ${m.cores} cores had, the rest going to the load generator and whatever else runs on the machine): ` +
-        `${cpu.map(([k, v]) => `${k} ${v} s`).join(", ")}.`,
+      `CPU during the ${r.profile.windowSeconds} s window of that run (from /proc; the window includes the load generator registering its 10 shoppers, scrypt in identity, ` +
+        `and the 5 s for the last calls' deadlines): the stack used ${r2(totalCpu)} CPU-seconds (${cpu.map(([k, v]) => `${k} ${v}`).join(", ")}); ` +
+        `the whole machine was busy ${r2(busy)} of the ${r2(capacity)} CPU-seconds its ${m.cores} cores had.`,
+      "",
+      busy < capacity * 0.8
+        ? "The cores were not saturated while PlaceOrder calls queued up to their deadline, so PlaceOrder's latency here is mostly waiting, not computing: " +
+            "the saga's sequential database round trips and writes (devdb's SQLite takes one writer at a time) and the waits between its steps, rather than CPU in any one process."
+        : `The cores were saturated (${Math.round((busy / capacity) * 100)}%), so the latency is at least partly CPU contention: ${r2(busy - totalCpu)} CPU-seconds went to processes outside the stack (the load generator, and anything else running on the machine).`,
       "",
     );
     const shown = r.profile.processes.filter((p) => p.busySamples > 0 && p.process !== "start");

@@ -221,10 +221,19 @@ function cpuSecondsByProcess(rootPid: number): Record<string, number> {
   return out;
 }
 
+/** CPU-seconds the whole machine spent busy so far (all cores; /proc/stat, everything but idle and iowait). */
+function machineBusySeconds(): number {
+  const [, ...v] = readFileSync("/proc/stat", "utf8").split("\n")[0].trim().split(/\s+/);
+  const n = v.map(Number);
+  return (n.reduce((a, b) => a + b, 0) - n[3] - n[4]) / 100;
+}
+
 export interface PlaceOrderProfile {
   /** CPU seconds each process used during the load window, and that window's length. */
   cpuSeconds: Record<string, number>;
   windowSeconds: number;
+  /** CPU-seconds the whole machine was busy in the window (this stack, the bench, and anything else running). */
+  machineBusySeconds: number;
   processes: ProcessProfile[];
 }
 
@@ -236,20 +245,23 @@ export async function profilePlaceOrder(s: Settings): Promise<PlaceOrderProfile>
     const root = stack.process.child.pid!;
     let cpuSeconds: Record<string, number> = {};
     let windowSeconds = 0;
+    let busy = 0;
     try {
       await restock(stack.ready.mongodb as string);
       // Start the profilers now (the hook waits for SIGUSR2): Node processes only, the database is Go.
       for (const pid of [root, ...descendantsOf(root)]) if (readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("node")) process.kill(pid, "SIGUSR2");
       const before = cpuSecondsByProcess(root);
+      const busyBefore = machineBusySeconds();
       const t = performance.now();
       await placeOrderOpenLoop(stack, { ...s, orderSeconds: Math.min(s.orderSeconds, 6) });
       windowSeconds = Math.round((performance.now() - t) / 100) / 10;
+      busy = Math.round((machineBusySeconds() - busyBefore) * 10) / 10;
       const after = cpuSecondsByProcess(root);
       cpuSeconds = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, Math.round((v - (before[k] ?? 0)) * 10) / 10]));
     } finally {
       await stack.stop(); // the profiles are written when each process is told to stop
     }
-    return { cpuSeconds, windowSeconds, processes: summarizeProfiles(dir) };
+    return { cpuSeconds, windowSeconds, machineBusySeconds: busy, processes: summarizeProfiles(dir) };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
