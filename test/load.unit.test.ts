@@ -67,6 +67,7 @@ describe("load generator: arrival schedule", () => {
       onOutcome: (o) => outcomes.push(o),
     });
     expect(result.sent).to.equal(30); // the backlog is sent, not skipped
+    expect(result.sendLagMs.max, "the generator reports its own lag").to.be.at.least(185);
     const byIndex = new Map(outcomes.map((o) => [o.index, o]));
     // Arrival 1 was due at 10 ms but could only go out after 200 ms: its latency shows the wait.
     expect(byIndex.get(1)?.latencyMs).to.be.at.least(185);

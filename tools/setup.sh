@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds meshmart's real dev components once into .cache/bin (reused until their pinned version changes):
 #   devdb    embedded FerretDB v1.24.2 (tools/devdb), the Mongo-wire database for dev and tests
-#   grpcurl  v1.9.3, used by the tests and the README recipes
-# With --all also the cluster/load tools: ghz, kubeconform, kustomize. (fortio v1.75.2 does not build here:
+#   grpcurl    v1.9.3, used by the tests and the README recipes
+#   kustomize  v5.8.1, renders the cluster manifests for the offline check (npm run check:manifests, npm test)
+#   actionlint v1.7.12, validates .github/workflows (npm test)
+# With --all also the load and cluster extras: ghz, kubeconform. (fortio v1.75.2 does not build here:
 # its dependency grol.io/grol is not served by the Go module proxy these machines reach.)
 # Needs Go >= 1.24 and the Go module proxy. Set MESHMART_SKIP_DEVDB=1 when MONGODB_URI points at a real MongoDB.
 set -euo pipefail
@@ -13,12 +15,13 @@ mkdir -p "$BIN"
 # name  module@version
 TOOLS=(
   "grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3"
+  "kustomize sigs.k8s.io/kustomize/kustomize/v5@v5.8.1"
+  "actionlint github.com/rhysd/actionlint/cmd/actionlint@v1.7.12"
 )
 if [[ "${1:-}" == "--all" ]]; then
   TOOLS+=(
     "ghz github.com/bojand/ghz/cmd/ghz@v0.121.0"
     "kubeconform github.com/yannh/kubeconform/cmd/kubeconform@v0.7.0"
-    "kustomize sigs.k8s.io/kustomize/kustomize/v5@v5.8.1"
   )
 fi
 

@@ -16,6 +16,8 @@ export interface InProcessStack {
   payment: RunningServer;
   orders: RunningServer;
   targets: { identity: string; catalog: string; payment: string; orders: string };
+  /** identity's JWT_KEY_DIR (holds its signing key). */
+  keyDir: string;
   stop(): Promise<void>;
 }
 
@@ -66,6 +68,7 @@ export async function startInProcessStack(opts: StackOptions = {}): Promise<InPr
       payment,
       orders,
       targets: { identity: at(identity), catalog: at(catalog), payment: at(payment), orders: at(orders) },
+      keyDir,
       async stop() {
         for (const s of started.reverse()) await s.shutdown();
         closeClients();

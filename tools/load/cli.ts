@@ -27,7 +27,7 @@ function summary(r: LoadReport): string {
   return [
     `${r.sent} arrivals at ${r.rate}/s for ${r.durationMs / 1000} s (seed ${r.seed}): ${r.completed} answered, ${r.dropped} dropped, peak ${r.peakInFlight} in flight`,
     ...rows,
-    `  orders placed: ${r.placedOrders.length}, confirmed ${confirmed}`,
+    `  orders placed: ${r.placedOrders.length}, confirmed ${confirmed}; generator's own send lag p99 ${r.sendLagMs.p99.toFixed(1)} ms, max ${r.sendLagMs.max.toFixed(1)} ms`,
   ].join("\n");
 }
 

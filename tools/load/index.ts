@@ -4,6 +4,7 @@
 //   const report = await runLoad({ targets, rate: 50, durationMs: 10_000, mix: { placeOrder: 1, getProduct: 5 } });
 //
 // The CLI is tools/load/cli.ts (npm run load).
+import type { LatencySummary } from "./histogram.js";
 import { DEFAULT_MIX, type Op, opPicker, seededRng } from "./mix.js";
 import { progressLine } from "./progress.js";
 import { type OpStats, Recorder, type SecondStats } from "./recorder.js";
@@ -55,6 +56,8 @@ export interface LoadReport {
   dropped: number;
   maxInFlight: number;
   peakInFlight: number;
+  /** How late the generator itself sent arrivals (included in the latencies); see OpenLoopResult. */
+  sendLagMs: LatencySummary;
   byOp: Partial<Record<Op, OpStats>>;
   timeline: SecondStats[];
   placedOrders: PlacedOrder[];
@@ -120,6 +123,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
       dropped: result.dropped,
       maxInFlight,
       peakInFlight: result.peakInFlight,
+      sendLagMs: result.sendLagMs,
       byOp: recorder.byOp(),
       timeline: recorder.timeline(),
       placedOrders: shop.placedOrders,

@@ -1,5 +1,6 @@
 // Brings up the local stack (tools/start.ts --ports auto) for a load run, a benchmark or a test, and
 // turns its "meshmart ready {json}" line into load targets.
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -16,8 +17,33 @@ export interface LocalStack {
   ready: Ready;
   targets: LoadTargets;
   process: ServiceProcess;
-  /** Ctrl-C to the stack (it stops its services and database), then removes the data directory. */
-  stop(): Promise<void>;
+  /**
+   * Ctrl-C to the stack (it stops its services and database), then removes the data directory. A stack
+   * still up after `graceMs` (default 30 s) is killed, processes and all; `forced` then says so.
+   */
+  stop(graceMs?: number): Promise<{ forced: boolean }>;
+}
+
+const killQuietly = (pid: number) => {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    // already gone
+  }
+};
+
+/** Every process below `pid` (its services and database), deepest last. */
+export function descendantsOf(pid: number): number[] {
+  let children: number[] = [];
+  try {
+    children = execFileSync("ps", ["-o", "pid=", "--ppid", String(pid)], { encoding: "utf8" })
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    // no children (ps exits 1)
+  }
+  return children.flatMap((c) => [c, ...descendantsOf(c)]);
 }
 
 /** The load targets from a ready line: in monolith mode, every service at the one address. */
@@ -39,9 +65,18 @@ export function targetsOf(ready: Ready): LoadTargets {
 export async function startLocalStack(mode: Mode, o: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<LocalStack> {
   const dataDir = mkdtempSync(join(tmpdir(), "meshmart-load-"));
   const proc = startProcess("tools/start.ts", { LOG_FORMAT: "json", LOG_LEVEL: "warn", ...o.env }, ["--ports", "auto", "--mode", mode, "--data-dir", dataDir]);
-  const stop = async () => {
-    await proc.stop("SIGINT");
+  const stop = async (graceMs = 30_000) => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), graceMs)));
+    const forced = (await Promise.race([proc.stop("SIGINT"), late])) === "late";
+    clearTimeout(timer);
+    if (forced) {
+      for (const pid of descendantsOf(proc.child.pid!)) killQuietly(pid);
+      killQuietly(proc.child.pid!);
+      await proc.exited;
+    }
     rmSync(dataDir, { recursive: true, force: true });
+    return { forced };
   };
   try {
     const ready = await new Promise<Ready>((resolve, reject) => {

@@ -2,6 +2,7 @@
 // are doing, and latency measured from that due time. A slow response therefore delays nothing else and
 // shows up in full in the figures (no coordinated omission); a late timer (busy event loop) counts too.
 import { setTimeout as sleep } from "node:timers/promises";
+import { type LatencySummary, latencyHistogram, recordMs, summarize } from "./histogram.js";
 
 /** Caps, so a typo cannot turn the load generator into a flood or an endless run. */
 export const MAX_RATE = 5000;
@@ -67,6 +68,11 @@ export interface OpenLoopResult {
   elapsedMs: number;
   /** Largest number of calls in flight at once. */
   peakInFlight: number;
+  /**
+   * How late arrivals went out after their due time: the generator's own lag (a busy event loop, timer
+   * granularity). Already part of every latency; large values mean the generator, not the target, was short of CPU.
+   */
+  sendLagMs: LatencySummary;
 }
 
 /**
@@ -85,10 +91,12 @@ export async function runOpenLoop<T>(opts: OpenLoopOptions<T>): Promise<OpenLoop
   let dropped = 0;
   let sent = 0;
   const running = new Set<Promise<void>>();
+  const lag = latencyHistogram(2);
 
   const fire = (i: number) => {
     const due = dueMs(i, opts.rate);
     const what = opts.next(i);
+    recordMs(lag, now() - (start + due));
     sent++;
     opts.onArrival?.(what, i, due);
     if (inFlight >= maxInFlight) {
@@ -123,5 +131,5 @@ export async function runOpenLoop<T>(opts: OpenLoopOptions<T>): Promise<OpenLoop
   }
   opts.onProgress?.(Math.max(opts.durationMs, now() - start));
   while (running.size > 0) await Promise.all(running);
-  return { sent, completed, dropped, elapsedMs: now() - start, peakInFlight };
+  return { sent, completed, dropped, elapsedMs: now() - start, sendLagMs: summarize(lag), peakInFlight };
 }

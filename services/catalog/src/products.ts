@@ -93,8 +93,12 @@ export function productStore(db: Connection) {
     give: async (sku: string, qty: number, holder: string) =>
       (await Product.updateOne({ _id: sku, holds: holder }, { $inc: { stock: qty }, $pull: { holds: holder } })).modifiedCount === 1,
 
-    /** The sale is final: `holder` stops holding, the stock stays taken. */
-    settle: async (sku: string, holder: string) => (await Product.updateOne({ _id: sku, holds: holder }, { $pull: { holds: holder } })).modifiedCount === 1,
+    /**
+     * The sale is final: `holder` stops holding, the stock stays taken. Filtered on _id alone (pulling a holder
+     * that is not there changes nothing): FerretDB v1 pushes only a lone _id down to SQLite, and any other
+     * filter field makes it decode every product to find this one.
+     */
+    settle: async (sku: string, holder: string) => (await Product.updateOne({ _id: sku }, { $pull: { holds: holder } })).modifiedCount === 1,
 
     /** Inserts the seed products that are missing; existing ones (and their stock) are left alone. */
     seed: async (products: SeedProduct[]) => {

@@ -4,6 +4,7 @@
 // (products.holds), so taking or giving back twice is a no-op and a repeated call finishes whatever an
 // interrupted one left half-done; stock changes of one product run under that product's lock.
 import { createHash } from "node:crypto";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { type Connection, Schema } from "mongoose";
 import type { Locks } from "#kit";
 import {
@@ -100,25 +101,37 @@ export function reservationBook(db: Connection, products: ProductStore, locks: L
       }
       const requestHash = hashOf(items);
       return exclusive(id, async () => {
-        let record = await Reservation.findById(id).lean<ReservationRecord>();
-        if (record) {
-          if (record.state === "RELEASED" && record.requestHash === "") throw new ReservationStateError(id, "RELEASED", "reserve"); // released before it was made
-          if (record.requestHash !== requestHash) throw new ReservationConflictError(id);
-          if (record.state !== "RESERVING") return record; // a repeat gets the first answer
-          // RESERVING: an earlier call was interrupted; finish it (taking is idempotent per reservation).
-        } else {
-          const found = await products.getMany(items.map((i) => i.sku));
-          const product = new Map(found.map((p) => [p._id, p]));
+        // The insert comes first and a read only when it collides: a new id (nearly every call) costs no lookup.
+        let record: ReservationRecord | undefined;
+        const found = await products.getMany(items.map((i) => i.sku));
+        const product = new Map(found.map((p) => [p._id, p]));
+        const missing = items.find((i) => !product.has(i.sku));
+        if (!missing) {
           const lines: ReservedLine[] = items.map((i) => {
-            const p = product.get(i.sku);
-            if (!p) throw new ProductNotFoundError(i.sku);
+            const p = product.get(i.sku) as (typeof found)[number];
             return { sku: i.sku, name: p.name, quantity: i.quantity, unitPriceCents: p.priceCents };
           });
           const totalCents = lines.reduce((sum, l) => sum + l.quantity * l.unitPriceCents, 0);
           // Written before any stock moves, so a crash leaves a record that a repeat or a release can finish.
-          record = (
-            await Reservation.create({ _id: id, state: "RESERVING", requestHash, items: lines, totalCents, currency: found[0]?.currency ?? "USD" })
-          ).toObject();
+          record = await Reservation.create({ _id: id, state: "RESERVING", requestHash, items: lines, totalCents, currency: found[0]?.currency ?? "USD" }).then(
+            (r) => r.toObject(),
+            (err) => {
+              if ((err as { code?: number }).code !== 11000) throw err;
+              return undefined; // made before: read below
+            },
+          );
+        }
+        if (!record) {
+          const existing = await Reservation.findById(id).lean<ReservationRecord>();
+          if (!existing) {
+            if (missing) throw new ProductNotFoundError(missing.sku);
+            throw new ConnectError(`reservation "${id}" changed meanwhile; retry`, Code.Aborted); // gone since the insert collided
+          }
+          if (existing.state === "RELEASED" && existing.requestHash === "") throw new ReservationStateError(id, "RELEASED", "reserve"); // released before it was made
+          if (existing.requestHash !== requestHash) throw new ReservationConflictError(id);
+          if (existing.state !== "RESERVING") return existing; // a repeat gets the first answer
+          // RESERVING: an earlier call was interrupted; finish it (taking is idempotent per reservation).
+          record = existing;
         }
         try {
           await takeAll(id, record.items);

@@ -6,7 +6,7 @@
 // while it works, so the ttl can be short: a lease left by a crashed process expires within it.
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type Connection, Schema } from "mongoose";
+import type { Connection } from "mongoose";
 
 interface LockRecord {
   _id: string;
@@ -24,8 +24,9 @@ export interface LockOptions {
 export type Locks = ReturnType<typeof lockTable>;
 
 export function lockTable(db: Connection, collection = "locks") {
-  const Lock =
-    db.models.Lock ?? db.model<LockRecord>("Lock", new Schema<LockRecord>({ _id: String, owner: String, expiresAt: Date }, { versionKey: false }), collection);
+  // The driver's collection, not a mongoose model: a lock is taken and dropped for every guarded step, and a
+  // model would build, validate and cast a document each time for three plain fields.
+  const Lock = db.collection<LockRecord>(collection);
   const queues = new Map<string, Promise<unknown>>();
 
   async function acquire(key: string, ttlMs: number, waitMs: number): Promise<string> {
@@ -33,14 +34,14 @@ export function lockTable(db: Connection, collection = "locks") {
     const giveUp = Date.now() + waitMs;
     for (let attempt = 0; ; attempt++) {
       try {
-        await Lock.create({ _id: key, owner, expiresAt: new Date(Date.now() + ttlMs) });
+        await Lock.insertOne({ _id: key, owner, expiresAt: new Date(Date.now() + ttlMs) });
         return owner;
       } catch (err) {
         if ((err as { code?: number }).code !== 11000) throw err;
       }
       // A crashed holder's lease: delete exactly the expired one we saw (FerretDB deletes non-atomically, so
       // a filter on expiresAt alone could remove a fresh lease another waiter has just taken).
-      const stale = await Lock.findById(key).lean<LockRecord>();
+      const stale = await Lock.findOne({ _id: key });
       if (stale && stale.expiresAt.getTime() < Date.now()) await Lock.deleteOne({ _id: key, owner: stale.owner });
       if (Date.now() > giveUp) throw new ConnectError(`"${key}" is busy; retry`, Code.Aborted);
       await new Promise((r) => setTimeout(r, Math.min(2 ** attempt, 40) + Math.random() * 5));

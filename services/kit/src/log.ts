@@ -1,11 +1,14 @@
 // Structured logs: pino, one JSON line per event, or one readable line with LOG_FORMAT=pretty.
-import { type Logger, pino } from "pino";
+import { type DestinationStream, type Logger, pino } from "pino";
 import pretty from "pino-pretty";
 
 export type { Logger };
 
-/** A logger tagged with the service name. LOG_LEVEL and LOG_FORMAT (json | pretty) come from the environment. */
-export function logger(service: string, source: Record<string, string | undefined> = process.env): Logger {
+/**
+ * A logger tagged with the service name. LOG_LEVEL and LOG_FORMAT (json | pretty) come from the environment.
+ * `destination` (JSON only) is for tests that read what a service logs.
+ */
+export function logger(service: string, source: Record<string, string | undefined> = process.env, destination?: DestinationStream): Logger {
   const level = source.LOG_LEVEL ?? "info";
   const options = { level, base: { service }, redact: ["password", "card.number", "authorization"] };
   if (source.LOG_FORMAT === "pretty") {
@@ -21,5 +24,5 @@ export function logger(service: string, source: Record<string, string | undefine
       }),
     );
   }
-  return pino(options);
+  return destination ? pino(options, destination) : pino(options);
 }

@@ -22,16 +22,19 @@ describe("lease locks", () => {
 
   it("keeps a second process out while the holder works, even past the lease length", async () => {
     const events: string[] = [];
+    let aIn: () => void = () => undefined;
+    const aHasIt = new Promise<void>((r) => (aIn = r));
     const holder = lockTable(a).withLock(
       "k1",
       async () => {
         events.push("a in");
+        aIn();
         await new Promise((r) => setTimeout(r, 900)); // three lease lengths: only renewal keeps it
         events.push("a out");
       },
       { ttlMs: 300 },
     );
-    await new Promise((r) => setTimeout(r, 50)); // let a take the lock first
+    await aHasIt; // a holds the lock before b asks (a fixed pause was not enough on a busy machine)
     const waiter = lockTable(b).withLock("k1", async () => events.push("b in"), { ttlMs: 300, waitMs: 5000 });
     await Promise.all([holder, waiter]);
     expect(events).to.deep.equal(["a in", "a out", "b in"]);

@@ -32,12 +32,13 @@ export function orderService({ orders, saga, locks }: Deps): ServiceImpl<typeof 
       const id = orderIdFor(user.id, idempotencyKey);
       const requestHash = requestHashOf(items, cardLast4);
       const lines = items.map(({ sku, quantity }) => ({ sku, quantity, name: "", unitPriceCents: 0 }));
-      await orders.open({ _id: id, userId: user.id, idempotencyKey, requestHash, items: lines, cardLast4 });
-      // One saga run per order at a time; a repeat waits for the first, then answers with its outcome.
+      // One saga run per order at a time; a repeat waits for the first, then answers with its outcome. The lock
+      // is taken before the order is opened, so whoever creates it runs its saga first and needs no re-read.
       const order = await locks.withLock(
         `order:${id}`,
         async () => {
-          const current = (await orders.get(id)) as OrderRecord;
+          const opened = await orders.open({ _id: id, userId: user.id, idempotencyKey, requestHash, items: lines, cardLast4 });
+          const current = opened === "exists" ? ((await orders.get(id)) as OrderRecord) : opened;
           if (current.requestHash !== requestHash) throw new IdempotencyKeyReusedError(idempotencyKey);
           if (current.state !== "PENDING" || !card) return current; // a repeat gets the first answer
           return saga.run(current, card, { call: () => forward(ctx), fresh: () => detached(ctx) });

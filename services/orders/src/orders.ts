@@ -73,11 +73,10 @@ export function orderStore(db: Connection) {
   return {
     get: (id: string) => Order.findById(id).lean<OrderRecord>(),
 
-    /** Creates the PENDING order; "exists" when one was already made with this id (a repeat). */
-    open: async (init: Pick<OrderRecord, "_id" | "userId" | "idempotencyKey" | "requestHash" | "items" | "cardLast4">): Promise<"created" | "exists"> => {
+    /** Creates the PENDING order and returns it; "exists" when one was already made with this id (a repeat). */
+    open: async (init: Pick<OrderRecord, "_id" | "userId" | "idempotencyKey" | "requestHash" | "items" | "cardLast4">): Promise<OrderRecord | "exists"> => {
       try {
-        await Order.create({ ...init, state: "PENDING", step: "CREATED" });
-        return "created";
+        return (await Order.create({ ...init, state: "PENDING", step: "CREATED" })).toObject();
       } catch (err) {
         if ((err as { code?: number }).code === 11000) return "exists";
         throw err;

@@ -1,7 +1,15 @@
 // The PlaceOrder saga: reserve stock → charge the card → commit the reservation → CONFIRMED, or undo what
-// was done (refund, release) → FAILED with a reason. Each step is recorded before its remote call, so a
-// crash leaves an order whose next move is known (see recover). Catalog and payment are idempotent per
-// order id, so repeating a step after a timeout or a crash is always safe.
+// was done (refund, release) → FAILED with a reason. Catalog and payment are idempotent per order id, so
+// repeating a step after a timeout or a crash is always safe.
+//
+// What is written, and when: only what recovery needs to choose its next move. CREATED (the order's insert)
+// and CHARGING (with the reservation's lines and total, written before the charge is sent) are the two
+// states a crash can leave a running saga in, then DONE. Recovery from CREATED releases the stock (any
+// reservation, made or still on its way); from CHARGING it asks payment whether the charge happened and
+// commits or releases accordingly. RESERVING, RESERVED, CHARGED and COMMITTING would each cost a database
+// write per order and lead recovery to the same move as the state before them, so they are not written;
+// they remain saga points for the crash-test hook, and recover() still handles them in orders written
+// before this change.
 import type { CallOptions, Client } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
@@ -15,7 +23,11 @@ export interface SagaDeps {
   catalog: Client<typeof CatalogService>;
   payment: Client<typeof PaymentService>;
   log: Logger;
-  /** Test hook, off unless set: runs after each step is recorded (the crash test stops the process here). */
+  /**
+   * Test hook, off unless set: runs at each saga point (the crash test stops the process here): after CHARGING,
+   * COMPENSATING and DONE are written, after RESERVED and CHARGED are reached (the reply is in, nothing written
+   * yet), before the calls that RESERVING and COMMITTING name.
+   */
   afterStep?: (step: SagaStep, order: OrderRecord) => void | Promise<void>;
 }
 
@@ -52,14 +64,22 @@ function classify(err: unknown): Failure {
 export type Saga = ReturnType<typeof orderSaga>;
 
 export function orderSaga({ orders, catalog, payment, log, afterStep }: SagaDeps) {
+  /** Records the step (with `fields`) in the database. */
   async function step(order: OrderRecord, next: SagaStep, fields: Partial<OrderRecord> = {}): Promise<OrderRecord> {
     const updated = await orders.update(order._id, { ...fields, step: next });
     await afterStep?.(next, updated);
     return updated;
   }
 
+  /** Moves the order to `next` in memory only: recovery would take the same path from the step last written. */
+  async function pass(order: OrderRecord, next: SagaStep, fields: Partial<OrderRecord> = {}): Promise<OrderRecord> {
+    const moved = { ...order, ...fields, step: next };
+    await afterStep?.(next, moved);
+    return moved;
+  }
+
   async function reserve(order: OrderRecord, opts: CallOptions) {
-    order = await step(order, "RESERVING");
+    await afterStep?.("RESERVING", order);
     const { reservation } = await catalog.reserveStock({ reservationId: order._id, items: order.items.map(({ sku, quantity }) => ({ sku, quantity })) }, opts);
     const items = (reservation?.items ?? []).map((i) => ({
       sku: i.sku,
@@ -67,7 +87,7 @@ export function orderSaga({ orders, catalog, payment, log, afterStep }: SagaDeps
       quantity: i.quantity,
       unitPriceCents: toCents(i.unitPrice ?? { units: 0n, nanos: 0 }) ?? 0,
     }));
-    return step(order, "RESERVED", {
+    return pass(order, "RESERVED", {
       items,
       totalCents: toCents(reservation?.total ?? { units: 0n, nanos: 0 }) ?? 0,
       currency: reservation?.total?.currencyCode || "USD",
@@ -75,15 +95,16 @@ export function orderSaga({ orders, catalog, payment, log, afterStep }: SagaDeps
   }
 
   async function charge(order: OrderRecord, card: Card, opts: CallOptions) {
-    order = await step(order, "CHARGING");
+    // Written before the charge is sent, with what was reserved: the one write between the order's insert and DONE.
+    if (order.step !== "CHARGING") order = await step(order, "CHARGING", { items: order.items, totalCents: order.totalCents, currency: order.currency });
     const res = await payment.charge({ idempotencyKey: order._id, orderId: order._id, amount: money(order.totalCents, order.currency), card }, opts);
-    return step(order, "CHARGED", { paymentId: res.payment?.paymentId ?? "" });
+    return pass(order, "CHARGED", { paymentId: res.payment?.paymentId ?? "" });
   }
 
   async function commit(order: OrderRecord, opts: CallOptions) {
-    order = await step(order, "COMMITTING");
+    await afterStep?.("COMMITTING", order);
     await catalog.commitReservation({ reservationId: order._id }, opts);
-    return step(order, "DONE", { state: "CONFIRMED" });
+    return step(order, "DONE", { state: "CONFIRMED", paymentId: order.paymentId });
   }
 
   /**
@@ -135,7 +156,7 @@ export function orderSaga({ orders, catalog, payment, log, afterStep }: SagaDeps
   /** Cannot tell what happened: keep the order PENDING (with why) for the recovery loop, which asks once nothing is in flight. */
   async function leavePending(order: OrderRecord, why: Failure): Promise<OrderRecord> {
     log.warn({ orderId: order._id, step: order.step, why: why.message }, "outcome unknown; order left PENDING for recovery");
-    return orders.update(order._id, { failureReason: why.reason, failureMessage: why.message });
+    return orders.update(order._id, { failureReason: why.reason, failureMessage: why.message, ...(order.paymentId ? { paymentId: order.paymentId } : {}) });
   }
 
   const isFailure = (v: unknown): v is Failure => typeof v === "object" && v !== null && "reason" in v && "uncertain" in v;
@@ -169,7 +190,8 @@ export function orderSaga({ orders, catalog, payment, log, afterStep }: SagaDeps
         }
         return order;
       } catch (err) {
-        // Only reserve throws here: release undoes it whether or not the reservation was made.
+        // Only reserve throws here (the other steps settle their errors): release undoes it whether or not the
+        // reservation was made.
         const failure = classify(err);
         return compensate(await orders.get(order._id).then((o) => o ?? order), failure.reason, failure.message, plan);
       }
@@ -187,7 +209,7 @@ export function orderSaga({ orders, catalog, payment, log, afterStep }: SagaDeps
           const { payments } = await payment.listPayments({ orderId: order._id, pageSize: 100 }, plan.fresh());
           const paid = payments.find((p) => p.state === PaymentState.APPROVED);
           if (!paid) return compensate(order, "ABANDONED", "interrupted during payment; no charge was made", plan);
-          order = await step(order, "CHARGED", { paymentId: paid.paymentId });
+          order = await pass(order, "CHARGED", { paymentId: paid.paymentId });
           return commit(order, plan.fresh()).catch((err) => {
             log.warn({ orderId: order._id, err: ConnectError.from(err).message }, "commit failed during recovery; will retry");
             return order;

@@ -25,13 +25,15 @@ export interface Peers {
   jwks: { keys: JWK[] };
   token(sub: string, opts?: { expiresIn?: string | number; email?: string }): Promise<string>;
   mongoUri: string;
-  dbNames: { orders: string };
+  dbNames: { orders: string; catalog: string; payment: string };
   stop(): Promise<void>;
 }
 
-export async function startPeers(): Promise<Peers> {
+/** `mongoUri`: where the peers (and ordersEnv) point, the test database unless given (a counting proxy, say). */
+export async function startPeers(opts: { mongoUri?: string } = {}): Promise<Peers> {
+  const mongoUri = opts.mongoUri ?? testMongoUri();
   const names = { catalog: uniqueDbName("o_catalog"), payment: uniqueDbName("o_payment"), orders: uniqueDbName("orders") };
-  const base = { MONGODB_URI: testMongoUri(), PORT: "0", ADMIN_PORT: "0", HOST: "127.0.0.1" };
+  const base = { MONGODB_URI: mongoUri, PORT: "0", ADMIN_PORT: "0", HOST: "127.0.0.1" };
   const catalog = await startCatalog(catalogConfig({ ...base, DB_NAME: names.catalog }));
   const payment = await startPayment(paymentConfig({ ...base, DB_NAME: names.payment }));
   const { publicKey, privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519" });
@@ -45,8 +47,8 @@ export async function startPeers(): Promise<Peers> {
     paymentClient: dial(PaymentService, `127.0.0.1:${payment.port}`),
     jwksUrl: `http://127.0.0.1:${(http.address() as AddressInfo).port}/.well-known/jwks.json`,
     jwks,
-    mongoUri: testMongoUri(),
-    dbNames: { orders: names.orders },
+    mongoUri,
+    dbNames: names,
     token: (sub, opts = {}) =>
       new SignJWT({ email: opts.email ?? `${sub}@example.com` })
         .setProtectedHeader({ alg: "EdDSA", kid: "test" })

@@ -1,8 +1,8 @@
 // Payments: charge a card, refund it, read it back, in payment's own database. There are no transactions
 // (FerretDB v1 has none, and applies conditional updates as read-modify-write), so idempotency rests on
-// _ids derived from the idempotency key, and each read-check-write runs under a lease lock: per key for a
-// charge, per payment for a refund. Writes go payment first, ledger second; a repeated call finishes
-// whatever an interrupted one left half-done.
+// _ids derived from the idempotency key: a charge is two inserts keyed that way (no lock needed), and a
+// refund, a read-check-write, runs under a lease lock per payment. Writes go payment first, ledger second;
+// a repeated call finishes whatever an interrupted one left half-done.
 import { createHash } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type Connection, type Model, Schema } from "mongoose";
@@ -127,44 +127,41 @@ export function paymentStore(db: Connection, locks: Locks, now: () => Date = () 
       // The card as the request shows it, without the number: even a hash of a full card number can be
       // reversed by trying the few numbers that fit a known prefix and last four.
       const requestHash = hashOf(["charge", orderId, cents, currency, auth.last4, input.card.expMonth, input.card.expYear]);
-      return locks.withLock(`charge:${key}`, async () => {
-        const id = paymentIdFor(key);
-        const existing = await get(id);
-        // A charge whose caller has gone (deadline passed, cancelled) is not made: the caller may already have
-        // given up and compensated, and a charge landing after that would never be refunded.
-        if (!existing && caller?.aborted)
-          throw new ConnectError("the caller is gone (deadline passed or cancelled): nothing was charged", Code.DeadlineExceeded);
-        const p =
-          existing ??
-          (await insertOrFind({
-            _id: id,
-            orderId,
-            idempotencyKey: key,
-            requestHash,
-            amountCents: cents,
-            currency,
-            state: auth.decline ? "DECLINED" : "APPROVED",
-            ...(auth.decline ? { declineReason: auth.decline } : {}),
-            cardLast4: auth.last4,
-            refundedCents: 0,
-            seq: nextSeq(),
-          }));
-        if (p.requestHash !== requestHash) throw new IdempotencyKeyReusedError(key);
-        if (p.state === "DECLINED") throw new CardDeclinedError(p._id, p.declineReason ?? "CARD_DECLINED");
-        // Also finishes a charge interrupted between its payment and its ledger entry.
-        await ledger.record({
-          _id: chargeEntryId(key),
-          kind: "CHARGE",
-          paymentId: id,
-          orderId,
-          amountCents: cents,
-          currency,
-          idempotencyKey: key,
-          requestHash,
-          reason: "",
-        });
-        return p;
+      // No lock: the payment's _id comes from the key, so the insert alone decides which of two racing calls
+      // charges (the other reads what it stored), and the ledger entry's _id does the same for the entry.
+      const id = paymentIdFor(key);
+      const record = {
+        _id: id,
+        orderId,
+        idempotencyKey: key,
+        requestHash,
+        amountCents: cents,
+        currency,
+        state: auth.decline ? ("DECLINED" as const) : ("APPROVED" as const),
+        ...(auth.decline ? { declineReason: auth.decline } : {}),
+        cardLast4: auth.last4,
+        refundedCents: 0,
+        seq: nextSeq(),
+      };
+      // A charge whose caller has gone (deadline passed, cancelled) is not made: the caller may already have
+      // given up and compensated, and a charge landing after that would never be refunded.
+      const p = caller?.aborted ? await get(id) : await insertOrFind(record);
+      if (!p) throw new ConnectError("the caller is gone (deadline passed or cancelled): nothing was charged", Code.DeadlineExceeded);
+      if (p.requestHash !== requestHash) throw new IdempotencyKeyReusedError(key);
+      if (p.state === "DECLINED") throw new CardDeclinedError(p._id, p.declineReason ?? "CARD_DECLINED");
+      // Also finishes a charge interrupted between its payment and its ledger entry.
+      await ledger.record({
+        _id: chargeEntryId(key),
+        kind: "CHARGE",
+        paymentId: id,
+        orderId,
+        amountCents: cents,
+        currency,
+        idempotencyKey: key,
+        requestHash,
+        reason: "",
       });
+      return p;
     },
 
     /** Refunds once per idempotency key; never more than the payment has left. */

@@ -1,0 +1,57 @@
+// The database round trips one PlaceOrder costs across orders, catalog and payment, counted on the wire
+// (test/support/command-count.ts). On the embedded FerretDB every command is a SQLite transaction and a
+// JSON round trip, and PlaceOrder is database-bound: these budgets keep the saga from growing back.
+import type { Client } from "@connectrpc/connect";
+import { expect } from "chai";
+import { OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
+import type { RunningServer } from "#kit";
+import { dial } from "#kit";
+import { type CommandCounter, startCommandCounter } from "../../../test/support/command-count.js";
+import { testMongoUri } from "../../../test/support/db.js";
+import { ordersConfig, startOrders } from "../src/server.js";
+import { APPROVE, bearer, OrderService, ordersEnv, type Peers, startPeers } from "./fixture.js";
+
+describe("PlaceOrder database round trips", () => {
+  let counter: CommandCounter;
+  let peers: Peers;
+  let server: RunningServer;
+  let orders: Client<typeof OrderService>;
+  let alice: Record<string, string>;
+
+  before(async () => {
+    counter = await startCommandCounter(testMongoUri());
+    peers = await startPeers({ mongoUri: counter.uri });
+    // No recovery pass inside the measured call.
+    server = await startOrders(ordersConfig(ordersEnv(peers, { RECOVERY_INTERVAL_MS: "600000" })));
+    orders = dial(OrderService, `127.0.0.1:${server.port}`);
+    alice = bearer(await peers.token("alice"));
+    // Connections, collections and indexes are made on first use: not part of an order's cost.
+    await orders.placeOrder({ idempotencyKey: "warm-up", items: [{ sku: "mug-blue", quantity: 1 }], card: APPROVE }, { headers: alice });
+  });
+  after(async () => {
+    await server?.shutdown();
+    await peers?.stop();
+    await counter?.close();
+  });
+
+  it("confirms a one-item order in 22 commands: 5 in orders, 15 in catalog, 2 in payment", async () => {
+    counter.reset();
+    const { order } = await orders.placeOrder({ idempotencyKey: "counted", items: [{ sku: "mug-blue", quantity: 1 }], card: APPROVE }, { headers: alice });
+    expect(order?.state).to.equal(OrderState.CONFIRMED);
+    const counts = counter.counts();
+    const db = (name: string) =>
+      Object.fromEntries(
+        Object.entries(counts)
+          .filter(([k]) => k.startsWith(`${name}.`))
+          .map(([k, n]) => [k.slice(k.indexOf(".") + 1), n]),
+      );
+    // orders: its lock, the insert, CHARGING (with what was reserved) before the charge, DONE.
+    expect(db(peers.dbNames.orders), "orders").to.deep.equal({ "locks insert": 1, "orders insert": 1, "orders findAndModify": 2, "locks delete": 1 });
+    // payment: the payment and its ledger entry, both keyed inserts: no lock, no read.
+    expect(db(peers.dbNames.payment), "payment").to.deep.equal({ "payments insert": 1, "ledger insert": 1 });
+    // catalog: reserve (its lock, the products, the RESERVING insert, the product's lock and stock, RESERVED)
+    // and commit (its lock, the reservation, the product's lock and hold, COMMITTED); no read before the insert.
+    expect(counter.total(peers.dbNames.catalog), `catalog: ${JSON.stringify(db(peers.dbNames.catalog))}`).to.equal(15);
+    expect(counter.total(), JSON.stringify(counts)).to.equal(22);
+  });
+});

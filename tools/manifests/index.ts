@@ -1,0 +1,85 @@
+// Offline checks of the cluster path (no Docker, Kubernetes or Istio here): every kustomization renders with
+// the pinned kustomize, every rendered object passes its schema strictly (kubernetes-models + unknown-field
+// lists for core kinds, the Istio 1.29.6 CRDs made strict), skaffold.yaml passes v4beta14 and agrees with the
+// renders, and inside what each skaffold profile deploys every reference resolves. Problems name the source
+// file (kustomize's origin annotation) and the field.
+//
+//   npm run check:manifests            prints every problem as "<file>: <problem>", exits 1 if any
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseAllDocuments } from "yaml";
+import { checkObject, checkReferences, checkReplicas } from "./core-checks.js";
+import { checkDashboardFile } from "./dashboard.js";
+import { checkIstioRefs } from "./istio-refs.js";
+import { checkMeshPolicy } from "./mesh-policy.js";
+import { filesUnder, kustomizationDirs, manifestRoots, renderAll } from "./render.js";
+import { loadSchemas, sharedSchemasDir } from "./schemas.js";
+import { checkSkaffold } from "./skaffold-checks.js";
+import { type Obj, type Problem, unique } from "./types.js";
+import { validateObject } from "./validate.js";
+
+export { ROOT } from "./render.js";
+export { sharedSchemasDir } from "./schemas.js";
+export type { Manifest, Problem, Render, Stack } from "./types.js";
+
+/** The overlay whose Deployments must run at least 2 replicas. */
+export const DEFAULT_OVERLAY = "deploy/overlays/default";
+
+/** Every problem found under `root`; [] when all is well. Throws if the schemas or kustomize are missing. */
+export function checkManifests(root: string, schemasDir = sharedSchemasDir(root)): Problem[] {
+  const schemas = loadSchemas(schemasDir);
+  const { renders, problems } = renderAll(root);
+  const failed = new Set(problems.map((p) => p.file.replace(/\/[^/]+$/, "")));
+
+  const seen = new Set<string>();
+  for (const render of renders) {
+    for (const m of render.objects) {
+      const key = `${m.file}\0${JSON.stringify(m.obj)}`;
+      if (seen.has(key)) continue; // the same object in several renders is checked once
+      seen.add(key);
+      problems.push(...validateObject(m, schemas), ...checkObject(m));
+    }
+  }
+  const overlay = renders.find((r) => r.dir === DEFAULT_OVERLAY);
+  if (!overlay && !failed.has(DEFAULT_OVERLAY)) problems.push({ file: `${DEFAULT_OVERLAY}/kustomization.yaml`, message: "the default overlay is missing" });
+  if (overlay) problems.push(...checkReplicas(overlay.objects));
+  problems.push(...unlisted(root, renders));
+  for (const file of manifestRoots(root)
+    .flatMap((d) => filesUnder(root, d))
+    .filter((f) => /^deploy\/observability\/.*\.json$/.test(f)))
+    problems.push(...checkDashboardFile(root, file));
+
+  const skaffold = readSkaffold(root, problems);
+  if (skaffold) {
+    const { problems: found, stacks } = checkSkaffold(root, skaffold, schemas.skaffold, renders, failed);
+    problems.push(...found);
+    for (const stack of stacks) problems.push(...checkReferences(stack), ...checkIstioRefs(stack.objects));
+    problems.push(...checkMeshPolicy({ root, stacks, renders, schemas }));
+  }
+  return unique(problems);
+}
+
+/** A YAML file under deploy/ or services/<svc>/k8s/ that no kustomization renders is never deployed: say so. */
+function unlisted(root: string, renders: { objects: { file: string }[] }[]): Problem[] {
+  const used = new Set(renders.flatMap((r) => r.objects.map((o) => o.file)));
+  const kustomizations = new Set(kustomizationDirs(root).map((d) => d));
+  return manifestRoots(root)
+    .filter((d) => d !== "mesh") // mesh/experiments/*.yaml are applied one at a time by the experiment runner
+    .flatMap((d) => filesUnder(root, d))
+    .filter((f) => /\.ya?ml$/.test(f) && !/\/kustomization\.ya?ml$/.test(f) && !used.has(f))
+    .filter((f) => !kustomizations.has(f))
+    .map((file) => ({ file, message: "no kustomization lists this file, so nothing deploys it" }));
+}
+
+function readSkaffold(root: string, problems: Problem[]): Obj | undefined {
+  const file = "skaffold.yaml";
+  if (!existsSync(join(root, file))) {
+    problems.push({ file, message: "missing" });
+    return undefined;
+  }
+  const docs = parseAllDocuments(readFileSync(join(root, file), "utf8"));
+  for (const doc of docs) for (const e of doc.errors) problems.push({ file, message: `YAML: ${e.message.split("\n")[0]}` });
+  const config = docs[0]?.errors.length === 0 ? (docs[0].toJS() as Obj | null) : null;
+  if (!config && docs.every((d) => d.errors.length === 0)) problems.push({ file, message: "empty" });
+  return config ?? undefined;
+}
