@@ -56,6 +56,9 @@ describe("CI workflow (.github/workflows/ci.yml)", () => {
     const go = steps.find((s) => s.uses?.startsWith("actions/setup-go@"));
     expect(go, "setup-go (its cache keeps the Go build cache)").to.not.equal(undefined);
     expect(go?.with?.cache).to.not.equal(false);
+    // Go must be at least the newest go directive of what tools/setup.sh builds (the devdb module here).
+    const devdbGo = /^go (\d+\.\d+)/m.exec(readFileSync(join(ROOT, "tools", "devdb", "go.mod"), "utf8"))?.[1];
+    expect(Number(String(go?.with?.["go-version"]).split(".")[1])).to.be.at.least(Number(devdbGo?.split(".")[1]));
     const cache = steps.find((s) => s.uses?.startsWith("actions/cache@"));
     expect(cache?.with?.path).to.equal(".cache/bin");
   });

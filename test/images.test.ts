@@ -132,6 +132,13 @@ describe("images: Dockerfiles and the file set they run", function () {
       expect(existsSync(join(work, "deps", "node_modules", "tsx")), "tsx runs the services: a runtime dependency").to.equal(true);
     });
 
+    it("holds the runner the dev overlay swaps in (tsx watch, for skaffold's file sync)", () => {
+      const dev = readFileSync(join(ROOT, "deploy", "overlays", "dev", "kustomization.yaml"), "utf8");
+      const scripts = [...dev.matchAll(/node_modules\/[\w./-]+/g)].map((m) => m[0]);
+      expect(scripts).to.deep.equal(["node_modules/tsx/dist/cli.mjs"]);
+      for (const script of scripts) expect(existsSync(join(work, "deps", script)), script).to.equal(true);
+    });
+
     it("starts identity, catalog, orders and payment from their file sets with their Deployments' env, and stops them cleanly", async () => {
       // identity signs with a key made by tools/dev-secrets.mjs, as the cluster's identity-jwt Secret is.
       await promisify(execFile)(process.execPath, [join(ROOT, "tools", "dev-secrets.mjs"), join(work, "secrets-root")]);

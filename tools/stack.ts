@@ -55,6 +55,8 @@ export interface Stack {
   setFaults(unit: UnitName, settings: Partial<FaultSettings>): Promise<FaultSettings>;
   /** The unit's recent output (stdio "pipe" only). */
   output(unit: UnitName): string;
+  /** The embedded database's recent log lines. */
+  dbOutput(): string;
   /** Stops every process and removes the temporary directory. Idempotent. */
   stop(): Promise<void>;
 }
@@ -90,12 +92,13 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     UNITS.map((u) => [u, { grpc: `127.0.0.1:${ports[u].port}`, admin: `http://127.0.0.1:${ports[u].adminPort}` }]),
   ) as Endpoints;
 
+  let dbLog = "";
   const tempDir = opts.mongoUri || opts.dataDir ? undefined : mkdtempSync(join(tmpdir(), "meshmart-stack-"));
   let db: DevDb | undefined;
   let mongoUri = opts.mongoUri;
   if (!mongoUri) {
     const port = auto ? await freePort() : 27017;
-    db = await startDevDb({ dir: (opts.dataDir ?? tempDir) as string, port }).catch((err) => {
+    db = await startDevDb({ dir: (opts.dataDir ?? tempDir) as string, port, log: (line) => (dbLog = `${dbLog}${line}\n`.slice(-OUTPUT_KEEP)) }).catch((err) => {
       if (tempDir) rmSync(tempDir, { recursive: true, force: true });
       throw new Error(`${err.message}\n(is something else on port ${port}? set MONGODB_URI to use it instead)`);
     });
@@ -206,6 +209,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       return body;
     },
     output: (u) => outputs.get(u) ?? "",
+    dbOutput: () => dbLog,
     async stop() {
       if (stopping) return;
       stopping = true;

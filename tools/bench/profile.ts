@@ -16,12 +16,23 @@ export interface Hotspot {
 }
 
 export interface ProcessProfile {
-  /** Which process: the service whose source it ran most, or the file name. */
+  /** Which process: the name in the file name (<name>.<pid>.cpuprofile, from cpu-profile-hook.mjs). */
   process: string;
   busySamples: number;
   modules: Hotspot[];
   functions: Hotspot[];
+  /** Shares of the busy samples by layer (GROUPS). */
+  layers: Record<string, number>;
 }
+
+/** Layers a module belongs to, for a one-line answer to "where does the time go". */
+export const GROUPS: Record<string, (module: string) => boolean> = {
+  "database driver (mongoose, mongodb, bson)": (m) => ["mongoose", "mongodb", "bson"].includes(m),
+  "gRPC and protobuf (@grpc/grpc-js, @connectrpc, @bufbuild)": (m) => m === "@grpc/grpc-js" || m.startsWith("@connectrpc/") || m === "@bufbuild/protobuf",
+  "meshmart code (services/*)": (m) => m.startsWith("services/"),
+  "garbage collector": (m) => m === "(garbage collector)",
+  "logging (pino)": (m) => m.startsWith("pino"),
+};
 
 const IDLE = new Set(["(idle)", "(root)"]);
 
@@ -56,7 +67,6 @@ export function summarizeProfile(profile: CpuProfile, label: string, n = 8): Pro
   for (const id of profile.samples) hits.set(id, (hits.get(id) ?? 0) + 1);
   const modules = new Map<string, number>();
   const functions = new Map<string, number>();
-  const services = new Map<string, number>();
   let busy = 0;
   for (const [id, count] of hits) {
     const { functionName, url, lineNumber } = byId.get(id)!.callFrame;
@@ -66,16 +76,19 @@ export function summarizeProfile(profile: CpuProfile, label: string, n = 8): Pro
     modules.set(mod, (modules.get(mod) ?? 0) + count);
     const fn = mod === functionName ? mod : `${functionName || "(anonymous)"} ${mod}${url ? `:${lineNumber + 1}` : ""}`;
     functions.set(fn, (functions.get(fn) ?? 0) + count);
-    if (mod.startsWith("services/") && mod !== "services/kit") services.set(mod, (services.get(mod) ?? 0) + count);
   }
-  const service = [...services].sort((a, b) => b[1] - a[1])[0]?.[0]?.slice("services/".length);
-  return { process: service ?? label, busySamples: busy, modules: top(modules, busy, n), functions: top(functions, busy, n) };
+  const layers: Record<string, number> = {};
+  for (const [layer, has] of Object.entries(GROUPS)) {
+    const c = [...modules].filter(([m]) => has(m)).reduce((sum, [, v]) => sum + v, 0);
+    layers[layer] = busy ? Math.round((c / busy) * 1000) / 10 : 0;
+  }
+  return { process: label, busySamples: busy, modules: top(modules, busy, n), functions: top(functions, busy, n), layers };
 }
 
 /** Every .cpuprofile in `dir`, summarised; the busiest first. */
 export function summarizeProfiles(dir: string, n = 8): ProcessProfile[] {
   return readdirSync(dir)
     .filter((f) => f.endsWith(".cpuprofile"))
-    .map((f) => summarizeProfile(JSON.parse(readFileSync(join(dir, f), "utf8")), f, n))
+    .map((f) => summarizeProfile(JSON.parse(readFileSync(join(dir, f), "utf8")), f.split(".")[0], n))
     .sort((a, b) => b.busySamples - a.busySamples);
 }

@@ -4,7 +4,7 @@ import type { EchoEngine } from "./echo.js";
 import type { GhzFigures } from "./ghz.js";
 import type { Machine } from "./machine.js";
 import type { ProcessProfile } from "./profile.js";
-import type { ModeResult, ServicesExtras, Settings } from "./stacks.js";
+import type { ModeResult, PlaceOrderProfile, ServicesExtras, Settings } from "./stacks.js";
 
 /** The issue's targets (issue 5). */
 export const TARGETS = { placeOrderP99Ms: 25, rssMB: 100, coldStartMs: 15_000 };
@@ -17,7 +17,7 @@ export interface BenchResults {
   services: ModeResult;
   monolith: ModeResult;
   extras: ServicesExtras;
-  profile?: ProcessProfile[];
+  profile?: PlaceOrderProfile;
   benchSeconds: number;
 }
 
@@ -104,7 +104,9 @@ export function markdown(r: BenchResults): string {
       ]);
     }),
     "",
-    `The kit's overhead: ${ratio(raw.rps, kit.rps)} raw grpc-js's throughput per kit throughput, ${ratio(kit.p50ms, raw.p50ms)} its p50 (bare connect-node: ${ratio(raw.rps, cn.rps)}, ${ratio(cn.p50ms, raw.p50ms)}).`,
+    `The kit's overhead: raw grpc-js serves ${ratio(raw.rps, kit.rps)} the kit's throughput, and the kit's p50 is ${ratio(kit.p50ms, raw.p50ms)} raw's ` +
+      `(bare connect-node: ${ratio(raw.rps, cn.rps)} and ${ratio(cn.p50ms, raw.p50ms)}). The kit's client and server run on grpc-js, with Connect's ` +
+      "interceptor chain and protobuf-es around it; bare connect-node also brings its own HTTP/2 client and server.",
     "",
     "## 2. Services vs monolith: the same code, the same load, the same database",
     "",
@@ -140,12 +142,16 @@ export function markdown(r: BenchResults): string {
     ]),
     row(["deploy, scale, fail independently", "yes: per service (a payment crash leaves browsing up)", "no: one unit", "not measured here"]),
     "",
-    "What the numbers say: the price of the split is " +
-      `${ratio(sv.placeOrder.p50ms, mo.placeOrder.p50ms)} PlaceOrder median latency (three hops: orders → catalog, payment, catalog) and ` +
-      `${ratio(sum(sv.rssIdleMB), sum(mo.rssIdleMB))} the memory (a Node runtime per process); GetProduct is one hop either way ` +
-      `(client → catalog), so its ratio (${ratio(sv.getProduct.p50ms, mo.getProduct.p50ms)} p50) is mostly the monolith's single event loop carrying every service vs the load spread over processes. ` +
-      "On 2 cores the services mode also pays for five processes competing for the same cores, so these ratios overstate the hop cost a cluster with a core per pod would see. " +
-      "PlaceOrder writes many documents (saga steps, lease locks, reservation, payment, ledger) to the SQLite-backed FerretDB, which bounds it here in both modes more than the hops do.",
+    `What the numbers say. Services ÷ monolith here: GetProduct p50 ${ratio(sv.getProduct.p50ms, mo.getProduct.p50ms)} and throughput ${ratio(sv.getProduct.rps, mo.getProduct.rps)}; ` +
+      `PlaceOrder p50 ${ratio(sv.placeOrder.p50ms, mo.placeOrder.p50ms)} and throughput ${ratio(sv.placeOrder.rps, mo.placeOrder.rps)}; memory ${ratio(sum(sv.rssIdleMB), sum(mo.rssIdleMB))} idle; cold start ${ratio(r.coldStartMs.services, r.coldStartMs.monolith)}. ` +
+      "GetProduct is one hop in both modes (client → catalog): the difference is one event loop carrying all four services (monolith) against catalog having a process of its own. " +
+      "PlaceOrder adds orders → catalog (reserve, commit) and orders → payment (charge) hops in services mode, in-memory calls in the monolith. " +
+      "Memory is where the split costs most plainly: a Node runtime per process (each running TypeScript through tsx). " +
+      "On 2 cores the services mode also pays for five processes and the database competing for the same cores, so the latency ratios say little about a cluster with a core per pod. " +
+      "PlaceOrder writes many documents (saga steps, lease locks, reservation, payment, ledger) to the SQLite-backed FerretDB, which bounds it in both modes more than the hops do" +
+      (sv.placeOrder.errors + mo.placeOrder.errors > 0
+        ? `; in this run PlaceOrder calls also hit the 5 s deadline (${sv.placeOrder.errors} services, ${mo.placeOrder.errors} monolith), so its latency ratio compares deadlines more than sagas.`
+        : "."),
     "",
     `## 3. PlaceOrder at ${po.rate} rps open loop, memory, cold start`,
     "",
@@ -198,19 +204,52 @@ export function markdown(r: BenchResults): string {
       "Both tools share the 2 cores with the services, and ghz (Go) spends less CPU per call than a Node client, leaving more to the server; " +
       "the load generator's latencies also count any lateness of its own sending (it measures from the due time; " +
       `its send lag in this run: p50 ${ms(cc.openLoop.sendLagMs.p50)}, p99 ${ms(cc.openLoop.sendLagMs.p99)}), which ghz does not. ` +
-      "ghz counts the calls still in flight when its `-z` duration ends as Unavailable/Canceled (bojand/ghz#370), so a few such errors at the end of a ghz run are its own, not the server's.",
+      "ghz counts the calls still in flight when its `-z` duration ends as Unavailable/Canceled (bojand/ghz#370), so a few such errors at the end of a ghz run are its own, not the server's." +
+      (cc.openLoop.sendLagMs.p99 > 10
+        ? ` Here the generator's own send lag reached ${ms(cc.openLoop.sendLagMs.p99)} at p99: its Node process was short of CPU, and what it spends per call (Connect over grpc-js, protobuf-es) is CPU the server on the same cores did not get, so it saw a more loaded server than ghz did.`
+        : ""),
     "",
   ];
-  if (r.profile?.length) {
+  if (r.profile?.processes.length) {
+    const cpu = Object.entries(r.profile.cpuSeconds).sort((a, b) => b[1] - a[1]);
+    const totalCpu = cpu.reduce((n, [, v]) => n + v, 0);
     out.push(
-      "## Where the time goes (PlaceOrder at the open-loop rate, `--cpu-prof`)",
+      "## Where the time goes (PlaceOrder at the open-loop rate, CPU profiles)",
       "",
-      "The p99 target was missed, so the bench ran the same PlaceOrder load again (6 s) with every process under `node --cpu-prof` and summarised the",
-      "profiles: self time as a share of each process's busy (non-idle) samples. The .cpuprofile files are not kept.",
+      "The p99 target was missed, so the bench ran the same PlaceOrder load again (6 s) on a fresh services stack with V8's CPU profiler in",
+      "every process (tools/bench/cpu-profile-hook.mjs through node:inspector, as Node 20 refuses `--cpu-prof` in NODE_OPTIONS), started when the",
+      "load starts and stopped at Ctrl-C, and summarised the profiles: self time as a share of each process's busy (non-idle) samples. The",
+      ".cpuprofile files are not kept.",
       "",
     );
-    for (const p of r.profile.filter((p) => p.busySamples > 0).slice(0, 4)) {
-      out.push(`**${p.process}** (${p.busySamples} busy samples): modules ${p.modules.map((h) => `${h.name} ${h.selfPercent}%`).join(", ")}.`, "");
+    const capacity = r.profile.windowSeconds * m.cores;
+    const busy = r.profile.machineBusySeconds;
+    out.push(
+      `CPU during the ${r.profile.windowSeconds} s window of that run (from /proc; the window includes the load generator registering its 10 shoppers, scrypt in identity, ` +
+        `and the 5 s for the last calls' deadlines): the stack used ${r2(totalCpu)} CPU-seconds (${cpu.map(([k, v]) => `${k} ${v}`).join(", ")}); ` +
+        `the whole machine was busy ${r2(busy)} of the ${r2(capacity)} CPU-seconds its ${m.cores} cores had.`,
+      "",
+      busy < capacity * 0.8
+        ? "The cores were not saturated while PlaceOrder calls queued up to their deadline, so PlaceOrder's latency here is mostly waiting, not computing: " +
+            "the saga's sequential database round trips and writes (devdb's SQLite takes one writer at a time) and the waits between its steps, rather than CPU in any one process."
+        : `The cores were saturated (${Math.round((busy / capacity) * 100)}%), so the latency is at least partly CPU contention: ${r2(busy - totalCpu)} CPU-seconds went to processes outside the stack (the load generator, and anything else running on the machine).`,
+      "",
+    );
+    const shown = r.profile.processes.filter((p) => p.busySamples > 0 && p.process !== "start");
+    const largest = (p: ProcessProfile) => Object.entries(p.layers).sort((a, b) => b[1] - a[1])[0];
+    out.push(
+      `Largest layer per process: ${shown.map((p) => `${p.process} ${largest(p)[0]} ${largest(p)[1]}%`).join("; ")}. ` +
+        "The database (devdb: FerretDB on SQLite, in Go) has no V8 profile; its CPU time is in the line above. " +
+        "The rest of each process's time is spread thinly over Node internals (event emitters, microtasks, socket writes).",
+      "",
+    );
+    for (const p of shown) {
+      out.push(
+        `**${p.process}** (${p.busySamples} busy samples, 1 ms apart): by layer ${Object.entries(p.layers)
+          .map(([k, v]) => `${k} ${v}%`)
+          .join(", ")}; top modules ${p.modules.map((h) => `${h.name} ${h.selfPercent}%`).join(", ")}.`,
+        "",
+      );
       out.push(row(["top functions (self)", "%"]), row(["---", "---"]), ...p.functions.slice(0, 6).map((h) => row([`\`${h.name}\``, `${h.selfPercent}%`])), "");
     }
   }

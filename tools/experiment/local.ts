@@ -3,7 +3,7 @@
 // abort knobs, a rolling restart). Records when each thing really happened, in ms since the load started.
 import { setTimeout as sleep } from "node:timers/promises";
 import { waitForHealth } from "../health-wait.js";
-import type { Stack } from "../stack.js";
+import { type Stack, UNITS } from "../stack.js";
 import type { FaultTimes } from "./evaluate.js";
 import type { Hypothesis } from "./hypothesis.js";
 
@@ -42,15 +42,18 @@ export async function driveLocalFault(stack: Stack, h: Hypothesis, t0: number, t
       break;
     }
     case "stop-db": {
-      await stack.stopDb();
+      await stack.stopDb(); // a graceful stop takes seconds: the outage is counted from when it is down
       note("database stopped");
-      await until(timing.startAfterMs + timing.durationMs);
+      await until(now() + timing.durationMs);
       endMs = now();
       await stack.startDb();
       note("database started");
-      await waitForHealth(stack.endpoints.orders.grpc, { timeoutMs: 60_000 });
+      // Every service's readiness includes the database: restored once all of them say SERVING again.
+      await Promise.all(
+        UNITS.map((u) => waitForHealth(stack.endpoints[u].grpc, { timeoutMs: 60_000 }).catch((err: Error) => note(`${u} NOT back: ${err.message}`))),
+      );
       restoredMs = now();
-      note("orders SERVING again (its readiness is the database)");
+      note("every service SERVING again (their readiness includes the database)");
       break;
     }
     case "faults": {

@@ -1,5 +1,6 @@
 // Runs one experiment end to end: load (tools/load) while the fault is on, then the hypothesis checks, the
 // invariants over the whole data set, and the report files.
+import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
@@ -8,7 +9,7 @@ import { createGrpcTransport } from "../../services/kit/src/grpc-transport.js";
 import { ROOT } from "../devdb.js";
 import { checkDataSet, type InvariantReport } from "../invariants.js";
 import { runLoad as realRunLoad } from "../load/index.js";
-import { type Stack, startStack } from "../stack.js";
+import { type Stack, startStack, UNITS, type UnitName } from "../stack.js";
 import { clusterPlan, withClusterFault } from "./cluster.js";
 import { consistency, evaluate, type FaultTimes, orderOutcomes, type RunStats, recoveryMs, type Second, secondsIn, successRate } from "./evaluate.js";
 import { type Hypothesis, loadHypothesis } from "./hypothesis.js";
@@ -86,6 +87,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
   let fault: FaultLog;
   let invariants: InvariantReport | { skipped: string };
   let commands: ExperimentReport["commands"];
+  let logsOf: ((u: UnitName | "database") => string) | undefined;
 
   if (target === "local") {
     const recovery = opts.recovery ?? LOCAL_RECOVERY;
@@ -93,9 +95,9 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
     try {
       const at = stack.endpoints;
       // runLoad first registers and logs in its shoppers (seconds on a busy machine): the fault clock starts
-      // with the schedule, not before, or the fault would hit the setup. The first per-second report comes
-      // once second 0 is over, so the schedule began at most 1 s before it; the times in the report are then
-      // made exact against the load's own startedAt.
+      // with the schedule, not before, or the fault would hit the setup. The start is estimated from the first
+      // per-second report (within ~0.5 s); the times in the report are then made exact against the load's own
+      // startedAt, so a late start shows as such.
       const abort = new AbortController();
       let faultRun: Promise<{ log: FaultLog; t0: number }> | undefined;
       try {
@@ -104,7 +106,8 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
           targets: { identity: at.identity.grpc, catalog: at["catalog-v1"].grpc, orders: at.orders.grpc, payment: at.payment.grpc },
           onSecond: (sec) => {
             if (sec.t !== 0 || faultRun) return;
-            const t0 = Date.now() - 1000;
+            // Second 0 is reported once its slowest call (due within [0, 1 s), p99 ≈ its latency) has answered.
+            const t0 = Date.now() - sec.p99Ms - 500;
             faultRun = driveLocalFault(stack, h, t0, timing, abort.signal).then((log) => ({ log, t0 }));
             faultRun.catch(() => undefined); // awaited below
           },
@@ -124,6 +127,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
         h.invariants === "none"
           ? { skipped: "the hypothesis asks for none" }
           : await checkDataSet(stack.mongoUri, { settleTimeoutMs: recovery.afterMs + 60_000, accepted });
+      logsOf = (u) => (u === "database" ? stack.dbOutput() : stack.output(u));
     } finally {
       if (!opts.stack) await stack.stop();
     }
@@ -192,7 +196,14 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
     run,
   };
   const dir = opts.reportsDir === undefined ? join(ROOT, "reports") : opts.reportsDir;
-  return { report, files: dir === false ? undefined : writeReport(report, dir) };
+  const files = dir === false ? undefined : writeReport(report, dir);
+  // A failed local run keeps each service's last output beside the report, to see why.
+  if (files && logsOf && !report.passed) {
+    const logDir = files.json.replace(/\.json$/, ".logs");
+    mkdirSync(logDir, { recursive: true });
+    for (const u of [...UNITS, "database" as const]) writeFileSync(join(logDir, `${u}.log`), logsOf(u));
+  }
+  return { report, files };
 }
 
 /** Cluster audit through payment's own RPC: orders with more than one approved payment (a double charge). */

@@ -183,7 +183,10 @@ function validField(field: DescField, dict: Dictionary, depth: number): fc.Arbit
   const r = rulesOf(field);
   switch (field.fieldKind) {
     case "scalar":
-      return r?.required ? validScalar(field, field.scalar, dict) : fc.option(validScalar(field, field.scalar, dict), { nil: undefined, freq: 3 });
+      // Absent means the zero value: leave a field out only where zero passes its rules (not `gte: 1`).
+      return r?.required || (r?.gte !== undefined && r.gte > 0n) || (r?.lte !== undefined && r.lte < 0n)
+        ? validScalar(field, field.scalar, dict)
+        : fc.option(validScalar(field, field.scalar, dict), { nil: undefined, freq: 3 });
     case "enum":
       return fc.constantFrom(...field.enum.values.filter((v) => !r?.required || v.number !== 0).map((v) => v.number));
     case "message":

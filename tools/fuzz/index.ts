@@ -143,21 +143,32 @@ async function typedCall<I extends DescMessage, O extends DescMessage>(
   return fromBinary(output, reply.bytes);
 }
 
-/** Health/Check for the whole server ("" service): SERVING or not (any error counts as not). */
-export async function healthy(target: string, deadlineMs = 3000): Promise<boolean> {
+/**
+ * Whether the whole server ("" service) is SERVING or becomes so within `withinMs`, by Health/Watch: a
+ * readiness check can miss one beat on a loaded machine (the database slow to answer its ping), which is
+ * not what "unhealthy after the fuzz" means; a crashed or wedged server never reports SERVING.
+ */
+export function healthy(target: string, withinMs = 15_000): Promise<boolean> {
   const client = rawClient(target);
-  try {
-    const reply = await call(
-      client,
-      { parent: { typeName: "grpc.health.v1.Health" }, name: "Check" } as DescMethod,
-      toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema)),
-      {},
-      deadlineMs,
-    );
-    return reply.code === "ok" && !!reply.bytes && fromBinary(HealthCheckResponseSchema, reply.bytes).status === HealthCheckResponse_ServingStatus.SERVING;
-  } finally {
-    client.close();
-  }
+  const request = Buffer.from(toBinary(HealthCheckRequestSchema, create(HealthCheckRequestSchema)));
+  return new Promise((resolve) => {
+    const stream = client.makeServerStreamRequest("/grpc.health.v1.Health/Watch", identity, identity, request, new grpc.Metadata(), {
+      deadline: Date.now() + withinMs,
+    });
+    let settled = false;
+    const done = (ok: boolean) => {
+      if (settled) return;
+      settled = true;
+      stream.cancel();
+      client.close();
+      resolve(ok);
+    };
+    stream.on("data", (b: Buffer) => {
+      if (fromBinary(HealthCheckResponseSchema, b).status === HealthCheckResponse_ServingStatus.SERVING) done(true);
+    });
+    stream.on("error", () => done(false));
+    stream.on("end", () => done(false));
+  });
 }
 
 /** Adds the non-empty string fields of a decoded response to the dictionary, by field name. */

@@ -33,7 +33,7 @@ const killQuietly = (pid: number) => {
 };
 
 /** Every process below `pid` (its services and database), deepest last. */
-function descendantsOf(pid: number): number[] {
+export function descendantsOf(pid: number): number[] {
   let children: number[] = [];
   try {
     children = execFileSync("ps", ["-o", "pid=", "--ppid", String(pid)], { encoding: "utf8" })

@@ -17,9 +17,9 @@ export function checkIstioRefs(manifests: Manifest[]): Problem[] {
     const owner = new Map<string, string>();
     for (const { file, obj } of of(kind)) {
       const say = (message: string) => problems.push({ file, message: `${describe(obj)}: ${message}` });
-      // A VirtualService bound to gateways only names outside hosts ("*", a domain): its destinations are checked below.
-      const atGateway = kind === "VirtualService" && (obj.spec?.gateways ?? []).length > 0 && !obj.spec.gateways.includes("mesh");
-      const hosts: string[] = atGateway ? [] : kind === "VirtualService" ? (obj.spec?.hosts ?? []) : [obj.spec?.host];
+      // A VirtualService bound only to gateways names outside hosts ("*"); its destinations are checked below.
+      const gatewayOnly = kind === "VirtualService" && (obj.spec?.gateways ?? ["mesh"]).every((g: string) => g !== "mesh");
+      const hosts: string[] = kind === "VirtualService" ? (gatewayOnly ? [] : (obj.spec?.hosts ?? [])) : [obj.spec?.host];
       for (const host of hosts) {
         if (!services.has(shortHost(host))) say(`host ${host} has no Service`);
         const first = owner.get(shortHost(host));

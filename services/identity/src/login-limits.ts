@@ -38,6 +38,7 @@ interface Counter {
 }
 
 const MAX_SOURCES = 64;
+const DUPLICATE_KEY = 11000;
 
 const counterRecord = new Schema<Counter>(
   {
@@ -79,22 +80,15 @@ export function loginLimits(db: Connection, settings: LoginLimitSettings, now: (
      * instant may count once — the limit slows an attacker down, it is not an exact count.
      */
     async failed(email: string, source: string): Promise<void> {
-      const k = keys(email, source);
-      const t = now();
-      const found = new Map((await Counters.find({ _id: { $in: [k.pair, k.src, k.acct] } }).lean<Counter[]>()).map((c) => [c._id, c]));
-      const next = (id: string, free: number, addSource?: string): Counter => {
-        const old = found.get(id);
-        const fresh = !live(old, t);
-        const failures = fresh ? 1 : (old?.failures ?? 0) + 1;
-        let sources = fresh ? [] : (old?.sources ?? []);
-        if (addSource !== undefined && !sources.includes(addSource) && sources.length < MAX_SOURCES) sources = [...sources, addSource];
-        // The account counter blocks on distinct sources, so one source hammering an account never blocks it for others.
-        // The free-th failure is the last one answered at once: from then on each one costs a wait.
-        const over = (addSource !== undefined ? sources.length : failures) - free + 1;
-        return { _id: id, failures, sources, lastFailureAt: new Date(t), blockedUntil: new Date(t + backoffMs(over, settings)) };
-      };
-      const updates = [next(k.pair, settings.pairFree), next(k.src, settings.sourceFree), next(k.acct, settings.accountSourcesFree, source)];
-      await Counters.bulkWrite(updates.map((u) => ({ replaceOne: { filter: { _id: u._id }, replacement: u, upsert: true } })));
+      // Two first failures at once both try to insert the counter: the loser (duplicate key) counts again on
+      // top of the winner's document instead of failing the login with INTERNAL (found by the fuzzer).
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await countFailure(email, source);
+        } catch (err) {
+          if ((err as { code?: number }).code !== DUPLICATE_KEY || attempt >= 3) throw err;
+        }
+      }
     },
 
     /** A successful login clears this source's record for the account (not the source's own counter). */
@@ -107,4 +101,23 @@ export function loginLimits(db: Connection, settings: LoginLimitSettings, now: (
       return (await Counters.deleteMany({ lastFailureAt: { $lt: new Date(now() - settings.windowMs) } })).deletedCount;
     },
   };
+
+  async function countFailure(email: string, source: string): Promise<void> {
+    const k = keys(email, source);
+    const t = now();
+    const found = new Map((await Counters.find({ _id: { $in: [k.pair, k.src, k.acct] } }).lean<Counter[]>()).map((c) => [c._id, c]));
+    const next = (id: string, free: number, addSource?: string): Counter => {
+      const old = found.get(id);
+      const fresh = !live(old, t);
+      const failures = fresh ? 1 : (old?.failures ?? 0) + 1;
+      let sources = fresh ? [] : (old?.sources ?? []);
+      if (addSource !== undefined && !sources.includes(addSource) && sources.length < MAX_SOURCES) sources = [...sources, addSource];
+      // The account counter blocks on distinct sources, so one source hammering an account never blocks it for others.
+      // The free-th failure is the last one answered at once: from then on each one costs a wait.
+      const over = (addSource !== undefined ? sources.length : failures) - free + 1;
+      return { _id: id, failures, sources, lastFailureAt: new Date(t), blockedUntil: new Date(t + backoffMs(over, settings)) };
+    };
+    const updates = [next(k.pair, settings.pairFree), next(k.src, settings.sourceFree), next(k.acct, settings.accountSourcesFree, source)];
+    await Counters.bulkWrite(updates.map((u) => ({ replaceOne: { filter: { _id: u._id }, replacement: u, upsert: true } })));
+  }
 }

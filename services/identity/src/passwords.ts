@@ -28,11 +28,17 @@ function derive(password: string, salt: Buffer, ln: number, r: number, p: number
 
 const b64 = (b: Buffer) => b.toString("base64").replace(/=+$/, "");
 
-/** `$scrypt$ln=15,r=8,p=1$<salt>$<hash>` (base64, no padding). */
-export async function hashPassword(password: string): Promise<string> {
+/** The accepted range of the cost exponent (PASSWORD_HASH_LN); verifyPassword refuses hashes outside it. */
+export const HASH_LN = { min: 10, max: 17, default: COST.ln };
+
+/**
+ * `$scrypt$ln=15,r=8,p=1$<salt>$<hash>` (base64, no padding). `ln` lowers the cost only for tests that hash
+ * a lot (the fuzzer registers users by the dozen); every hash carries its own cost, so verification is unaffected.
+ */
+export async function hashPassword(password: string, ln = COST.ln): Promise<string> {
   const salt = randomBytes(SALT_BYTES);
-  const key = await derive(password, salt, COST.ln, COST.r, COST.p, KEY_BYTES);
-  return `$scrypt$ln=${COST.ln},r=${COST.r},p=${COST.p}$${b64(salt)}$${b64(key)}`;
+  const key = await derive(password, salt, ln, COST.r, COST.p, KEY_BYTES);
+  return `$scrypt$ln=${ln},r=${COST.r},p=${COST.p}$${b64(salt)}$${b64(key)}`;
 }
 
 /** True when `password` matches `encoded`; compares in constant time. A malformed hash never matches. */
@@ -49,13 +55,14 @@ export async function verifyPassword(password: string, encoded: string): Promise
   return timingSafeEqual(actual, expected);
 }
 
-let dummy: Promise<string> | undefined;
+const dummies = new Map<number, Promise<string>>();
 
 /**
  * A hash of a random password with the current cost. Verifying against it when an e-mail is unknown makes
  * that login as slow as a wrong password, so timing does not tell which e-mails are registered.
  */
-export function dummyHash(): Promise<string> {
-  dummy ??= hashPassword(randomBytes(24).toString("base64"));
+export function dummyHash(ln = COST.ln): Promise<string> {
+  let dummy = dummies.get(ln);
+  if (!dummy) dummies.set(ln, (dummy = hashPassword(randomBytes(24).toString("base64"), ln)));
   return dummy;
 }

@@ -19,6 +19,7 @@ import {
 } from "#kit";
 import { identityService } from "./identity-service.js";
 import { DEFAULT_LOGIN_LIMITS, loginLimits } from "./login-limits.js";
+import { HASH_LN } from "./passwords.js";
 import { loadSigningKey, tokenIssuer } from "./tokens.js";
 import { userStore } from "./users.js";
 
@@ -47,6 +48,8 @@ export const identityDefaults = {
   LOGIN_WINDOW_MS: DEFAULT_LOGIN_LIMITS.windowMs,
   /** Proxies in front of identity that append to x-forwarded-for (Istio ingress: 1); 0 = use the peer address. */
   TRUSTED_PROXY_HOPS: 0,
+  /** scrypt cost exponent for new password hashes (2^ln iterations); lower it only in tests. */
+  PASSWORD_HASH_LN: HASH_LN.default,
 };
 
 export type IdentityConfig = ReturnType<typeof env<typeof identityDefaults>>;
@@ -58,6 +61,8 @@ export function identityConfig(source: Record<string, string | undefined> = proc
     if (config[name] < 0) throw new ConfigError(name, `must be 0 or more, got ${config[name]}`);
   for (const name of ["LOGIN_BACKOFF_BASE_MS", "LOGIN_BACKOFF_CAP_MS", "LOGIN_WINDOW_MS"] as const)
     if (config[name] <= 0) throw new ConfigError(name, `must be more than 0, got ${config[name]}`);
+  if (config.PASSWORD_HASH_LN < HASH_LN.min || config.PASSWORD_HASH_LN > HASH_LN.max)
+    throw new ConfigError("PASSWORD_HASH_LN", `must be ${HASH_LN.min}..${HASH_LN.max}, got ${config.PASSWORD_HASH_LN}`);
   if (config.LOGIN_BACKOFF_CAP_MS < config.LOGIN_BACKOFF_BASE_MS)
     throw new ConfigError(
       "LOGIN_BACKOFF_CAP_MS",
@@ -80,7 +85,7 @@ export async function buildIdentity(config: IdentityConfig, opts: { now?: () => 
   const key = await loadSigningKey({ file: config.JWT_PRIVATE_KEY_FILE, dir: config.JWT_KEY_DIR });
   const db = await openDatabase(config.MONGODB_URI, config.DB_NAME);
   try {
-    const users = await userStore(db);
+    const users = await userStore(db, { hashLn: config.PASSWORD_HASH_LN });
     const tokens = tokenIssuer(key, { issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, ttlSeconds: config.TOKEN_TTL_SECONDS });
     // GetMe checks tokens like every other service does, against the same public keys it serves.
     const auth = authenticate({ keys: createLocalJWKSet(key.jwks), issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, public: ["Register", "Login"] });

@@ -34,12 +34,12 @@ export function normalizeEmail(email: string): string {
 
 export type UserStore = Awaited<ReturnType<typeof userStore>>;
 
-export async function userStore(db: Connection) {
+export async function userStore(db: Connection, opts: { hashLn?: number } = {}) {
   const User = db.model<UserRecord>("User", userRecord);
   // The unique index is what turns away a second registration of an e-mail (FerretDB's conditional updates
   // are not atomic under concurrency; its unique inserts are), so it must exist before the first Register.
   await User.init();
-  void dummyHash(); // computed now, so the first login for an unknown e-mail is not slower than the rest
+  void dummyHash(opts.hashLn); // computed now, so the first login for an unknown e-mail is not slower than the rest
 
   return {
     /** Creates a user; EmailTakenError when the e-mail is registered, INVALID_ARGUMENT when the password is weak. */
@@ -47,7 +47,7 @@ export async function userStore(db: Connection) {
       checkPasswordPolicy(password);
       const normalized = normalizeEmail(email);
       if (await User.exists({ email: normalized })) throw new EmailTakenError(normalized); // saves a hash; the index decides races
-      const passwordHash = await hashPassword(password);
+      const passwordHash = await hashPassword(password, opts.hashLn);
       try {
         const { passwordHash: _, ...user } = (await User.create({ email: normalized, displayName: displayName.trim(), passwordHash })).toObject();
         return user;
@@ -61,7 +61,7 @@ export async function userStore(db: Connection) {
     async login(email: string, password: string): Promise<PublicUser> {
       const found = await User.findOne({ email: normalizeEmail(email) }).lean<UserRecord>();
       if (!found) {
-        await verifyPassword(password, await dummyHash());
+        await verifyPassword(password, await dummyHash(opts.hashLn));
         throw new InvalidCredentialsError();
       }
       if (!(await verifyPassword(password, found.passwordHash))) throw new InvalidCredentialsError();

@@ -103,6 +103,11 @@ describe("identity login throttling", () => {
     expect(user?.email).to.equal("spread@example.com");
   });
 
+  it("counts concurrent first failures without failing a login (a duplicate-key race was INTERNAL)", async () => {
+    const codes = await Promise.all(Array.from({ length: 12 }, () => wrong("race@example.com", "198.51.100.200").then((e) => Code[e.code])));
+    expect(codes.filter((c) => c !== "Unauthenticated" && c !== "ResourceExhausted")).to.deep.equal([]);
+  });
+
   it("takes the source from x-forwarded-for only as far as the proxies are trusted", () => {
     expect(loginSource("10.0.0.5", "1.2.3.4, 5.6.7.8", 0)).to.equal("10.0.0.5");
     expect(loginSource("10.0.0.5", "1.2.3.4, 5.6.7.8", 1)).to.equal("5.6.7.8"); // the client cannot choose this one

@@ -1,5 +1,6 @@
 // Domain errors as gRPC statuses with google.rpc details, so grpcurl and every client see the same reason.
 import { Code, ConnectError } from "@connectrpc/connect";
+import mongoose from "mongoose";
 import { BadRequestSchema, ErrorInfoSchema } from "#gen/google/rpc/error_details_pb.js";
 
 /** The `domain` of every ErrorInfo meshmart sends. */
@@ -48,6 +49,9 @@ const DATABASE_DOWN = new Set([
  */
 export function toConnectError(err: unknown): ConnectError {
   if (err instanceof ConnectError) return err;
-  if (err instanceof Error && DATABASE_DOWN.has(err.name)) return new ConnectError("database unavailable", Code.Unavailable, undefined, undefined, err);
+  // Every network error of the driver counts, subclasses included: PoolClearedError (an operation waiting
+  // for a connection when the pool was cleared) answered INTERNAL while the database was stopped.
+  if (err instanceof mongoose.mongo.MongoNetworkError || (err instanceof Error && DATABASE_DOWN.has(err.name)))
+    return new ConnectError("database unavailable", Code.Unavailable, undefined, undefined, err);
   return new ConnectError("internal error", Code.Internal, undefined, undefined, err);
 }
