@@ -116,6 +116,16 @@ describe("access", function () {
     expect(seen).to.have.length(4 * (2 + 8));
   });
 
+  it("checks the token before the input: an anonymous malformed call is UNAUTHENTICATED, not INVALID_ARGUMENT", async () => {
+    // An empty PlaceOrder breaks several input rules, and an empty GetOrder one; with a valid token both are
+    // INVALID_ARGUMENT, without one they must say nothing about the contract's rules.
+    expect((await rejection(orders.placeOrder({}))).code).to.equal(Code.Unauthenticated);
+    expect((await rejection(orders.getOrder({}))).code).to.equal(Code.Unauthenticated);
+    const auth = { headers: { authorization: `Bearer ${alice}` } };
+    expect((await rejection(orders.placeOrder({}, auth))).code).to.equal(Code.InvalidArgument);
+    expect((await rejection(orders.getOrder({}, auth))).code).to.equal(Code.InvalidArgument);
+  });
+
   it("shows a user only their own orders", async () => {
     const placed = await orders.placeOrder(order("alice-1"), { headers: { authorization: `Bearer ${alice}` } });
     aliceOrder = placed.order?.orderId ?? "";

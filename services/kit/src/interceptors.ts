@@ -59,13 +59,22 @@ export function observe(log: Logger): Interceptor {
 
 /** Checks the request against the (meshmart.common.v1.rules) of its fields; INVALID_ARGUMENT names them. */
 export function validation(): Interceptor {
-  return (next) => async (req) => {
+  const interceptor: Interceptor = (next) => async (req) => {
     if (!req.stream) {
       const found = violations(req.method.input, req.message);
       if (found.length > 0) throw invalidArgument(found);
     }
     return next(req);
   };
+  validators.add(interceptor);
+  return interceptor;
+}
+
+const validators = new WeakSet<Interceptor>();
+
+/** Whether `i` is a validation() interceptor (a service's own interceptors, such as auth, go before it). */
+export function isValidation(i: Interceptor): boolean {
+  return validators.has(i);
 }
 
 /** Client-side metrics, named like the server's. */

@@ -14,7 +14,7 @@ import { peerAddress, peerKey } from "./context.js";
 import { type FaultSettings, Faults, faultsFromEnv } from "./faults.js";
 import { type AnyServiceImpl, addConnectService } from "./grpc-server.js";
 import { Health, type ReadinessCheck } from "./health.js";
-import { observe, propagation, validation } from "./interceptors.js";
+import { isValidation, observe, propagation, validation } from "./interceptors.js";
 import { type Logger, logger } from "./log.js";
 import { MAX_RECEIVE_BYTES_DEFAULT, MAX_SEND_BYTES_DEFAULT } from "./message-limits.js";
 import { addReflection } from "./reflection.js";
@@ -33,9 +33,15 @@ export function service<S extends DescService>(desc: S, impl: Partial<ServiceImp
   return { service: desc, impl: impl as AnyServiceImpl, interceptors: opts.interceptors };
 }
 
-/** The interceptors one service runs: the shared ones, then its own. */
+/**
+ * The interceptors one service runs: the shared ones, with its own just inside them but before input
+ * validation, so a call without a valid token is UNAUTHENTICATED whatever its message holds (an anonymous
+ * caller learns nothing about the contract's rules from INVALID_ARGUMENT answers).
+ */
 export function interceptorsOf(entry: ServiceEntry, shared: Interceptor[]): Interceptor[] {
-  return [...shared, ...(entry.interceptors ?? [])];
+  const own = entry.interceptors ?? [];
+  const at = shared.findIndex(isValidation);
+  return at < 0 ? [...shared, ...own] : [...shared.slice(0, at), ...own, ...shared.slice(at)];
 }
 
 export interface ServeOptions {
