@@ -1,5 +1,10 @@
 // Access: every RPC that needs a user refuses missing and bad tokens; users see only their own orders;
 // passwords and card numbers never reach the logs (captured at debug level across a flow and its error paths).
+// Who may call what: catalog's reads are public by design; IdentityService/GetMe and every OrderService RPC
+// need a user (tested here). payment (all of it) and catalog's ReserveStock/ReleaseStock/CommitReservation are
+// internal, called by orders only: they carry no user check in the code. In the cluster the mesh's
+// deny-by-default AuthorizationPolicy admits only orders' ServiceAccount to them; locally nothing but the
+// network does — `npm start` binds every service to 127.0.0.1 (a service started by hand binds HOST=0.0.0.0).
 import { generateKeyPairSync } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
