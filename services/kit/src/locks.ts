@@ -19,6 +19,11 @@ export interface LockOptions {
   ttlMs?: number;
   /** How long to wait for a lock held elsewhere before giving up with ABORTED. */
   waitMs?: number;
+  /**
+   * The caller's signal (ctx.signal): once it aborts (deadline passed, caller gone) a waiter gives up with its
+   * reason instead of taking the lock. Under overload, work done for callers who have left only deepens it.
+   */
+  signal?: AbortSignal;
 }
 
 export type Locks = ReturnType<typeof lockTable>;
@@ -29,10 +34,11 @@ export function lockTable(db: Connection, collection = "locks") {
   const Lock = db.collection<LockRecord>(collection);
   const queues = new Map<string, Promise<unknown>>();
 
-  async function acquire(key: string, ttlMs: number, waitMs: number): Promise<string> {
+  async function acquire(key: string, ttlMs: number, waitMs: number, signal?: AbortSignal): Promise<string> {
     const owner = randomUUID();
     const giveUp = Date.now() + waitMs;
     for (let attempt = 0; ; attempt++) {
+      signal?.throwIfAborted();
       try {
         await Lock.insertOne({ _id: key, owner, expiresAt: new Date(Date.now() + ttlMs) });
         return owner;
@@ -55,7 +61,7 @@ export function lockTable(db: Connection, collection = "locks") {
       .catch(() => undefined)
       .then(async () => {
         const ttlMs = opts.ttlMs ?? 5_000;
-        const owner = await acquire(key, ttlMs, opts.waitMs ?? 5_000);
+        const owner = await acquire(key, ttlMs, opts.waitMs ?? 5_000, opts.signal);
         // Renew while working, so the lease only runs out when this process is gone.
         const renew = setInterval(() => {
           Lock.updateOne({ _id: key, owner }, { $set: { expiresAt: new Date(Date.now() + ttlMs) } }).catch(() => undefined);

@@ -48,6 +48,26 @@ describe("lease locks", () => {
     expect(await locks.findOne({ _id: "k2" as never })).to.equal(null); // released after use
   });
 
+  it("lets a waiter whose caller has gone give up with the caller's reason, without running its work", async () => {
+    const locks = a.collection("locks");
+    await locks.insertOne({ _id: "k4" as never, owner: "busy-process", expiresAt: new Date(Date.now() + 60_000) });
+    const caller = new AbortController();
+    let ran = false;
+    const waiting = lockTable(b)
+      .withLock("k4", async () => (ran = true), { waitMs: 60_000, signal: caller.signal })
+      .catch((e) => e);
+    caller.abort(new Error("deadline passed"));
+    expect(String(await waiting)).to.match(/deadline passed/);
+    expect(ran).to.equal(false);
+    // Already gone before asking: the lock is not even tried.
+    const gone = await lockTable(b)
+      .withLock("free-key", async () => (ran = true), { signal: caller.signal })
+      .catch((e) => e);
+    expect(String(gone)).to.match(/deadline passed/);
+    expect(ran).to.equal(false);
+    expect(await locks.findOne({ _id: "free-key" as never })).to.equal(null);
+  });
+
   it("gives up with ABORTED when the lock stays taken", async () => {
     const locks = a.collection("locks");
     await locks.insertOne({ _id: "k3" as never, owner: "busy-process", expiresAt: new Date(Date.now() + 60_000) });

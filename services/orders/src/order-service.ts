@@ -43,7 +43,8 @@ export function orderService({ orders, saga, locks }: Deps): ServiceImpl<typeof 
           if (current.state !== "PENDING" || !card) return current; // a repeat gets the first answer
           return saga.run(current, card, { call: () => forward(ctx), fresh: () => detached(ctx) });
         },
-        { ttlMs: ORDER_LOCK_TTL_MS, waitMs: ORDER_LOCK_WAIT_MS },
+        // A caller whose deadline passed while queued gets DEADLINE_EXCEEDED before anything is written.
+        { ttlMs: ORDER_LOCK_TTL_MS, waitMs: ORDER_LOCK_WAIT_MS, signal: ctx.signal },
       );
       return { order: toProto(order) };
     },
