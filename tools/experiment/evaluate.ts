@@ -1,31 +1,14 @@
 // Checks a run against its hypothesis: success rates (whole run, per op, or in a window around the fault),
 // latency percentiles, allowed and expected status codes, time to recover after the fault.
-import type { Expectation, Hypothesis, OpName, Window } from "./hypothesis.js";
+import type { LoadReport, OpStats, SecondStats } from "../load/index.js";
+import type { Expectation, Hypothesis, Window } from "./hypothesis.js";
 
+/** One second of the load generator's timeline. */
+export type Second = SecondStats;
 /** The parts of the load generator's report (tools/load, LoadReport) the runner reads. */
-export interface Second {
-  t: number;
-  sent: number;
-  ok: number;
-  errors: number;
-  codes: Record<string, number>;
-  p50Ms: number;
-  p99Ms: number;
-}
-export interface OpStats {
-  count: number;
-  codes: Record<string, number>;
-  latencyMs: { p50: number; p90: number; p99: number; max: number; mean: number };
-}
-export interface RunStats {
-  durationMs: number;
-  rate: number;
-  sent: number;
-  completed: number;
-  byOp: Partial<Record<OpName, OpStats>>;
-  timeline: Second[];
+export type RunStats = Pick<LoadReport, "durationMs" | "rate" | "sent" | "completed" | "byOp" | "timeline"> & {
   placedOrders: { orderId: string; idempotencyKey: string; code: string; status?: string }[];
-}
+};
 
 /** When the fault really began and ended, in ms since the load started (recorded by the driver, not planned). */
 export interface FaultTimes {
