@@ -10,22 +10,9 @@ import { clusterPlan, findOnPath, withClusterFault } from "../tools/experiment/c
 import { consistency, evaluate, type RunStats, recoveryMs, type Second } from "../tools/experiment/evaluate.js";
 import { type Hypothesis, hypothesisFile, loadHypothesis, parseDuration, parseHypothesis } from "../tools/experiment/hypothesis.js";
 import { rebase, runExperiment } from "../tools/experiment/run.js";
+import { CLUSTER_EXPERIMENTS, LOCAL_EXPERIMENTS } from "./support/experiments.js";
 
-const NAMES = [
-  "payment-delay",
-  "payment-abort",
-  "catalog-abort",
-  "retries-recover",
-  "circuit-breaker",
-  "outlier-ejection",
-  "canary-50",
-  "canary-100",
-  "mtls-plaintext",
-  "kill-payment",
-  "kill-orders",
-  "db-outage",
-  "slow-payment",
-];
+const NAMES = [...CLUSTER_EXPERIMENTS, ...LOCAL_EXPERIMENTS];
 
 /** A 10 s run at 10/s: all ok except seconds 4 and 5 (during a fault from 4 s to 6 s), which fail half. */
 function run(): RunStats {

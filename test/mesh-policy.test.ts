@@ -13,21 +13,11 @@ import { renderAll } from "../tools/manifests/render.js";
 import { loadSchemas, type Schemas, sharedSchemasDir } from "../tools/manifests/schemas.js";
 import { checkSkaffold } from "../tools/manifests/skaffold-checks.js";
 import type { Obj, Render, Stack } from "../tools/manifests/types.js";
+import { CLUSTER_EXPERIMENTS } from "./support/experiments.js";
 
 const show = (problems: Problem[]) => problems.map((p) => `${p.file}: ${p.message}`).join("\n");
 
-/** The experiments issue 4 and BRIEF.md name (their hypotheses live beside them, owned by the runner). */
-const EXPERIMENTS = [
-  "payment-delay",
-  "payment-abort",
-  "catalog-abort",
-  "retries-recover",
-  "circuit-breaker",
-  "outlier-ejection",
-  "canary-50",
-  "canary-100",
-  "mtls-plaintext",
-];
+const EXPERIMENTS = CLUSTER_EXPERIMENTS;
 
 describe("mesh policy: Istio semantics checked offline", function () {
   this.timeout(120_000); // the first render compiles every Istio CRD schema
