@@ -5,20 +5,12 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { ROOT } from "../devdb.js";
+import type { Figures } from "./closed-loop.js";
 
 export const GHZ = join(ROOT, ".cache", "bin", "ghz");
 
-export interface GhzFigures {
-  calls: number;
-  errors: number;
-  rps: number;
-  p50ms: number;
-  p90ms: number;
-  p99ms: number;
-  maxms: number;
-  meanms: number;
-  codes: Record<string, number>;
-}
+/** The bench's own figures (closed-loop.ts), plus ghz's status codes. */
+export type GhzFigures = Omit<Figures, "firstError"> & { codes: Record<string, number> };
 
 interface GhzJson {
   count: number;
