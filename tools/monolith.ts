@@ -2,7 +2,7 @@
 // through Connect's in-memory transport (same handlers, same interceptors, no socket), so the
 // "microservices vs monolith" comparison runs the very same code both ways.
 import { buildCatalog, catalogConfig } from "../services/catalog/src/server.js";
-import { buildIdentity, identityConfig } from "../services/identity/src/server.js";
+import { buildIdentity, identityConfig, JWKS_PATH } from "../services/identity/src/server.js";
 import {
   Faults,
   faultsFromEnv,
@@ -11,6 +11,7 @@ import {
   type RunningServer,
   type ServicePart,
   serve,
+  serveOptionsFrom,
   useInMemoryTransport,
 } from "../services/kit/src/index.js";
 import { buildOrders, ordersConfig } from "../services/orders/src/server.js";
@@ -27,15 +28,18 @@ export async function startMonolith(opts: MonolithOptions): Promise<RunningServe
   const log = logger("monolith");
   const env = { ...process.env, MONGODB_URI: opts.mongoUri, HOST: opts.host };
   const parts: ServicePart[] = [];
+  // The common settings (ENGINE, GRACE_MS, DRAIN_DELAY_MS, message limits, ...) are read as every service reads
+  // them, so the two modes differ only in what this file says; the ports are the caller's.
+  const common = identityConfig(env);
   const faults = new Faults(log, faultsFromEnv()); // one set of knobs: /faults reaches in-memory calls too
   try {
-    parts.push(await buildIdentity(identityConfig(env)));
+    parts.push(await buildIdentity(common));
     parts.push(await buildCatalog(catalogConfig({ ...env, VERSION: "v1" })));
     parts.push(await buildPayment(paymentConfig(env)));
     // Before orders is built: its dial() clients must come from the in-memory transport.
     const peers = parts.slice(1).flatMap((p) => p.entries);
     useInMemoryTransport(peers, kitInterceptors(log, faults));
-    const jwks = `http://127.0.0.1:${opts.adminPort}/.well-known/jwks.json`; // identity's route, on this process's admin port
+    const jwks = `http://127.0.0.1:${opts.adminPort}${JWKS_PATH}`; // identity's route, on this process's admin port
     parts.push(await buildOrders(ordersConfig({ ...env, IDENTITY_JWKS_URL: jwks }), { log: logger("orders") }));
   } catch (err) {
     await Promise.all(parts.map((p) => p.close()));
@@ -44,6 +48,7 @@ export async function startMonolith(opts: MonolithOptions): Promise<RunningServe
   const server = await serve({
     name: "monolith",
     log,
+    ...serveOptionsFrom(common),
     host: opts.host,
     port: opts.port,
     adminPort: opts.adminPort,
