@@ -12,7 +12,8 @@ import { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
 import { closeClients, createGrpcTransport, dial, errorReason, forward, NO_FAULTS, type RunningServer, serve, service } from "#kit";
 import { catalogConfig, startCatalog } from "../services/catalog/src/server.js";
 import { type DevDb, freePort, startDevDb } from "../tools/devdb.js";
-import { startProcess, waitForHealth } from "../tools/process.js";
+import { waitForHealth } from "../tools/health-wait.js";
+import { startProcess } from "../tools/process.js";
 import { dropDatabase, testMongoUri, uniqueDbName } from "./support/db.js";
 import { GrpcurlError, grpcurl, grpcurlCall } from "./support/grpcurl.js";
 

@@ -34,5 +34,3 @@ export function startProcess(entry: string, env: Record<string, string>, args: s
     },
   };
 }
-
-export { waitForHealth } from "./health-wait.js";

@@ -61,7 +61,8 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-const DEFAULT_PORTS: Record<UnitName, [number, number]> = {
+/** gRPC and admin ports per unit on `npm start` (DESIGN.md); skaffold forwards the same gRPC ports. */
+export const DEFAULT_PORTS: Record<UnitName, [number, number]> = {
   identity: [50051, 9091],
   "catalog-v1": [50052, 9092],
   "catalog-v2": [50055, 9095],

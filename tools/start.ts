@@ -94,20 +94,18 @@ Ctrl-C stops everything.`);
 
 function printWelcome(at: Endpoints, mongoUri: string) {
   const line = (u: keyof Endpoints) => `  ${u.padEnd(11)} grpc ${at[u].grpc}   admin ${at[u].admin} (/metrics, /readyz, /faults)`;
-  const identity = { port: at.identity.grpc.split(":")[1] };
-  const orders = { port: at.orders.grpc.split(":")[1] };
   console.log(`
 meshmart is up (database ${mongoUri})
 ${UNITS.map(line).join("\n")}
 
 Try it (grpcurl is in .cache/bin; every service has reflection and health):
   G=.cache/bin/grpcurl
-  $G -plaintext 127.0.0.1:${identity.port} list
-  $G -plaintext -d '{"email":"ada@example.com","password":"correct-horse-1","display_name":"Ada"}' 127.0.0.1:${identity.port} meshmart.identity.v1.IdentityService/Register
-  TOKEN=$($G -plaintext -d '{"email":"ada@example.com","password":"correct-horse-1"}' 127.0.0.1:${identity.port} meshmart.identity.v1.IdentityService/Login | sed -n 's/.*"accessToken": "\\(.*\\)".*/\\1/p')
-  $G -plaintext -d '{"page_size":3}' 127.0.0.1:50052 meshmart.catalog.v1.CatalogService/ListProducts
-  $G -plaintext -v -d '{"sku":"mug-blue"}' 127.0.0.1:50055 meshmart.catalog.v1.CatalogService/GetProduct   # x-served-by: catalog-v2
-  $G -plaintext -H "authorization: Bearer $TOKEN" -d '{"idempotency_key":"first","items":[{"sku":"mug-blue","quantity":1}],"card":{"number":"4242424242424242","exp_month":12,"exp_year":2030,"cvc":"123"}}' 127.0.0.1:${orders.port} meshmart.orders.v1.OrderService/PlaceOrder
+  $G -plaintext ${at.identity.grpc} list
+  $G -plaintext -d '{"email":"ada@example.com","password":"correct-horse-1","display_name":"Ada"}' ${at.identity.grpc} meshmart.identity.v1.IdentityService/Register
+  TOKEN=$($G -plaintext -d '{"email":"ada@example.com","password":"correct-horse-1"}' ${at.identity.grpc} meshmart.identity.v1.IdentityService/Login | sed -n 's/.*"accessToken": "\\(.*\\)".*/\\1/p')
+  $G -plaintext -d '{"page_size":3}' ${at["catalog-v1"].grpc} meshmart.catalog.v1.CatalogService/ListProducts
+  $G -plaintext -v -d '{"sku":"mug-blue"}' ${at["catalog-v2"].grpc} meshmart.catalog.v1.CatalogService/GetProduct   # x-served-by: catalog-v2
+  $G -plaintext -H "authorization: Bearer $TOKEN" -d '{"idempotency_key":"first","items":[{"sku":"mug-blue","quantity":1}],"card":{"number":"4242424242424242","exp_month":12,"exp_year":2030,"cvc":"123"}}' ${at.orders.grpc} meshmart.orders.v1.OrderService/PlaceOrder
   npm run flow        # the whole register → login → order walk in one command
 
 Ctrl-C stops everything.`);

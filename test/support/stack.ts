@@ -21,7 +21,7 @@ export interface InProcessStack {
   stop(): Promise<void>;
 }
 
-export interface StackOptions {
+export interface InProcessStackOptions {
   engine?: "grpc-js" | "connect-node";
   /** Extra env for every service (e.g. MAX_RECEIVE_BYTES) and per service. */
   env?: Record<string, string>;
@@ -30,7 +30,7 @@ export interface StackOptions {
   logs?: Partial<Record<"identity" | "catalog" | "payment" | "orders", Logger>>;
 }
 
-export async function startInProcessStack(opts: StackOptions = {}): Promise<InProcessStack> {
+export async function startInProcessStack(opts: InProcessStackOptions = {}): Promise<InProcessStack> {
   const names = {
     identity: uniqueDbName("s_identity"),
     catalog: uniqueDbName("s_catalog"),

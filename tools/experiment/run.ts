@@ -8,6 +8,7 @@ import { PaymentService, PaymentState } from "../../gen/meshmart/payment/v1/paym
 import { createGrpcTransport } from "../../services/kit/src/grpc-transport.js";
 import { ROOT } from "../devdb.js";
 import { checkDataSet, type InvariantReport } from "../invariants.js";
+import { DEFAULT_TARGETS } from "../load/args.js";
 import { runLoad as realRunLoad } from "../load/index.js";
 import { type Stack, startStack, UNITS, type UnitName } from "../stack.js";
 import { clusterPlan, withClusterFault } from "./cluster.js";
@@ -134,9 +135,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
   } else {
     const plan = clusterPlan(h, opts.root ? { root: opts.root, experimentsDir: join(opts.root, "mesh", "experiments") } : {});
     const a = opts.address;
-    const targets = a
-      ? { identity: a, catalog: a, orders: a, payment: a }
-      : { identity: "127.0.0.1:50051", catalog: "127.0.0.1:50052", orders: "127.0.0.1:50053", payment: "127.0.0.1:50054" };
+    const targets = a ? { identity: a, catalog: a, orders: a, payment: a } : DEFAULT_TARGETS;
     let t0 = 0;
     const done = await withClusterFault(
       plan,

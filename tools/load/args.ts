@@ -1,8 +1,15 @@
 // Command-line values of the load CLI: durations and targets.
+import { DEFAULT_PORTS } from "../stack.js";
 import type { LoadTargets } from "./shopper.js";
 
-/** The stack `npm start` runs on its default ports (DESIGN.md). */
-export const DEFAULT_TARGETS: LoadTargets = { identity: "127.0.0.1:50051", catalog: "127.0.0.1:50052", orders: "127.0.0.1:50053", payment: "127.0.0.1:50054" };
+const local = (unit: keyof typeof DEFAULT_PORTS) => `127.0.0.1:${DEFAULT_PORTS[unit][0]}`;
+/** The stack `npm start` runs on its default ports (and skaffold's port-forwards). */
+export const DEFAULT_TARGETS: Required<LoadTargets> = {
+  identity: local("identity"),
+  catalog: local("catalog-v1"),
+  orders: local("orders"),
+  payment: local("payment"),
+};
 
 /** "10s", "500ms", "2m" or a bare number of seconds → milliseconds. */
 export function parseDuration(text: string, name = "duration"): number {

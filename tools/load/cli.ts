@@ -7,7 +7,7 @@
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { DEFAULT_TARGETS, parseDuration, parseTargets } from "./args.js";
-import { type LoadReport, MAX_DURATION_MS, MAX_RATE, parseMix, runLoad } from "./index.js";
+import { type LoadReport, type LoadTargets, MAX_DURATION_MS, MAX_RATE, parseMix, runLoad } from "./index.js";
 import { type LocalStack, type Mode, startLocalStack } from "./local-stack.js";
 
 const USAGE = `usage: npm run load -- --rate <per second, <= ${MAX_RATE}> --duration <10s|500ms|2m, <= ${MAX_DURATION_MS / 60_000}m>
@@ -60,7 +60,7 @@ async function main() {
   const controller = new AbortController();
   process.once("SIGINT", () => controller.abort()); // Ctrl-C: stop arriving, report what was done
   try {
-    let targets = DEFAULT_TARGETS;
+    let targets: LoadTargets = DEFAULT_TARGETS;
     if (a.targets) targets = parseTargets(a.targets);
     if (a.target) targets = { identity: a.target, catalog: a.target, orders: a.target, payment: a.target };
     if (a.start) {

@@ -5,7 +5,8 @@ import { OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
 import { PaymentState } from "#gen/meshmart/payment/v1/payment_pb.js";
 import { closeClients, dial } from "#kit";
 import { freePort } from "../../../tools/devdb.js";
-import { startProcess, waitForHealth } from "../../../tools/process.js";
+import { waitForHealth } from "../../../tools/health-wait.js";
+import { startProcess } from "../../../tools/process.js";
 import { APPROVE, bearer, OrderService, ordersEnv, type Peers, startPeers } from "./fixture.js";
 
 describe("orders crash recovery", () => {
