@@ -2,16 +2,10 @@
 // as separate processes (services mode) and as one process (monolith mode); the real grpcurl binary walks
 // register → login → products → orders against each.
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { expect } from "chai";
-import { type ServiceProcess, startProcess } from "../tools/process.js";
+import { type LocalStack, startLocalStack } from "../tools/load/local-stack.js";
+import { type Endpoints, UNITS } from "../tools/stack.js";
 import { grpcurl, grpcurlCall } from "./support/grpcurl.js";
-
-type Unit = "identity" | "catalog-v1" | "catalog-v2" | "orders" | "payment";
-type Endpoints = Record<Unit, { grpc: string; admin: string }>;
 
 interface Order {
   orderId: string;
@@ -23,31 +17,19 @@ interface Order {
 for (const mode of ["services", "monolith"] as const) {
   describe(`end to end (${mode} mode): the local stack through grpcurl`, function () {
     this.timeout(120_000);
-    let stack: ServiceProcess;
+    let stack: LocalStack;
     let at: Endpoints;
-    let dataDir: string;
     let token: string;
 
     before(async () => {
-      dataDir = mkdtempSync(join(tmpdir(), "meshmart-e2e-"));
-      stack = startProcess("tools/start.ts", { LOG_FORMAT: "json" }, ["--ports", "auto", "--data-dir", dataDir, "--mode", mode]);
-      at = await new Promise<Endpoints>((resolve, reject) => {
-        createInterface({ input: stack.child.stdout! }).on("line", (line) => {
-          if (!line.startsWith("meshmart ready ")) return;
-          const ready = JSON.parse(line.slice("meshmart ready ".length));
-          // In monolith mode every service answers on the one port.
-          resolve(
-            mode === "monolith"
-              ? (Object.fromEntries(["identity", "catalog-v1", "catalog-v2", "orders", "payment"].map((u) => [u, ready.monolith])) as Endpoints)
-              : ready,
-          );
-        });
-        stack.exited.then((code) => reject(new Error(`the stack exited (${code}) before it was ready:\n${stack.output().slice(-3000)}`)));
-      });
+      // The README's way: tools/start.ts on free ports with its own embedded database (monolith mode: every
+      // service on the one port).
+      stack = await startLocalStack(mode, { env: { LOG_LEVEL: "info" } });
+      const { ready } = stack;
+      at = mode === "monolith" ? (Object.fromEntries(UNITS.map((u) => [u, ready.monolith])) as Endpoints) : (ready as unknown as Endpoints);
     });
     after(async () => {
-      if (stack) expect(await stack.stop("SIGINT"), "Ctrl-C stops everything cleanly").to.equal(0);
-      rmSync(dataDir, { recursive: true, force: true });
+      if (stack) expect((await stack.stop()).code, "Ctrl-C stops everything cleanly").to.equal(0);
     });
 
     const stockOf = async (sku: string) =>

@@ -19,9 +19,10 @@ export interface LocalStack {
   process: ServiceProcess;
   /**
    * Ctrl-C to the stack (it stops its services and database), then removes the data directory. A stack
-   * still up after `graceMs` (default 30 s) is killed, processes and all; `forced` then says so.
+   * still up after `graceMs` (default 30 s) is killed, processes and all; `forced` then says so. `code` is
+   * start.ts's exit code (0: everything stopped cleanly).
    */
-  stop(graceMs?: number): Promise<{ forced: boolean }>;
+  stop(graceMs?: number): Promise<{ forced: boolean; code: number | null }>;
 }
 
 const killQuietly = (pid: number) => {
@@ -68,7 +69,8 @@ export async function startLocalStack(mode: Mode, o: { env?: Record<string, stri
   const stop = async (graceMs = 30_000) => {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), graceMs)));
-    const forced = (await Promise.race([proc.stop("SIGINT"), late])) === "late";
+    const stopped = await Promise.race([proc.stop("SIGINT"), late]);
+    const forced = stopped === "late";
     clearTimeout(timer);
     if (forced) {
       for (const pid of descendantsOf(proc.child.pid!)) killQuietly(pid);
@@ -76,7 +78,7 @@ export async function startLocalStack(mode: Mode, o: { env?: Record<string, stri
       await proc.exited;
     }
     rmSync(dataDir, { recursive: true, force: true });
-    return { forced };
+    return { forced, code: forced ? null : stopped };
   };
   try {
     const ready = await new Promise<Ready>((resolve, reject) => {
