@@ -9,31 +9,18 @@ import { createGrpcTransport } from "../../services/kit/src/grpc-transport.js";
 import { ROOT } from "../devdb.js";
 import { checkDataSet, type InvariantReport } from "../invariants.js";
 import { DEFAULT_TARGETS } from "../load/args.js";
-import { runLoad as realRunLoad } from "../load/index.js";
+import { type LoadOptions, runLoad as realRunLoad } from "../load/index.js";
 import { type Stack, startStack, UNITS, type UnitName } from "../stack.js";
 import { clusterPlan, withClusterFault } from "./cluster.js";
-import { consistency, evaluate, type FaultTimes, orderOutcomes, type RunStats, recoveryMs, type Second, secondsIn, successRate } from "./evaluate.js";
+import { consistency, evaluate, type FaultTimes, orderOutcomes, type RunStats, recoveryMs, secondsIn, successRate } from "./evaluate.js";
 import { type Hypothesis, loadHypothesis } from "./hypothesis.js";
 import { driveLocalFault, type FaultLog } from "./local.js";
 import { type ExperimentReport, writeReport } from "./report.js";
 
-export interface LoadTargetsLike {
-  identity: string;
-  catalog: string;
-  orders: string;
-  payment?: string;
-}
-/** tools/load's runLoad, as the runner calls it (the contract in the brief). */
-export type RunLoad = (opts: {
-  targets: LoadTargetsLike;
-  rate: number;
-  durationMs: number;
-  mix?: Hypothesis["load"]["mix"];
-  deadlineMs?: number;
-  progress?: boolean;
-  seed?: number;
-  onSecond?: (s: Second) => void;
-}) => Promise<RunStats & { startedAt: string }>;
+/** tools/load's runLoad, as the runner calls it (injectable, so the runner's tests can feed it a run). */
+export type RunLoad = (
+  opts: Pick<LoadOptions, "targets" | "rate" | "durationMs" | "mix" | "deadlineMs" | "progress" | "seed" | "onSecond">,
+) => Promise<RunStats & { startedAt: string }>;
 
 export interface ExperimentOptions {
   name: string;
@@ -80,7 +67,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
   const timing = opts.fault ? { ...h.fault, ...opts.fault } : scaledFault(h, durationMs);
   if (timing.startAfterMs + timing.durationMs > durationMs)
     throw new Error(`the fault (${timing.startAfterMs} + ${timing.durationMs} ms) does not fit in the run (${durationMs} ms)`);
-  const runLoad = opts.runLoad ?? (realRunLoad as RunLoad);
+  const runLoad: RunLoad = opts.runLoad ?? realRunLoad;
   const loadOpts = { rate, durationMs, mix: h.load.mix, deadlineMs: h.load.deadlineMs, progress: opts.progress, seed: opts.seed };
 
   const loadAvgStart = loadavg()[0];
