@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type DevDb, startDevDb } from "../../tools/devdb.js";
+import { stopSharedControlPlane } from "./kube.js";
 
 let db: DevDb | undefined;
 let dir: string | undefined;
@@ -20,6 +21,7 @@ export async function mochaGlobalSetup() {
 }
 
 export async function mochaGlobalTeardown() {
+  await stopSharedControlPlane();
   await db?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 }

@@ -11,7 +11,7 @@ import { checkDataSet, type InvariantReport } from "../invariants.js";
 import { DEFAULT_TARGETS } from "../load/args.js";
 import { type LoadOptions, runLoad as realRunLoad } from "../load/index.js";
 import { type Stack, startStack, UNITS, type UnitName } from "../stack.js";
-import { clusterPlan, withClusterFault } from "./cluster.js";
+import { clusterPlan, type Settle, withClusterFault } from "./cluster.js";
 import { consistency, evaluate, type FaultTimes, orderOutcomes, type RunStats, recoveryMs, secondsIn, successRate } from "./evaluate.js";
 import { type Hypothesis, loadHypothesis } from "./hypothesis.js";
 import { driveLocalFault, type FaultLog } from "./local.js";
@@ -38,6 +38,10 @@ export interface ExperimentOptions {
   address?: string;
   /** cluster: a mongodb:// URI reaching the cluster's database (port-forward), to check the invariants. */
   mongodbUri?: string;
+  /** cluster: where the load goes (e.g. xds:/// targets through the local control plane's mesh); overrides `address`. */
+  targets?: LoadOptions["targets"];
+  /** cluster: waits until each kubectl change is in effect, by observing it (tools/kube/mesh.ts for the local control plane). */
+  settle?: Settle;
   /** Another load function (tests of the cluster path use a fake, named as such). */
   runLoad?: RunLoad;
   /** Overrides the hypothesis's fault timing (tests run shorter). */
@@ -122,7 +126,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
   } else {
     const plan = clusterPlan(h, opts.root ? { root: opts.root, experimentsDir: join(opts.root, "mesh", "experiments") } : {});
     const a = opts.address;
-    const targets = a ? { identity: a, catalog: a, orders: a, payment: a } : DEFAULT_TARGETS;
+    const targets = opts.targets ?? (a ? { identity: a, catalog: a, orders: a, payment: a } : DEFAULT_TARGETS);
     let t0 = 0;
     const done = await withClusterFault(
       plan,
@@ -131,6 +135,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
         return runLoad({ ...loadOpts, targets });
       },
       opts.env,
+      opts.settle,
     );
     run = done.result;
     commands = done.commands.map(({ argv, why, code }) => ({ argv, why, code }));
