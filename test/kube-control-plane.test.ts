@@ -3,11 +3,10 @@
 // object against its real schemas, as a cluster's would. No kubelet: the Deployments are objects, no pod runs.
 import { createServer } from "node:net";
 import { expect } from "chai";
-import { freePort } from "../tools/devdb.js";
-import { ApplyError, applyMeshmart, applyObjects, type MeshmartApplied } from "../tools/kube/apply.js";
+import { freePort, ROOT } from "../tools/devdb.js";
+import { ApplyError, applyObjects, type MeshmartApplied } from "../tools/kube/apply.js";
 import { type ControlPlane, startControlPlane } from "../tools/kube/control-plane.js";
 import { kustomizationDirs } from "../tools/manifests/render.js";
-import { ROOT } from "../tools/devdb.js";
 import { sharedControlPlane } from "./support/kube.js";
 
 describe("local control plane: real etcd + kube-apiserver, meshmart applied with kubectl", function () {
@@ -15,8 +14,7 @@ describe("local control plane: real etcd + kube-apiserver, meshmart applied with
   let cp: ControlPlane;
   let applied: MeshmartApplied;
   before(async () => {
-    cp = await sharedControlPlane();
-    applied = await applyMeshmart(cp);
+    ({ cp, applied } = await sharedControlPlane());
   });
 
   it("listens on loopback only, with RBAC on: a token the server does not know is refused", async () => {
@@ -32,7 +30,10 @@ describe("local control plane: real etcd + kube-apiserver, meshmart applied with
     expect(applied.applied).to.deep.equal(["deploy/overlays/dev", "mesh"]);
     const expected = kustomizationDirs(ROOT).filter((d) => !applied.applied.includes(d) && d !== "mesh/experiments"); // mesh/experiments renders nothing
     expect(applied.dryRun.filter((d) => !d.endsWith(".yaml"))).to.have.members(expected);
-    expect(applied.dryRun.filter((d) => d.startsWith("mesh/experiments/"))).to.include.members(["mesh/experiments/canary-50.yaml", "mesh/experiments/payment-abort.yaml"]);
+    expect(applied.dryRun.filter((d) => d.startsWith("mesh/experiments/"))).to.include.members([
+      "mesh/experiments/canary-50.yaml",
+      "mesh/experiments/payment-abort.yaml",
+    ]);
   });
 
   it("kubectl get shows what a cluster would: namespaces, Services, ServiceAccounts, Deployments, Istio objects; no pods", async () => {

@@ -167,16 +167,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     throw err;
   }
 
-  const kubectl: ControlPlane["kubectl"] = (args, o = {}) =>
-    new Promise((resolve) => {
-      const child = execFile(
-        KUBE_BIN.kubectl,
-        [`--kubeconfig=${kubeconfig}`, ...args],
-        { timeout: o.timeoutMs ?? 120_000, maxBuffer: 64 << 20 },
-        (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr }),
-      );
-      child.stdin?.end(o.input ?? "");
-    });
+  const kubectl = kubectlFor(kubeconfig);
   let stopped = false;
   return {
     server,
@@ -200,6 +191,22 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
       if (temp) rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+export type Kubectl = ControlPlane["kubectl"];
+
+/** The built kubectl (.cache/bin) against `kubeconfig`; never throws on a non-zero exit. */
+export function kubectlFor(kubeconfig: string): Kubectl {
+  return (args, o = {}) =>
+    new Promise((resolve) => {
+      const child = execFile(
+        KUBE_BIN.kubectl,
+        [`--kubeconfig=${kubeconfig}`, ...args],
+        { timeout: o.timeoutMs ?? 120_000, maxBuffer: 64 << 20 },
+        (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === "number" ? err.code : 1) : 0, stdout, stderr }),
+      );
+      child.stdin?.end(o.input ?? "");
+    });
 }
 
 function kubeconfigYaml(server: string, caFile: string, token: string): string {
