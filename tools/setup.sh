@@ -6,6 +6,8 @@
 #   actionlint v1.7.12, validates .github/workflows (npm test)
 # With --all also the load and cluster extras: ghz, kubeconform. (fortio v1.75.2 does not build here:
 # its dependency grol.io/grol is not served by the Go module proxy these machines reach.)
+# With --kube also the local Kubernetes control plane (npm start -- --mesh --kube, npm test): etcd v3.6.16,
+# kube-apiserver and kubectl v1.34.4 and Istio's CRDs (tools/kube/setup.sh; ~6 minutes of Go the first time).
 # Needs Go >= 1.24 and the Go module proxy. Set MESHMART_SKIP_DEVDB=1 when MONGODB_URI points at a real MongoDB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +20,15 @@ TOOLS=(
   "kustomize sigs.k8s.io/kustomize/kustomize/v5@v5.8.1"
   "actionlint github.com/rhysd/actionlint/cmd/actionlint@v1.7.12"
 )
-if [[ "${1:-}" == "--all" ]]; then
+KUBE=""
+for arg in "$@"; do
+  case "$arg" in
+    --all) ALL=1 ;;
+    --kube) KUBE=1 ;;
+    *) echo "setup: unknown option $arg (use --kube and/or --all)" >&2; exit 2 ;;
+  esac
+done
+if [[ -n "${ALL:-}" ]]; then
   TOOLS+=(
     "ghz github.com/bojand/ghz/cmd/ghz@v0.121.0"
     "kubeconform github.com/yannh/kubeconform/cmd/kubeconform@v0.7.0"
@@ -49,3 +59,9 @@ for entry in "${TOOLS[@]}"; do
     echo "$spec" > "$BIN/$name.stamp"
   fi
 done
+
+# istio.io/istio of the istiod meshmart runs; its CRDs are what the local control plane installs.
+ISTIO_VERSION=v0.0.0-20260423205519-b01690e6db7d
+if [[ -n "$KUBE" ]]; then
+  tools/kube/setup.sh "$ISTIO_VERSION"
+fi

@@ -8,14 +8,12 @@ import { PaymentService, PaymentState } from "../../gen/meshmart/payment/v1/paym
 import { createGrpcTransport } from "../../services/kit/src/grpc-transport.js";
 import { ROOT } from "../devdb.js";
 import { checkDataSet, type InvariantReport } from "../invariants.js";
-import { localMeshInfo, localSettle } from "../kube/local.js";
 import { DEFAULT_TARGETS } from "../load/args.js";
 import { type LoadOptions, runLoad as realRunLoad } from "../load/index.js";
-import { readMeshFile } from "../mesh/config.js";
 import { type Stack, startStack, UNITS, type UnitName } from "../stack.js";
-import { clusterPlan, type Settle, withClusterFault } from "./cluster.js";
+import { clusterPlan, withClusterFault } from "./cluster.js";
 import { consistency, evaluate, type FaultTimes, orderOutcomes, type RunStats, recoveryMs, secondsIn, successRate } from "./evaluate.js";
-import { EXPERIMENTS_DIR, type Hypothesis, loadHypothesis } from "./hypothesis.js";
+import { type Hypothesis, loadHypothesis } from "./hypothesis.js";
 import { driveLocalFault, type FaultLog } from "./local.js";
 import { type ExperimentReport, writeReport } from "./report.js";
 
@@ -40,10 +38,6 @@ export interface ExperimentOptions {
   address?: string;
   /** cluster: a mongodb:// URI reaching the cluster's database (port-forward), to check the invariants. */
   mongodbUri?: string;
-  /** cluster: where the load goes (e.g. xds:/// targets through the local control plane's mesh); overrides `address`. */
-  targets?: LoadOptions["targets"];
-  /** cluster: waits until each kubectl change is in effect, by observing it (tools/kube/mesh.ts for the local control plane). */
-  settle?: Settle;
   /** Another load function (tests of the cluster path use a fake, named as such). */
   runLoad?: RunLoad;
   /** Overrides the hypothesis's fault timing (tests run shorter). */
@@ -128,18 +122,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
   } else {
     const plan = clusterPlan(h, opts.root ? { root: opts.root, experimentsDir: join(opts.root, "mesh", "experiments") } : {});
     const a = opts.address;
-    // KUBECONFIG naming the local control plane (npm start -- --mesh --kube): load through its mesh, wait on its istiod.
-    const local = opts.targets || a ? undefined : localMeshInfo(opts.env ?? process.env);
-    const targets = opts.targets ?? local?.targets ?? (a ? { identity: a, catalog: a, orders: a, payment: a } : DEFAULT_TARGETS);
-    const settle =
-      opts.settle ??
-      (local
-        ? localSettle(
-            local,
-            readMeshFile(join(opts.root ? join(opts.root, "mesh", "experiments") : EXPERIMENTS_DIR, `${h.name}.yaml`)).map((m) => m.obj),
-          )
-        : undefined);
-    const mongodbUri = opts.mongodbUri ?? local?.mongodb;
+    const targets = a ? { identity: a, catalog: a, orders: a, payment: a } : DEFAULT_TARGETS;
     let t0 = 0;
     const done = await withClusterFault(
       plan,
@@ -148,15 +131,14 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
         return runLoad({ ...loadOpts, targets });
       },
       opts.env,
-      settle,
     );
     run = done.result;
     commands = done.commands.map(({ argv, why, code }) => ({ argv, why, code }));
     // The Istio fault is on for the whole load; applied just before it started.
     fault = { startMs: 0, endMs: durationMs, events: [{ atMs: 0, what: `applied ${plan.apply[0].argv.join(" ")} (${t0 ? "ok" : "?"})` }] };
     const accepted = run.placedOrders.filter((o) => o.code === "ok").map((o) => o.orderId);
-    invariants = mongodbUri
-      ? await checkDataSet(mongodbUri, { settleTimeoutMs: 60_000, accepted })
+    invariants = opts.mongodbUri
+      ? await checkDataSet(opts.mongodbUri, { settleTimeoutMs: 60_000, accepted })
       : { skipped: `no --mongodb-uri given; payment audit over ListPayments instead: ${await auditCharges(targets.payment, accepted)}` };
   }
 

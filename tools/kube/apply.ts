@@ -25,10 +25,13 @@ export class ApplyError extends Error {
 
 /** kubectl's error lines (one per refused object), each with the source file of the object it names when known. */
 export function refusals(stderr: string, objects: Manifest[] = []): string[] {
-  const lines = stderr
-    .split("\n")
-    .map((l) => l.trim())
-    .filter((l) => /^(Error from server|The \S+ "[^"]*" is invalid|error:)/.test(l));
+  // One refusal per object: its first line, and the field errors kubectl lists under it ("* spec...: ...").
+  const lines: string[] = [];
+  for (const raw of stderr.split("\n")) {
+    const l = raw.trim();
+    if (/^(Error from server|The \S+ "[^"]*" is invalid|error:)/.test(l)) lines.push(l);
+    else if (l && lines.length > 0) lines[lines.length - 1] += ` ${l}`;
+  }
   const list = lines.length > 0 ? lines : [stderr.trim() || "kubectl failed without a message"];
   return list.map((line) => {
     const hit = objects.find((o) => o.obj.metadata?.name && line.includes(`"${o.obj.metadata.name}"`) && line.includes(o.obj.kind));

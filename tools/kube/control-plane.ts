@@ -47,6 +47,10 @@ export interface ControlPlane {
   /** Environment for a child that should use this control plane: KUBECONFIG, and the built kubectl first on PATH. */
   env(base?: NodeJS.ProcessEnv): NodeJS.ProcessEnv;
   isRunning(part: KubePart): boolean;
+  /** Also tells `fn` when etcd or the API server exits without being asked to. */
+  onExit(fn: (part: KubePart, code: number | null, signal: NodeJS.Signals | null) => void): void;
+  /** Sends `signal` (SIGKILL by default) to one part and waits for its exit (a fault, for tests); it stays down. */
+  kill(part: KubePart, signal?: NodeJS.Signals): Promise<void>;
   pid(part: KubePart): number | undefined;
   output(part: KubePart): string;
   /** Stops the API server, then etcd; removes a temporary directory. Idempotent. */
@@ -95,6 +99,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const procs = new Map<KubePart, ChildProcess>();
   const outputs = new Map<KubePart, string>();
   let stopping = false;
+  const exitHandlers = opts.onExit ? [opts.onExit] : [];
   const launch = (part: KubePart, bin: string, args: string[]) => {
     const child = spawn(bin, args, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
     const keep = (d: Buffer) => outputs.set(part, ((outputs.get(part) ?? "") + d).slice(-OUTPUT_KEEP));
@@ -102,7 +107,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     child.stderr?.on("data", keep);
     child.once("exit", (code, signal) => {
       if (procs.get(part) === child) procs.delete(part);
-      if (!stopping) opts.onExit?.(part, code, signal);
+      if (!stopping) for (const fn of exitHandlers) fn(part, code, signal);
     });
     procs.set(part, child);
     return child;
@@ -182,6 +187,14 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     },
     env: (base = process.env) => ({ ...base, KUBECONFIG: kubeconfig, PATH: `${BIN}:${base.PATH ?? ""}` }),
     isRunning: (part) => procs.has(part),
+    onExit: (fn) => void exitHandlers.push(fn),
+    async kill(part, signal = "SIGKILL") {
+      const child = procs.get(part);
+      if (!child) return;
+      const exited = once(child, "exit");
+      child.kill(signal);
+      await exited;
+    },
     pid: (part) => procs.get(part)?.pid,
     output: (part) => outputs.get(part) ?? "",
     async stop() {
