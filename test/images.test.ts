@@ -213,7 +213,8 @@ describe("images: the Dockerfile and the file sets it builds and runs", function
           PAYMENT_ADDR: `127.0.0.1:${ports.payment.grpc}`,
           IDENTITY_JWKS_URL: `http://127.0.0.1:${ports.identity.admin}/.well-known/jwks.json`,
         },
-        payment: {},
+        // Pretty logs need pino-pretty, a dev dependency: the image logs JSON instead and says so (not a crash).
+        payment: { LOG_FORMAT: "pretty" },
       };
       const outputs: Record<string, string> = {};
       const exits: Record<string, Promise<number | null>> = {};
@@ -257,6 +258,8 @@ describe("images: the Dockerfile and the file sets it builds and runs", function
           throw new Error(`${svc}: ${err.message}\n${outputs[svc]}`);
         });
       }
+      const notice = outputs.payment.split("\n").find((l) => l.includes("needs pino-pretty"));
+      expect(JSON.parse(notice ?? "{}"), outputs.payment).to.include({ service: "payment", level: 40 });
       // identity really signs with the generated key: its JWKS serves the Ed25519 public key.
       const jwks = (await (await fetch(`http://127.0.0.1:${ports.identity.admin}/.well-known/jwks.json`)).json()) as { keys: { crv?: string }[] };
       expect(jwks.keys.map((k) => k.crv)).to.deep.equal(["Ed25519"]);
