@@ -3,32 +3,10 @@
 // process as Envoy would in a sidecar), plus a plaintext "local" port outside the mesh with only health and
 // reflection, for the tools on this machine (health waits, grpcurl list/describe), as a port-forward is on a
 // cluster. Both share one Health, so the local port says what the mesh port does.
-import { createRequire } from "node:module";
 import * as net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "./log.js";
-
-interface XdsModule {
-  register(): void;
-  XdsServer: new (
-    options?: grpc.ServerOptions,
-  ) => grpc.Server & {
-    addServingStateListener(port: string, listener: (status: grpc.StatusObject) => void): void;
-  };
-  XdsServerCredentials: new (fallback: grpc.ServerCredentials) => grpc.ServerCredentials;
-  XdsChannelCredentials: new (fallback: grpc.ChannelCredentials) => grpc.ChannelCredentials;
-}
-
-let xds: XdsModule | undefined;
-
-/** @grpc/grpc-js-xds, loaded and registered with grpc-js on first use (a process outside the mesh never loads it). */
-export function xdsModule(): XdsModule {
-  if (!xds) {
-    xds = createRequire(import.meta.url)("@grpc/grpc-js-xds") as XdsModule;
-    xds.register(); // an XdsServer process must register too, or it refuses istiod's inbound listener
-  }
-  return xds;
-}
+import { xdsModule } from "./xds.js";
 
 /** Channel credentials for an xds:/// target: mTLS with the workload certificate when istiod says ISTIO_MUTUAL. */
 export function xdsChannelCredentials(): grpc.ChannelCredentials {
