@@ -80,7 +80,7 @@ describe("mesh security: STRICT mTLS and the AuthorizationPolicies enforced by i
       healthTimeoutMs: 240_000, // a loaded 2-core machine can take minutes to start five processes and istiod
       logLevel: "info", // each served call's log line, with the caller's principal
       mesh: {
-        clients: ["outside", ...CALLERS.filter((c) => c !== "outside").map((c) => ({ name: `as-${c}`, serviceAccount: c }))],
+        clients: ["outside", "load", ...CALLERS.filter((c) => c !== "outside").map((c) => ({ name: `as-${c}`, serviceAccount: c }))],
         certRefreshMs: 1000,
       },
     });
