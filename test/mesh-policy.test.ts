@@ -317,6 +317,16 @@ describe("mesh policy: Istio semantics checked offline", function () {
     });
   });
 
+  describe("telemetry", () => {
+    it("fails tracing that names no provider (the demo profile has no default tracer), and a provider it lacks", () => {
+      const tracing = object("Telemetry", "default").spec.tracing[0];
+      delete tracing.providers;
+      expectProblem(check(), "mesh/base/telemetry.yaml", /Telemetry default: spec\.tracing\[0\]\.providers: none named/);
+      tracing.providers = [{ name: "zipkin" }];
+      expectProblem(check(), "mesh/base/telemetry.yaml", /spec\.tracing\[0\]\.providers: zipkin is no provider of the demo install/);
+    });
+  });
+
   describe("retries", () => {
     it("fails a retry on UNAVAILABLE for an RPC not declared safe (Register)", () => {
       object("VirtualService", "identity").spec.http[0].retries.retryOn = "connect-failure,refused-stream,unavailable";

@@ -304,6 +304,7 @@ export function checkMeshPolicy(input: MeshPolicyInput): Problem[] {
   problems.push(...checkIngress(cluster, code));
   problems.push(...checkJwt(cluster, code));
   problems.push(...checkProbeRewrite(cluster));
+  problems.push(...checkTelemetry(cluster));
   const baseRoutes = checkRoutes(code, mesh.objects);
   problems.push(...baseRoutes);
   const canary = input.stacks.find((s) => s.profile === "canary");
@@ -658,6 +659,39 @@ function checkJwt(cluster: Cluster, code: Map<string, CodeFile[]>): Problem[] {
     if (!need.has(path) && !without.allowed)
       problems.push({ file, message: `the ingress gateway refuses ${rpc.service}/${rpc.method} without a token, but the service needs none (it is public)` });
     if (!withToken.allowed) problems.push({ file, message: `the ingress gateway refuses ${rpc.service}/${rpc.method} even with a valid token` });
+  }
+  return problems;
+}
+
+/**
+ * The telemetry providers an install made as the README says (`istioctl install --set profile=demo`) has: the
+ * mesh config's built-ins (istio.io/istio pkg/config/mesh/mesh.go) and the demo profile's extension providers
+ * (manifests/helm-profiles/demo.yaml), of the Istio version tools/setup.sh builds.
+ */
+export const DEMO_PROVIDERS = ["prometheus", "stackdriver", "envoy", "otel", "skywalking", "otel-tracing", "jaeger"];
+
+/**
+ * Telemetry names only providers the demo install has, and a tracing block names one: the demo profile
+ * defines no default tracer, so tracing without a provider sends nothing.
+ */
+function checkTelemetry(cluster: Cluster): Problem[] {
+  const problems: Problem[] = [];
+  for (const { file, obj } of cluster.all.filter((m) => m.obj.kind === "Telemetry")) {
+    for (const kind of ["tracing", "accessLogging", "metrics"]) {
+      (obj.spec?.[kind] ?? []).forEach((entry: Obj, i: number) => {
+        const names: string[] = (entry.providers ?? []).map((p: Obj) => p.name);
+        if (names.length === 0 && kind === "tracing")
+          problems.push({
+            file,
+            message: `${describe(obj)}: spec.tracing[${i}].providers: none named, and the demo profile has no default tracer, so no trace is sent (name one: ${DEMO_PROVIDERS.join(", ")})`,
+          });
+        for (const name of names.filter((n) => !DEMO_PROVIDERS.includes(n)))
+          problems.push({
+            file,
+            message: `${describe(obj)}: spec.${kind}[${i}].providers: ${name} is no provider of the demo install (${DEMO_PROVIDERS.join(", ")})`,
+          });
+      });
+    }
   }
   return problems;
 }
