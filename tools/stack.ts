@@ -15,7 +15,7 @@ export type UnitName = (typeof UNITS)[number];
 export type Endpoints = Record<UnitName, { grpc: string; admin: string }>;
 
 export interface StackOptions {
-  /** "auto": free ports everywhere (tests); "default": the DESIGN.md ports. */
+  /** "auto": free ports everywhere (tests); "default": DEFAULT_PORTS below. */
   ports?: "auto" | "default";
   /** Use this server instead of starting the embedded one (stopDb/startDb are then unavailable). */
   mongoUri?: string;
@@ -61,7 +61,7 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-/** gRPC and admin ports per unit on `npm start` (DESIGN.md); skaffold forwards the same gRPC ports. */
+/** gRPC and admin ports per unit on `npm start`; skaffold forwards the same gRPC ports. */
 export const DEFAULT_PORTS: Record<UnitName, [number, number]> = {
   identity: [50051, 9091],
   "catalog-v1": [50052, 9092],

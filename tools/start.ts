@@ -1,5 +1,5 @@
 // Runs meshmart on one machine, no cluster: the embedded database and every service (catalog as v1 and v2),
-// each as its own process on its DESIGN.md port, with readable logs. Waits for health, prints endpoints and
+// each as its own process on its default port (DEFAULT_PORTS in tools/stack.ts), with readable logs. Waits for health, prints endpoints and
 // grpcurl recipes. Ctrl-C stops everything cleanly.
 //
 //   npm start                    default ports, data kept in .cache/devdb/data
