@@ -1,17 +1,17 @@
 // The experiment runner's parts without a stack: hypothesis files and their schema, the checks, the report
-// arithmetic, the chart, and the cluster command plan run against a FAKE kubectl (a shell script on PATH
-// that records its arguments: no cluster exists here).
+// arithmetic, the chart, and the cluster command plan's exec steps against a FAKE kubectl (a shell script on
+// PATH that records its arguments: `kubectl exec` needs a pod, and no kubelet runs pods here; everything else
+// of the cluster path runs against the real API server in test/experiment-cluster.test.ts).
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import { parseAllDocuments } from "yaml";
 import { ROOT } from "../tools/devdb.js";
 import { chartSvg } from "../tools/experiment/chart.js";
 import { clusterPlan, findOnPath, restoreCommands, withClusterFault } from "../tools/experiment/cluster.js";
 import { consistency, evaluate, type RunStats, recoveryMs, type Second } from "../tools/experiment/evaluate.js";
-import { type Hypothesis, hypothesisFile, loadHypothesis, parseDuration, parseHypothesis } from "../tools/experiment/hypothesis.js";
-import { rebase, runExperiment } from "../tools/experiment/run.js";
+import { type Hypothesis, loadHypothesis, parseDuration, parseHypothesis } from "../tools/experiment/hypothesis.js";
+import { rebase } from "../tools/experiment/run.js";
 import { CLUSTER_EXPERIMENTS, LOCAL_EXPERIMENTS } from "./support/experiments.js";
 
 const NAMES = [...CLUSTER_EXPERIMENTS, ...LOCAL_EXPERIMENTS];
@@ -127,7 +127,9 @@ describe("experiment runner (unit)", () => {
     expect(svg.match(/<path d="M/g)).to.have.length(2);
   });
 
-  describe("cluster plan (kubectl is a FAKE here: no cluster)", () => {
+  // The same steps with the real kubectl against a real API server: test/experiment-cluster.test.ts. A FAKE
+  // kubectl stays for the one thing no API server can do here: `kubectl exec` into a pod (no kubelet runs pods).
+  describe("cluster plan (kubectl is a FAKE here: the exec steps need pods)", () => {
     let dir: string;
     let log: string;
     let fakeBin: string;
@@ -136,76 +138,24 @@ describe("experiment runner (unit)", () => {
       fakeBin = join(dir, "bin");
       mkdirSync(fakeBin);
       log = join(dir, "calls.log");
-      // FAKE kubectl: records each call; "apply -f .../fail.yaml" fails like a rejected manifest would; `get`
-      // prints live.json (what the fake cluster holds) if the test wrote one; what `-f -` reads is kept as
-      // stdin-<call number>.json.
+      // FAKE kubectl: records each call; `get` prints nothing (as `--ignore-not-found` does for objects that are
+      // not there); "apply -f .../fail.yaml" fails like a rejected manifest would.
       writeFileSync(
         join(fakeBin, "kubectl"),
-        `#!/bin/sh
-echo "$*" >> ${log}
-case "$*" in
-  *fail*) echo "rejected" >&2; exit 1;;
-  get\\ *) [ -f ${dir}/live.json ] && cat ${dir}/live.json; exit 0;;
-  *"-f -"*) cat > ${dir}/stdin-$(wc -l < ${log}).json;;
-esac
-echo applied
-`,
+        `#!/bin/sh\necho "$*" >> ${log}\ncase "$*" in *fail*) echo "rejected" >&2; exit 1;; get\\ *) exit 0;; esac\ncat > /dev/null\necho applied\n`,
       );
       chmodSync(join(fakeBin, "kubectl"), 0o755);
     });
-    beforeEach(() => {
-      writeFileSync(log, "");
-      rmSync(join(dir, "live.json"), { force: true });
-    });
     after(() => rmSync(dir, { recursive: true, force: true }));
-    const calls = () => readFileSync(log, "utf8").trim().split("\n").filter(Boolean);
-    /** What the fake read on its standard input at call number n (1-based). */
-    const stdinOf = (n: number) => JSON.parse(readFileSync(join(dir, `stdin-${n}.json`), "utf8"));
+    const calls = () => readFileSync(log, "utf8").trim().split("\n");
     const env = () => ({ ...process.env, PATH: `${fakeBin}:/usr/bin:/bin` });
 
-    /** A project root with the real files of these experiments (YAML and hypothesis). */
+    /** A project root with the real YAML of these experiments. */
     function project(...names: string[]) {
       const root = mkdtempSync(join(dir, "root-"));
-      const experimentsDir = join(root, "mesh", "experiments");
-      mkdirSync(experimentsDir, { recursive: true });
-      for (const name of names) {
-        copyFileSync(join(ROOT, "mesh", "experiments", `${name}.yaml`), join(experimentsDir, `${name}.yaml`));
-        copyFileSync(hypothesisFile(name), hypothesisFile(name, experimentsDir));
-      }
-      return { root, experimentsDir };
-    }
-
-    /** The objects of a YAML file as the API server returns them (server fields added), as `kubectl get -o json` prints them. */
-    function live(file: string, docs?: number[]) {
-      const items = parseAllDocuments(readFileSync(join(ROOT, file), "utf8"))
-        .map((d) => d.toJS())
-        .filter((o, i) => o && (!docs || docs.includes(i)))
-        .map((o, i) => ({
-          ...o,
-          metadata: {
-            namespace: "meshmart",
-            ...o.metadata,
-            resourceVersion: String(1000 + i),
-            uid: `uid-${i}`,
-            generation: 3,
-            creationTimestamp: "2026-01-01T00:00:00Z",
-            managedFields: [{ manager: "kubectl-client-side-apply" }],
-            annotations: { ...o.metadata.annotations, "kubectl.kubernetes.io/last-applied-configuration": "{}" },
-          },
-          status: {},
-        }));
-      return { apiVersion: "v1", kind: "List", items };
-    }
-
-    /** mesh/canary's catalog route (90/10) as a `-p canary` cluster holds it. */
-    function canaryCatalog() {
-      const list = live("mesh/canary/catalog-90-10.yaml", [0]);
-      const base = parseAllDocuments(readFileSync(join(ROOT, "mesh/base/routes.yaml"), "utf8"))
-        .map((d) => d.toJS())
-        .find((o) => o.metadata.name === "catalog");
-      list.items[0].spec.hosts = base.spec.hosts;
-      list.items[0].metadata.annotations = { ...base.metadata.annotations, ...list.items[0].metadata.annotations };
-      return list;
+      mkdirSync(join(root, "mesh", "experiments"), { recursive: true });
+      for (const name of names) copyFileSync(join(ROOT, "mesh", "experiments", `${name}.yaml`), join(root, "mesh", "experiments", `${name}.yaml`));
+      return { root, experimentsDir: join(root, "mesh", "experiments") };
     }
 
     it("saves the live objects, applies the experiment's YAML and its extra steps, then its clean-up steps", () => {
@@ -224,17 +174,37 @@ echo applied
       expect(plan.revert[0].argv.at(-1)).to.contain("JSON.stringify({})"); // the knob goes back off
     });
 
-    it("restores what kubectl get printed: one object, a List, or nothing (then the file's objects are deleted)", () => {
+    it("restores what kubectl get printed, server fields stripped: one object, a List, or nothing (then the file's objects are deleted)", () => {
       const objects = [{ apiVersion: "networking.istio.io/v1", kind: "VirtualService", name: "payment", namespace: "meshmart" }];
-      const one = live("mesh/experiments/payment-abort.yaml").items[0];
-      for (const printed of [JSON.stringify(one), JSON.stringify({ kind: "List", items: [one] })]) {
+      const spec = { hosts: ["payment"], http: [{ name: "default", route: [{ destination: { host: "payment", port: { number: 50051 } } }] }] };
+      const live = {
+        apiVersion: "networking.istio.io/v1",
+        kind: "VirtualService",
+        metadata: {
+          name: "payment",
+          namespace: "meshmart",
+          resourceVersion: "1234",
+          uid: "u-1",
+          generation: 3,
+          creationTimestamp: "2026-01-01T00:00:00Z",
+          managedFields: [{ manager: "kubectl-client-side-apply" }],
+          annotations: { "meshmart.dev/retry-safe": "PaymentService/*", "kubectl.kubernetes.io/last-applied-configuration": "{}" },
+        },
+        spec,
+        status: {},
+      };
+      for (const printed of [JSON.stringify(live), JSON.stringify({ kind: "List", items: [live] })]) {
         const [cmd, ...rest] = restoreCommands(objects, printed);
         expect(rest).to.deep.equal([]);
         expect(cmd.argv).to.deep.equal(["kubectl", "apply", "-f", "-"]);
-        const restored = JSON.parse(cmd.stdin as string).items[0];
-        expect(restored.spec).to.deep.equal(one.spec);
-        expect(restored.metadata).to.deep.equal({ name: "payment", namespace: "meshmart", annotations: { "meshmart.dev/retry-safe": "PaymentService/*" } });
-        expect(restored).not.to.have.property("status");
+        expect(JSON.parse(cmd.stdin as string).items).to.deep.equal([
+          {
+            apiVersion: "networking.istio.io/v1",
+            kind: "VirtualService",
+            metadata: { name: "payment", namespace: "meshmart", annotations: { "meshmart.dev/retry-safe": "PaymentService/*" } },
+            spec,
+          },
+        ]);
       }
       const [del, ...none] = restoreCommands(objects, "");
       expect(none).to.deep.equal([]);
@@ -258,18 +228,8 @@ echo applied
       expect(ran).to.equal(false);
     });
 
-    it("when the live objects cannot be read, applies nothing", async () => {
-      writeFileSync(join(dir, "live.json"), "error: the server doesn't have a resource type");
-      let ran = false;
-      const plan = clusterPlan(loadHypothesis("payment-abort"), project("payment-abort"));
-      const err = await withClusterFault(plan, async () => (ran = true), env()).catch((e: Error) => e);
-      expect((err as Error).message).to.match(/printed no kubectl JSON, nothing applied/);
-      expect(ran).to.equal(false);
-      expect(calls()).to.deep.equal(["get -f mesh/experiments/payment-abort.yaml -o json --ignore-not-found"]);
-    });
-
-    it("with the fake kubectl: save, apply, load, restore in order; the restore runs even when the load fails", async () => {
-      writeFileSync(join(dir, "live.json"), JSON.stringify(live("mesh/base/destinations.yaml")));
+    it("with the FAKE kubectl: the exec steps run after the apply and after the restore, around the load, even when it fails", async () => {
+      writeFileSync(log, "");
       const plan = clusterPlan(loadHypothesis("retries-recover"), project("retries-recover"));
       const order: string[] = [];
       const err = await withClusterFault(
@@ -288,84 +248,9 @@ echo applied
         "apply -f mesh/experiments/retries-recover.yaml",
       ]);
       expect(c[2]).to.match(/^-n meshmart exec/);
-      // DestinationRule payment was there: put back; VirtualService payment was not (in this fake cluster): deleted.
-      expect(c.slice(3, 5)).to.deep.equal(["apply -f -", "delete -f - --ignore-not-found"]);
-      expect(stdinOf(4).items.map((o: { kind: string; metadata: { name: string } }) => `${o.kind} ${o.metadata.name}`)).to.deep.equal([
-        "DestinationRule identity",
-        "DestinationRule catalog",
-        "DestinationRule orders",
-        "DestinationRule payment",
-      ]);
-      expect(stdinOf(5).items.map((o: { kind: string; metadata: { name: string } }) => `${o.kind} ${o.metadata.name}`)).to.deep.equal([
-        "VirtualService payment",
-      ]);
-      expect(c[5]).to.match(/^-n meshmart exec/); // the knob off, after the objects are back
-      expect(c).to.have.length(6);
-    });
-
-    it("a failed apply stops before the load and still restores", async () => {
-      writeFileSync(join(dir, "live.json"), JSON.stringify(live("mesh/experiments/retries-recover.yaml")));
-      const plan = clusterPlan(loadHypothesis("retries-recover"), project("retries-recover"));
-      plan.apply[0].argv = ["kubectl", "apply", "-f", "mesh/experiments/fail.yaml"];
-      let loaded = false;
-      const err = await withClusterFault(plan, async () => (loaded = true), env()).catch((e: Error) => e);
-      expect((err as Error).message).to.match(/fail\.yaml failed \(exit 1\): rejected/);
-      expect(loaded).to.equal(false);
-      expect(calls().slice(0, 3)).to.deep.equal([
-        "get -f mesh/experiments/retries-recover.yaml -o json --ignore-not-found",
-        "apply -f mesh/experiments/fail.yaml",
-        "apply -f -",
-      ]);
-    });
-
-    it("on a `-p canary` cluster, canary-50 ends at the 90/10 it started from, not the base's 100% v1 (FAKE kubectl and FAKE load)", async () => {
-      const canary = canaryCatalog();
-      const ingress = live("mesh/canary/catalog-90-10.yaml", [1]).items[0];
-      writeFileSync(join(dir, "live.json"), JSON.stringify({ ...canary, items: [...canary.items, ingress] }));
-      const { root, experimentsDir } = project("canary-50");
-      // FAKE load: the cluster cannot exist here; the numbers are the fixed run() above.
-      const fakeLoad = async () => ({ ...run(), startedAt: new Date().toISOString() });
-      const { report } = await runExperiment({
-        name: "canary-50",
-        target: "cluster",
-        runLoad: fakeLoad,
-        env: env(),
-        reportsDir: false,
-        root,
-        hypothesesDir: experimentsDir,
-      });
-      expect(calls()).to.deep.equal([
-        "get -f mesh/experiments/canary-50.yaml -o json --ignore-not-found",
-        "apply -f mesh/experiments/canary-50.yaml",
-        "apply -f -",
-      ]);
-      const restored = stdinOf(3).items;
-      const catalog = restored.find((o: { metadata: { name: string } }) => o.metadata.name === "catalog");
-      const weights = catalog.spec.http
-        .find((r: { name: string }) => r.name === "default")
-        .route.map((d: { destination: { subset: string }; weight: number }) => `${d.destination.subset} ${d.weight}`);
-      expect(weights).to.deep.equal(["v1 90", "v2 10"]);
-      expect(restored.map((o: { metadata: { name: string } }) => o.metadata.name)).to.deep.equal(["catalog", "meshmart-ingress"]);
-      for (const o of restored) {
-        expect(Object.keys(o.metadata).filter((k) => !["annotations", "name", "namespace"].includes(k))).to.deep.equal([]); // no server fields
-        expect(o.metadata.annotations ?? {}).not.to.have.property("kubectl.kubernetes.io/last-applied-configuration");
-        expect(o).not.to.have.property("status");
-      }
-      expect(report.commands?.map((c) => [c.argv.slice(1).join(" "), c.code])).to.deep.equal([
-        ["get -f mesh/experiments/canary-50.yaml -o json --ignore-not-found", 0],
-        ["apply -f mesh/experiments/canary-50.yaml", 0],
-        ["apply -f -", 0],
-      ]);
-      expect(report.invariants).to.have.property("skipped").that.contains("no --mongodb-uri");
-      expect(report.passed, "the fixed run has 10% errors: canary-50 expects none").to.equal(false);
-    });
-
-    it("deletes what the experiment created (mtls-plaintext's Job), then runs its own clean-up step", async () => {
-      const plan = clusterPlan(loadHypothesis("mtls-plaintext"), project("mtls-plaintext"));
-      await withClusterFault(plan, async () => undefined, env());
-      const c = calls();
-      expect(c.slice(-2)).to.deep.equal(["delete -f - --ignore-not-found", "-n meshmart delete job/mtls-plaintext --ignore-not-found"]);
-      expect(stdinOf(c.length - 1).items).to.deep.equal([{ apiVersion: "batch/v1", kind: "Job", metadata: { name: "mtls-plaintext", namespace: "meshmart" } }]);
+      expect(c[3]).to.equal("delete -f - --ignore-not-found"); // nothing was there in the fake: the file's objects go
+      expect(c[4]).to.match(/^-n meshmart exec/);
+      expect(c).to.have.length(5);
     });
   });
 });

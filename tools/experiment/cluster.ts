@@ -150,14 +150,22 @@ export function runCommand(cmd: Command, env: NodeJS.ProcessEnv = process.env, c
 }
 
 /**
+ * Waits until a change is in effect in the mesh, by observing it (e.g. the local control plane's istiod holds
+ * the API server's version and its clients acknowledged it: tools/kube/mesh.ts). `since`: when it was made.
+ */
+export type Settle = (phase: "applied" | "reverted", since: number) => Promise<void>;
+
+/**
  * Saves the live objects, applies the plan, runs `during` (the load), and always puts the saved objects back,
  * even when the load fails. Fails before touching anything when kubectl is not on PATH or the objects cannot
- * be read, and stops (then reverts) when an apply step fails.
+ * be read, and stops (then reverts) when an apply step fails. With `settle`, the load starts only once the
+ * applied change is in effect, and the revert is waited for the same way.
  */
 export async function withClusterFault<T>(
   plan: ClusterPlan,
   during: () => Promise<T>,
   env: NodeJS.ProcessEnv = process.env,
+  settle?: Settle,
 ): Promise<{ result: T; commands: CommandRun[] }> {
   if (!findOnPath("kubectl", env.PATH))
     throw new Error("kubectl is not on PATH: --target cluster needs kubectl pointed at a cluster running meshmart with Istio (skaffold dev -p mesh)");
@@ -172,14 +180,17 @@ export async function withClusterFault<T>(
     throw new Error(`${plan.snapshot.argv.join(" ")} printed no kubectl JSON, nothing applied: ${(err as Error).message}`);
   }
   let result: T;
+  const since = Date.now();
   try {
     for (const cmd of plan.apply) {
       const run = await runCommand(cmd, env);
       commands.push(run);
       if (run.code !== 0) throw new Error(`${cmd.argv.join(" ")} failed (exit ${run.code}): ${run.output}`);
     }
+    await settle?.("applied", since);
     result = await during();
   } finally {
+    const revertedAt = Date.now();
     const reverted = [];
     for (const cmd of [...restore, ...plan.revert]) reverted.push(await runCommand(cmd, env));
     commands.push(...reverted);
@@ -189,6 +200,7 @@ export async function withClusterFault<T>(
       console.error(
         `REVERT FAILED: ${bad.argv.join(" ")} (exit ${bad.code}): ${bad.output}\nput the mesh policy back by hand: kubectl apply -k mesh (or -k mesh/canary on a canary cluster). What was there:\n${saved.stdout}`,
       );
+    else await settle?.("reverted", revertedAt);
   }
   return { result, commands };
 }
