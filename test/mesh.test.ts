@@ -46,11 +46,7 @@ function expectBinomial(observed: number, n: number, p: number, what: string) {
 
 const codeName = (err: unknown) => Code[ConnectError.from(err).code];
 
-// PENDING: these passed on the plain-gRPC local mesh (9 of 11 on a loaded machine, 2026-12-02 10:20), and mTLS
-// with AuthorizationPolicy enforcement (issue 11) landed on main minutes before the deadline: under STRICT +
-// allow-nothing, the clients "test" and "load" need identities the policies allow (e.g. orders' for payment's
-// RPCs), which was not done in time. Re-enable once the clients carry allowed identities.
-describe.skip("local mesh: real istiod drives the services (proxyless gRPC)", function () {
+describe("local mesh: real istiod drives the services (proxyless gRPC)", function () {
   this.timeout(300_000);
   let stack: Stack;
   let catalog: Client<typeof CatalogService>;
@@ -62,20 +58,22 @@ describe.skip("local mesh: real istiod drives the services (proxyless gRPC)", fu
     stack = await startStack({
       logLevel: "warn",
       recovery: LOCAL_RECOVERY,
-      mesh: { clients: ["load", "test", "flow"] },
+      // Under STRICT mTLS + allow-nothing the callers need identities the AuthorizationPolicies allow: "test" holds
+      // the ingress gateway's (catalog's public reads), "as-orders" orders' own (payment's Charge/ListPayments).
+      mesh: { clients: ["load", "test", "flow", { name: "as-orders", serviceAccount: "orders" }] },
       healthTimeoutMs: 150_000,
       // Register and Login go through identity's route (3 s timeout): a cheaper hash keeps them within it on a busy machine.
       env: { identity: { PASSWORD_HASH_LN: "10" } },
     });
     const mesh = stack.mesh as NonNullable<Stack["mesh"]>;
-    // This test process is the mesh client "test": its channels carry their own bootstrap.
-    const channel = (target: string) => {
-      const t = createGrpcTransport({ target, defaultTimeoutMs: 10_000, channelOptions: xdsChannelOptions(mesh.bootstrap("test")) });
+    // This test process is the mesh clients "test" and "as-orders": their channels carry their own bootstraps.
+    const channel = (target: string, client: string) => {
+      const t = createGrpcTransport({ target, defaultTimeoutMs: 10_000, channelOptions: xdsChannelOptions(mesh.bootstrap(client)) });
       closers.push(() => t.close());
       return t;
     };
-    catalog = createClient(CatalogService, channel(mesh.targets.catalog));
-    payment = createClient(PaymentService, channel(mesh.targets.payment));
+    catalog = createClient(CatalogService, channel(mesh.targets.catalog, "test"));
+    payment = createClient(PaymentService, channel(mesh.targets.payment, "as-orders"));
   });
   after(async () => {
     for (const close of closers) close();
@@ -104,11 +102,12 @@ describe.skip("local mesh: real istiod drives the services (proxyless gRPC)", fu
         .map((c) => c.metadata.name)
         .sort();
     expect(names("ServiceEntry")).to.deep.equal(["catalog", "identity", "orders", "payment"]);
-    expect(names("WorkloadEntry")).to.include.members([...UNITS, "load", "test"]);
+    expect(names("WorkloadEntry")).to.include.members([...UNITS, "load", "test", "as-orders"]);
     expect(names("VirtualService")).to.deep.equal(["catalog", "identity", "orders", "payment"]);
     const out = mesh().leftOut.map((l) => `${l.kind} ${l.name}`);
     expect(out).to.include.members(["Gateway meshmart", "VirtualService meshmart-ingress", "RequestAuthentication meshmart-identity"]);
-    for (const u of UNITS) expect(stack.endpoints[u].grpc).to.match(/^127\.0\.0\.\d+:\d+$/);
+    // each workload on its own loopback address (a per-stack 127.x.y.0/24 block) and the manifests' port, like a pod
+    for (const u of UNITS) expect(stack.endpoints[u].grpc).to.match(/^127\.\d+\.\d+\.\d+:50051$/);
   });
 
   it("catalog split: the canary's 90/10 sends ≥ 1000 GetProduct calls 90/10 to v1/v2; x-canary: always reaches v2 only", async () => {
@@ -189,7 +188,7 @@ describe.skip("local mesh: real istiod drives the services (proxyless gRPC)", fu
     const docs = experimentDocs(loadHypothesis("retries-recover"));
     const withRetries = await mesh().apply(docs);
     await stack.setFaults("payment", { errorPercent: 50 });
-    const failed = async () => count(await many(400, 16, () => payment.getPayment({ paymentId: "no-such-payment" }).then(() => "OK", codeName)), "Unavailable");
+    const failed = async () => count(await many(400, 16, () => payment.listPayments({ orderId: "no-such-order" }).then(() => "OK", codeName)), "Unavailable");
     try {
       const attempts = docs[1].obj.spec.http[0].retries.attempts as number;
       expectBinomial(await failed(), 400, 0.5 ** (attempts + 1), `with ${attempts} retries: calls still failing`);
@@ -216,7 +215,7 @@ describe.skip("local mesh: real istiod drives the services (proxyless gRPC)", fu
     // Every call that gets through holds its slot for a second, so the rest of the burst can only queue or be refused.
     await stack.setFaults(unit, { delayMs: 1000, delayPercent: 100 });
     try {
-      const call = unit === "payment" ? () => payment.getPayment({ paymentId: "x" }) : () => catalog.getProduct({ sku: "mug-blue" });
+      const call = unit === "payment" ? () => payment.listPayments({ orderId: "x" }) : () => catalog.getProduct({ sku: "mug-blue" });
       // Arrivals 25 ms apart: grpc-js-xds counts a call from when it starts on a connection (just after the pick),
       // so calls issued in the very same instant would all be admitted; spaced out, each later one sees the slot taken.
       const pending: Promise<{ code: string; ms: number }>[] = [];
@@ -248,7 +247,7 @@ describe.skip("local mesh: real istiod drives the services (proxyless gRPC)", fu
     try {
       const by = await servedBy(50);
       expect(count(by, "catalog-v1"), "served on the cached config while istiod is down").to.equal(50);
-      const codes = await many(20, 10, () => payment.getPayment({ paymentId: "no-such-payment" }).then(() => "OK", codeName));
+      const codes = await many(20, 10, () => payment.listPayments({ orderId: "no-such-order" }).then(() => "OK", codeName));
       expect(count(codes, "Unavailable"), JSON.stringify(codes)).to.equal(0);
     } finally {
       await m.istiod.restart();
