@@ -6,6 +6,7 @@ import { buildIdentity, identityConfig, JWKS_PATH } from "../services/identity/s
 import {
   Faults,
   faultsFromEnv,
+  initTracing,
   kitInterceptors,
   logger,
   type RunningServer,
@@ -31,6 +32,7 @@ export async function startMonolith(opts: MonolithOptions): Promise<RunningServe
   // The common settings (ENGINE, GRACE_MS, DRAIN_DELAY_MS, message limits, ...) are read as every service reads
   // them, so the two modes differ only in what this file says; the ports are the caller's.
   const common = identityConfig(env);
+  initTracing("monolith", env); // before any database connection or client is made
   const faults = new Faults(log, faultsFromEnv()); // one set of knobs: /faults reaches in-memory calls too
   try {
     parts.push(await buildIdentity(common));

@@ -27,6 +27,11 @@ export interface StackOptions {
   logFormat?: "json" | "pretty";
   /** orders' recovery loop: short values let tests see stuck orders finished within seconds. */
   recovery?: { intervalMs: number; afterMs: number };
+  /**
+   * Tracing: each unit writes its spans to `<dir>/<unit>.jsonl` (OTLP/JSON lines, read by tools/trace), sampled
+   * per `sampler`/`ratio` (OTEL_TRACES_SAMPLER/_ARG; default every trace). Off when omitted.
+   */
+  traces?: { dir: string; sampler?: string; ratio?: number };
   /** Extra environment per unit (e.g. FAULT_* knobs at start). */
   env?: Partial<Record<UnitName, Record<string, string>>>;
   /** A unit exited without being asked to (crash): start.ts stops everything, tests record it. */
@@ -117,6 +122,12 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       LOG_LEVEL: opts.logLevel ?? process.env.LOG_LEVEL ?? "info",
     };
     if (u.startsWith("catalog")) base.VERSION = u.slice("catalog-".length);
+    if (opts.traces) {
+      base.TRACES_FILE = join(opts.traces.dir, `${u}.jsonl`);
+      base.OTEL_BSP_SCHEDULE_DELAY = "1000"; // files the tools read a second after the call, not five
+      if (opts.traces.sampler) base.OTEL_TRACES_SAMPLER = opts.traces.sampler;
+      if (opts.traces.ratio !== undefined) base.OTEL_TRACES_SAMPLER_ARG = String(opts.traces.ratio);
+    }
     if (u === "orders") {
       base.CATALOG_ADDR = endpoints["catalog-v1"].grpc;
       base.PAYMENT_ADDR = endpoints.payment.grpc;

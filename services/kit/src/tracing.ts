@@ -1,0 +1,333 @@
+// OpenTelemetry tracing, set up from the standard OTEL_* variables. The kit makes the spans itself (RPC spans
+// in tracing-rpc.ts, database spans from the driver's command events below, `inSpan` for a service's own
+// steps) rather than through the require-hook instrumentations, which see neither the connect-node engine
+// nor the monolith's in-memory transport, and which do not hook ESM imports run by tsx (README "Tracing").
+//
+// Off unless a destination is configured (OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT and/or TRACES_FILE); off
+// means no SDK at all: no interceptor is installed, no command monitoring, and every helper here returns
+// at its first line.
+import { type Attributes, type Context, context, type Span, SpanKind, SpanStatusCode, TraceFlags, type Tracer, trace } from "@opentelemetry/api";
+import { CompositePropagator, ExportResultCode, W3CTraceContextPropagator } from "@opentelemetry/core";
+import { OTLPTraceExporter as OtlpGrpcExporter } from "@opentelemetry/exporter-trace-otlp-grpc";
+import { OTLPTraceExporter as OtlpHttpExporter } from "@opentelemetry/exporter-trace-otlp-proto";
+import { B3InjectEncoding, B3Propagator } from "@opentelemetry/propagator-b3";
+import { resourceFromAttributes } from "@opentelemetry/resources";
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  type ReadableSpan,
+  type Sampler,
+  type SpanExporter,
+  type SpanProcessor,
+  TraceIdRatioBasedSampler,
+} from "@opentelemetry/sdk-trace-base";
+import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
+import {
+  ATTR_DB_COLLECTION_NAME,
+  ATTR_DB_NAMESPACE,
+  ATTR_DB_OPERATION_NAME,
+  ATTR_DB_SYSTEM_NAME,
+  ATTR_SERVICE_NAME,
+  ATTR_SERVICE_VERSION,
+} from "@opentelemetry/semantic-conventions";
+import type { Connection } from "mongoose";
+import { Counter } from "prom-client";
+import { ConfigError } from "./env.js";
+import { registry } from "./metrics.js";
+import { OtlpJsonLinesExporter } from "./trace-file.js";
+
+const SAMPLERS = ["always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"] as const;
+
+export interface TracingConfig {
+  service: string;
+  sampler: (typeof SAMPLERS)[number];
+  /** Ratio for the *traceidratio samplers (OTEL_TRACES_SAMPLER_ARG), 0..1. */
+  ratio: number;
+  /** OTLP traces URL and protocol, when an endpoint is set. */
+  otlp?: { url: string; protocol: "http/protobuf" | "grpc" };
+  /** JSON-lines file (one OTLP/JSON export request per line), when TRACES_FILE is set. */
+  file?: string;
+  /** Batch span processor limits (OTEL_BSP_*): a full queue drops spans (counted) instead of growing. */
+  batch: { maxQueueSize: number; maxExportBatchSize: number; scheduledDelayMillis: number; exportTimeoutMillis: number };
+}
+
+function intVar(source: Record<string, string | undefined>, name: string, fallback: number, min: number): number {
+  const raw = source[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new ConfigError(name, `must be a whole number ≥ ${min}, got "${raw}"`);
+  return n;
+}
+
+/** The tracing settings in `source`, or undefined when tracing is off. Bad values throw ConfigError naming the variable. */
+export function tracingConfig(service: string, source: Record<string, string | undefined> = process.env): TracingConfig | undefined {
+  const sampler = (source.OTEL_TRACES_SAMPLER || "parentbased_always_on").trim().toLowerCase();
+  if (!(SAMPLERS as readonly string[]).includes(sampler))
+    throw new ConfigError("OTEL_TRACES_SAMPLER", `must be one of ${SAMPLERS.join(", ")}, got "${sampler}"`);
+  const rawRatio = source.OTEL_TRACES_SAMPLER_ARG;
+  const ratio = rawRatio === undefined || rawRatio === "" || !sampler.endsWith("traceidratio") ? 1 : Number(rawRatio);
+  if (!(ratio >= 0 && ratio <= 1)) throw new ConfigError("OTEL_TRACES_SAMPLER_ARG", `must be a ratio 0..1, got "${rawRatio}"`);
+
+  const protocol = (source.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL || source.OTEL_EXPORTER_OTLP_PROTOCOL || "http/protobuf").trim();
+  if (protocol !== "http/protobuf" && protocol !== "grpc")
+    throw new ConfigError(
+      source.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL ? "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL" : "OTEL_EXPORTER_OTLP_PROTOCOL",
+      `must be http/protobuf or grpc, got "${protocol}"`,
+    );
+  let otlp: TracingConfig["otlp"];
+  for (const name of ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"] as const) {
+    const raw = source[name]?.trim();
+    if (!raw) continue;
+    if (!/^https?:\/\/[^/]/.test(raw) || !URL.canParse(raw)) throw new ConfigError(name, `must be an http(s) URL, got "${raw}"`);
+    // The signal-specific variable is the full URL; the general one is a base the HTTP exporter appends /v1/traces to.
+    const url = name === "OTEL_EXPORTER_OTLP_ENDPOINT" && protocol === "http/protobuf" ? `${raw.replace(/\/+$/, "")}/v1/traces` : raw;
+    otlp = { url, protocol };
+    break;
+  }
+  const file = source.TRACES_FILE?.trim() || undefined;
+  const exporters = (source.OTEL_TRACES_EXPORTER ?? "").trim();
+  if (exporters !== "" && exporters !== "otlp" && exporters !== "none")
+    throw new ConfigError("OTEL_TRACES_EXPORTER", `must be otlp or none, got "${exporters}"`);
+
+  if (source.OTEL_SDK_DISABLED?.trim().toLowerCase() === "true" || exporters === "none" || sampler === "always_off") return undefined;
+  if (!otlp && !file) return undefined;
+  return {
+    service: source.OTEL_SERVICE_NAME?.trim() || service,
+    sampler: sampler as TracingConfig["sampler"],
+    ratio,
+    otlp,
+    file,
+    batch: {
+      maxQueueSize: intVar(source, "OTEL_BSP_MAX_QUEUE_SIZE", 2048, 1),
+      maxExportBatchSize: intVar(source, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512, 1),
+      scheduledDelayMillis: intVar(source, "OTEL_BSP_SCHEDULE_DELAY", 5000, 0),
+      exportTimeoutMillis: intVar(source, "OTEL_BSP_EXPORT_TIMEOUT", 30_000, 1),
+    },
+  };
+}
+
+export function samplerFor(config: Pick<TracingConfig, "sampler" | "ratio">): Sampler {
+  const ratio = new TraceIdRatioBasedSampler(config.ratio);
+  switch (config.sampler) {
+    case "always_on":
+      return new AlwaysOnSampler();
+    case "traceidratio":
+      return ratio;
+    case "parentbased_always_off":
+      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+    case "parentbased_traceidratio":
+      return new ParentBasedSampler({ root: ratio });
+    default:
+      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+  }
+}
+
+/**
+ * W3C trace context and B3 (single `b3` and multi `x-b3-*` headers), the formats the kit forwards and Envoy
+ * reads. On the way in, traceparent wins when both are valid; a malformed header is ignored (a new trace).
+ * On the way out all three are written, so every hop after this one sees the same parent in each format.
+ */
+export const propagator = new CompositePropagator({
+  propagators: [
+    new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER }),
+    new B3Propagator({ injectEncoding: B3InjectEncoding.SINGLE_HEADER }),
+    new W3CTraceContextPropagator(),
+  ],
+});
+
+/** Trace headers a call carries; replaced on every outgoing call by the client span's own. */
+export const TRACE_HEADERS = ["traceparent", "tracestate", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags"];
+
+const dropped = new Counter({
+  name: "tracing_spans_dropped_total",
+  help: "Finished spans not exported: the export queue was full (queue_full) or the exporter failed (export_failed).",
+  labelNames: ["exporter", "reason"],
+  registers: [registry],
+});
+const exported = new Counter({
+  name: "tracing_spans_exported_total",
+  help: "Spans handed to an exporter that reported success.",
+  labelNames: ["exporter"],
+  registers: [registry],
+});
+
+/**
+ * The SDK's BatchSpanProcessor behind a count of the spans it holds, so a full queue drops the span here,
+ * where it is counted, instead of silently inside the SDK. Ending a span never waits on the exporter.
+ */
+export class CountedBatchProcessor implements SpanProcessor {
+  private queued = 0;
+  private readonly inner: BatchSpanProcessor;
+  constructor(
+    exporter: SpanExporter,
+    private readonly name: string,
+    private readonly limits: TracingConfig["batch"],
+  ) {
+    const counting: SpanExporter = {
+      export: (spans, done) => {
+        this.queued -= spans.length;
+        exporter.export(spans, (result) => {
+          if (result.code === ExportResultCode.SUCCESS) exported.inc({ exporter: name }, spans.length);
+          else dropped.inc({ exporter: name, reason: "export_failed" }, spans.length);
+          done(result);
+        });
+      },
+      shutdown: () => exporter.shutdown(),
+      forceFlush: () => exporter.forceFlush?.() ?? Promise.resolve(),
+    };
+    this.inner = new BatchSpanProcessor(counting, limits);
+  }
+  onStart(): void {}
+  onEnd(span: ReadableSpan): void {
+    if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
+    if (this.queued >= this.limits.maxQueueSize) {
+      dropped.inc({ exporter: this.name, reason: "queue_full" });
+      return;
+    }
+    this.queued++;
+    this.inner.onEnd(span);
+  }
+  forceFlush(): Promise<void> {
+    return this.inner.forceFlush();
+  }
+  shutdown(): Promise<void> {
+    return this.inner.shutdown();
+  }
+}
+
+let tracer: Tracer | undefined;
+let provider: NodeTracerProvider | undefined;
+
+/** Whether this process records spans (initTracing found a destination). */
+export function tracingEnabled(): boolean {
+  return tracer !== undefined;
+}
+
+/** The kit's tracer, or undefined when tracing is off. */
+export function kitTracer(): Tracer | undefined {
+  return tracer;
+}
+
+/**
+ * Starts tracing for this process from the environment (idempotent); returns the settings, or undefined
+ * when off. Entry points call it first, before any database connection or client is made.
+ */
+export function initTracing(service: string, source: Record<string, string | undefined> = process.env, version?: string): TracingConfig | undefined {
+  const config = tracingConfig(service, source);
+  if (!config || provider) return config;
+  const processors: SpanProcessor[] = [];
+  if (config.otlp) {
+    const exporter = config.otlp.protocol === "grpc" ? new OtlpGrpcExporter({ url: config.otlp.url }) : new OtlpHttpExporter({ url: config.otlp.url });
+    processors.push(new CountedBatchProcessor(exporter, "otlp", config.batch));
+  }
+  if (config.file) processors.push(new CountedBatchProcessor(new OtlpJsonLinesExporter(config.file), "file", config.batch));
+  provider = new NodeTracerProvider({
+    resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.service, ...(version ? { [ATTR_SERVICE_VERSION]: version } : {}) }),
+    sampler: samplerFor(config),
+    spanProcessors: processors,
+  });
+  provider.register({ propagator });
+  tracer = provider.getTracer("meshmart-kit");
+  return config;
+}
+
+/** Writes out the spans still queued (at shutdown, so the last calls' spans are not lost). */
+export async function flushTracing(): Promise<void> {
+  await provider?.forceFlush().catch(() => undefined);
+}
+
+/** The current trace and span ids, for log lines (pino mixin); {} when off or outside any span. */
+export function traceLogFields(): { traceId?: string; spanId?: string } {
+  if (!tracer) return {};
+  const sc = trace.getSpan(context.active())?.spanContext();
+  if (!sc || !trace.isSpanContextValid(sc)) return {};
+  return { traceId: sc.traceId, spanId: sc.spanId };
+}
+
+/** Sets attributes on the current span (e.g. the order id on PlaceOrder's server span); nothing when off. */
+export function annotate(attributes: Attributes): void {
+  if (!tracer) return;
+  trace.getSpan(context.active())?.setAttributes(attributes);
+}
+
+/**
+ * Runs `fn` inside a span named `name` (a step of a service's own work, such as a saga step), ending it with
+ * an error status if `fn` throws. `root` starts a new trace (background work such as recovery). Off: just `fn()`.
+ */
+export function inSpan<T>(name: string, attributes: Attributes, fn: () => Promise<T>, opts: { root?: boolean } = {}): Promise<T> {
+  if (!tracer) return fn();
+  return tracer.startActiveSpan(name, { kind: SpanKind.INTERNAL, attributes, root: opts.root }, async (span) => {
+    try {
+      return await fn();
+    } catch (err) {
+      markFailed(span, err);
+      throw err;
+    } finally {
+      span.end();
+    }
+  });
+}
+
+/** Error status and message on `span`, with the gRPC code name when the error carries one. */
+export function markFailed(span: Span, err: unknown, code?: string): void {
+  const message = err instanceof Error ? err.message : String(err);
+  span.setStatus({ code: SpanStatusCode.ERROR, message: code ? `${code}: ${message}` : message });
+}
+
+// Command names whose first field is not a collection name.
+const NO_COLLECTION = new Set([
+  "ping",
+  "hello",
+  "isMaster",
+  "ismaster",
+  "buildInfo",
+  "endSessions",
+  "getMore",
+  "killCursors",
+  "listCollections",
+  "listIndexes",
+]);
+
+/**
+ * A client span for every MongoDB command sent while a recorded span is current (so readiness pings and the
+ * recovery loop's polling make no root spans), from the driver's command monitoring events. The driver
+ * emits commandStarted inside the caller's async context, so the span's parent is the caller's span.
+ */
+export function traceCommands(client: ReturnType<Connection["getClient"]>): void {
+  if (!tracer) return;
+  const t = tracer;
+  const open = new Map<number, Span>();
+  client.on("commandStarted", (e) => {
+    const parent: Context = context.active();
+    if (!trace.getSpan(parent)?.isRecording()) return;
+    const first = e.command?.[e.commandName];
+    const collection = !NO_COLLECTION.has(e.commandName) && typeof first === "string" ? first : undefined;
+    const span = t.startSpan(
+      collection ? `${e.commandName} ${collection}` : e.commandName,
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          [ATTR_DB_SYSTEM_NAME]: "mongodb",
+          [ATTR_DB_NAMESPACE]: e.databaseName,
+          [ATTR_DB_OPERATION_NAME]: e.commandName,
+          ...(collection ? { [ATTR_DB_COLLECTION_NAME]: collection } : {}),
+        },
+      },
+      parent,
+    );
+    open.set(e.requestId, span);
+  });
+  client.on("commandSucceeded", (e) => {
+    open.get(e.requestId)?.end();
+    open.delete(e.requestId);
+  });
+  client.on("commandFailed", (e) => {
+    const span = open.get(e.requestId);
+    if (!span) return;
+    markFailed(span, e.failure);
+    span.end();
+    open.delete(e.requestId);
+  });
+}
