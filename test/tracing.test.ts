@@ -14,6 +14,7 @@ import { IdentityService } from "../gen/meshmart/identity/v1/identity_pb.js";
 import { OrderService, OrderState } from "../gen/meshmart/orders/v1/orders_pb.js";
 import { createGrpcTransport } from "../services/kit/src/grpc-transport.js";
 import { freePort } from "../tools/devdb.js";
+import { startLocalStack } from "../tools/load/local-stack.js";
 import { type Stack, startStack } from "../tools/stack.js";
 import { codeOf, readSpans, type SpanRecord, tracesOfOrder, waterfallRows } from "../tools/trace/spans.js";
 
@@ -311,5 +312,48 @@ describe("tracing: one trace per order across the services (real processes)", fu
     const err = await catalog.getProduct({ sku: "no-such-sku" }).catch((e: unknown) => ConnectError.from(e));
     expect(err).to.be.instanceOf(ConnectError);
     expect((err as ConnectError).code).to.equal(Code.NotFound);
+  });
+});
+
+describe("tracing in monolith mode: the in-memory calls make the same tree in one process", function () {
+  this.timeout(180_000);
+  it("PlaceOrder → saga step → client span → catalog's server span → its database calls", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "meshmart-traces-mono-"));
+    const stack = await startLocalStack("monolith", {
+      env: { OTEL_SDK_DISABLED: "false", TRACES_FILE: join(dir, "monolith.jsonl"), OTEL_BSP_SCHEDULE_DELAY: "500" },
+    });
+    const closers: (() => void)[] = [];
+    try {
+      const client = <S extends typeof OrderService | typeof IdentityService>(service: S) => {
+        const t = createGrpcTransport({ target: stack.targets.orders, defaultTimeoutMs: 30_000 });
+        closers.push(() => t.close());
+        return createClient(service, t);
+      };
+      const identity = client(IdentityService);
+      await identity.register({ email: "mono-tracer@example.com", password: "correct-horse-1", displayName: "Tracer" });
+      const { accessToken } = await identity.login({ email: "mono-tracer@example.com", password: "correct-horse-1" });
+      const { order } = await client(OrderService).placeOrder(
+        { idempotencyKey: "mono", items: [{ sku: "mug-blue", quantity: 1 }], card: { number: "4242424242424242", expMonth: 12, expYear: 2099, cvc: "123" } },
+        { headers: { authorization: `Bearer ${accessToken}` } },
+      );
+      expect(order?.state).to.equal(OrderState.CONFIRMED);
+      const spans = await until("the monolith's trace of the order", () => {
+        const all = readSpans(dir);
+        const [id] = tracesOfOrder(all, order?.orderId ?? "");
+        const trace = all.filter((s) => s.traceId === id);
+        return trace.some((s) => s.kind === "server" && s.name.endsWith("PaymentService/Charge")) ? trace : undefined;
+      });
+      expect(new Set(spans.map((s) => s.service))).to.deep.equal(new Set(["monolith"]));
+      const reserve = spans.find((s) => s.kind === "server" && s.name.endsWith("CatalogService/ReserveStock")) as SpanRecord;
+      const call = spans.find((s) => s.spanId === reserve.parentSpanId) as SpanRecord;
+      expect(call.kind).to.equal("client");
+      expect(spans.find((s) => s.spanId === call.parentSpanId)?.name).to.equal("saga reserve");
+      expect(spans.some((s) => s.parentSpanId === reserve.spanId && s.attributes["db.namespace"] === "catalog")).to.equal(true);
+      expect(spans.filter((s) => !s.parentSpanId).map((s) => s.name)).to.deep.equal(["meshmart.orders.v1.OrderService/PlaceOrder"]);
+    } finally {
+      for (const c of closers) c();
+      await stack.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

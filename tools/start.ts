@@ -7,6 +7,8 @@
 //   npm start -- --fresh         start from an empty database
 //   npm start -- --ports auto    free ports everywhere (tests); prints "meshmart ready {json}"
 //   MONGODB_URI=mongodb://...    use that server instead of the embedded one
+//   Spans go to <data-dir>/traces/<unit>.jsonl (npm run trace -- <order id>); OTEL_SDK_DISABLED=true turns that off,
+//   OTEL_EXPORTER_OTLP_ENDPOINT sends them to a collector as well.
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -56,6 +58,7 @@ async function main() {
       });
       mongoUri = db.uri;
     }
+    process.env.TRACES_FILE ??= join(args["data-dir"], "traces", "monolith.jsonl");
     return runMonolith(mongoUri);
   }
   if (args.mode !== "services") throw new Error(`--mode must be services or monolith, got "${args.mode}"`);
@@ -64,6 +67,7 @@ async function main() {
     ports: auto ? "auto" : "default",
     mongoUri: process.env.MONGODB_URI,
     dataDir: args["data-dir"],
+    traces: { dir: join(args["data-dir"], "traces") },
     stdio: "inherit",
     logFormat: process.env.LOG_FORMAT === "json" ? "json" : "pretty",
     onUnexpectedExit: (unit, code, signal) => {
