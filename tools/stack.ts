@@ -44,6 +44,8 @@ export interface Stack {
   mongoUri: string;
   /** The embedded database's directory (undefined with an outside mongoUri). */
   dataDir?: string;
+  /** Where the units write their spans (StackOptions.traces), if tracing is on. */
+  tracesDir?: string;
   /** `meshmart ready` JSON shape: endpoints plus the database URI. */
   ready(): Endpoints & { mongodb: string };
   /** Sends `signal` (SIGKILL by default) and waits for the process to exit; it stays down until start/restart. */
@@ -191,6 +193,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     endpoints,
     mongoUri: uri,
     dataDir: db?.dir,
+    tracesDir: opts.traces?.dir,
     ready: () => ({ ...endpoints, mongodb: uri }),
     kill: killUnit,
     start: startUnit,

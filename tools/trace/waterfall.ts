@@ -132,7 +132,7 @@ export function waterfallSvg(title: string, v: TraceView, run?: RunContext): str
   for (const frac of [0, 0.25, 0.5, 0.75, 1]) {
     const x = r1(LABEL + frac * plotW);
     out.push(`<line x1="${x}" x2="${x}" y1="${axisY}" y2="${H - 24}" stroke="#eee"/>`);
-    out.push(`<text x="${x}" y="${axisY - 2}" text-anchor="middle" fill="#555">${f1(frac * v.durationMs)} ms</text>`);
+    out.push(`<text x="${x}" y="${axisY - 2}" text-anchor="${frac === 1 ? "end" : "middle"}" fill="#555">${f1(frac * v.durationMs)} ms</text>`);
   }
   out.push(`<text x="${LABEL + plotW + 8}" y="${axisY - 2}" fill="#555">duration · code</text>`);
   v.rows.forEach((r, i) => {
