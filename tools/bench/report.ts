@@ -5,6 +5,7 @@ import type { GhzFigures } from "./ghz.js";
 import type { Machine } from "./machine.js";
 import type { ProcessProfile } from "./profile.js";
 import type { ModeResult, PlaceOrderProfile, ServicesExtras, Settings } from "./stacks.js";
+import { type TracingBench, tracingMarkdown } from "./tracing.js";
 
 /** The issue's targets (issue 5). */
 export const TARGETS = { placeOrderP99Ms: 25, rssMB: 100, coldStartMs: 15_000 };
@@ -18,6 +19,8 @@ export interface BenchResults {
   monolith: ModeResult;
   extras: ServicesExtras;
   profile?: PlaceOrderProfile;
+  /** Section 5: tracing off / 10% / 100% (`npm run bench -- --only tracing` measures just this). */
+  tracing?: TracingBench;
   benchSeconds: number;
 }
 
@@ -210,6 +213,7 @@ export function markdown(r: BenchResults): string {
         : ""),
     "",
   ];
+  if (r.tracing) out.push(...tracingMarkdown(r.tracing, s.concurrency, s.seconds));
   if (r.profile?.processes.length) {
     const cpu = Object.entries(r.profile.cpuSeconds).sort((a, b) => b[1] - a[1]);
     const totalCpu = cpu.reduce((n, [, v]) => n + v, 0);
