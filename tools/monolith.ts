@@ -26,13 +26,13 @@ export interface MonolithOptions {
 }
 
 export async function startMonolith(opts: MonolithOptions): Promise<RunningServer> {
-  const log = logger("monolith");
   const env = { ...process.env, MONGODB_URI: opts.mongoUri, HOST: opts.host };
+  initTracing("monolith", env); // before the loggers, any database connection or client are made
+  const log = logger("monolith");
   const parts: ServicePart[] = [];
   // The common settings (ENGINE, GRACE_MS, DRAIN_DELAY_MS, message limits, ...) are read as every service reads
   // them, so the two modes differ only in what this file says; the ports are the caller's.
   const common = identityConfig(env);
-  initTracing("monolith", env); // before any database connection or client is made
   const faults = new Faults(log, faultsFromEnv()); // one set of knobs: /faults reaches in-memory calls too
   try {
     parts.push(await buildIdentity(common));

@@ -1,7 +1,7 @@
 // Structured logs: pino, one JSON line per event, or one readable line with LOG_FORMAT=pretty.
 import { type DestinationStream, type Logger, pino } from "pino";
 import pretty from "pino-pretty";
-import { traceLogFields } from "./tracing.js";
+import { traceLogFields, tracingEnabled } from "./tracing.js";
 
 export type { Logger };
 
@@ -11,8 +11,8 @@ export type { Logger };
  */
 export function logger(service: string, source: Record<string, string | undefined> = process.env, destination?: DestinationStream): Logger {
   const level = source.LOG_LEVEL ?? "info";
-  // mixin: the current trace and span ids on every line logged during a traced call ({} when tracing is off).
-  const options = { level, base: { service }, redact: ["password", "card.number", "authorization"], mixin: traceLogFields };
+  // mixin: the current trace and span ids on every line logged during a traced call (none while tracing is off).
+  const options = { level, base: { service }, redact: ["password", "card.number", "authorization"], ...(tracingEnabled() ? { mixin: traceLogFields } : {}) };
   if (source.LOG_FORMAT === "pretty") {
     return pino(
       options,
