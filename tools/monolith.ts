@@ -27,7 +27,7 @@ export interface MonolithOptions {
 
 export async function startMonolith(opts: MonolithOptions): Promise<RunningServer> {
   const env = { ...process.env, MONGODB_URI: opts.mongoUri, HOST: opts.host };
-  initTracing("monolith", env); // before the loggers, any database connection or client are made
+  await initTracing("monolith", env); // before the loggers, any database connection or client are made
   const log = logger("monolith");
   const parts: ServicePart[] = [];
   // The common settings (ENGINE, GRACE_MS, DRAIN_DELAY_MS, message limits, ...) are read as every service reads

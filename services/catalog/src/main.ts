@@ -3,8 +3,8 @@ import { initTracing, main } from "#kit";
 import { catalogConfig, startCatalog } from "./server.js";
 
 // Tracing first: the database connection and the clients are made with it on or off.
-main(() => {
+main(async () => {
   const config = catalogConfig();
-  initTracing("catalog", process.env, config.VERSION);
+  await initTracing("catalog", process.env, config.VERSION);
   return startCatalog(config, { signals: true });
 });

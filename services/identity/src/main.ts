@@ -3,8 +3,8 @@ import { initTracing, main } from "#kit";
 import { identityConfig, startIdentity } from "./server.js";
 
 // Tracing first: the database connection and the clients are made with it on or off.
-main(() => {
+main(async () => {
   const config = identityConfig();
-  initTracing("identity");
+  await initTracing("identity");
   return startIdentity(config, { signals: true });
 });

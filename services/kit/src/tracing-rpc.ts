@@ -14,7 +14,7 @@ import {
 } from "@opentelemetry/semantic-conventions";
 import { peerKey } from "./context.js";
 import { toConnectError } from "./errors.js";
-import { kitTracer, propagator, TRACE_HEADERS } from "./tracing.js";
+import { kitTracing, TRACE_HEADERS } from "./tracing.js";
 
 const getter = {
   get: (h: Headers, key: string) => h.get(key) ?? undefined,
@@ -41,8 +41,9 @@ function finish(span: Span, err: unknown, kind: "server" | "client") {
 
 /** Server interceptors for tracing: [] when tracing is off, so an untraced call pays nothing. */
 export function serverSpans(): Interceptor[] {
-  const tracer = kitTracer();
-  if (!tracer) return [];
+  const on = kitTracing();
+  if (!on) return [];
+  const { tracer, propagator } = on;
   return [
     (next) => async (req) => {
       if (req.service.typeName.startsWith("grpc.")) return next(req); // health and reflection: noise
@@ -73,8 +74,9 @@ export function serverSpans(): Interceptor[] {
 
 /** Client interceptors for tracing (a span per outgoing call, its context written into the headers); [] when off. */
 export function clientSpans(): Interceptor[] {
-  const tracer = kitTracer();
-  if (!tracer) return [];
+  const on = kitTracing();
+  if (!on) return [];
+  const { tracer, propagator } = on;
   return [
     (next) => async (req) => {
       const method = `${req.service.typeName}/${req.method.name}`;

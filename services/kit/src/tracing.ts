@@ -4,39 +4,14 @@
 // nor the monolith's in-memory transport, and which do not hook ESM imports run by tsx (README "Tracing").
 //
 // Off unless a destination is configured (OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT and/or TRACES_FILE); off
-// means no SDK at all: no interceptor is installed, no command monitoring, and every helper here returns
-// at its first line.
-import { type Attributes, type Context, context, type Span, SpanKind, SpanStatusCode, TraceFlags, type Tracer, trace } from "@opentelemetry/api";
-import { CompositePropagator, ExportResultCode, W3CTraceContextPropagator } from "@opentelemetry/core";
-import { OTLPTraceExporter as OtlpGrpcExporter } from "@opentelemetry/exporter-trace-otlp-grpc";
-import { OTLPTraceExporter as OtlpHttpExporter } from "@opentelemetry/exporter-trace-otlp-proto";
-import { B3InjectEncoding, B3Propagator } from "@opentelemetry/propagator-b3";
-import { resourceFromAttributes } from "@opentelemetry/resources";
-import {
-  AlwaysOffSampler,
-  AlwaysOnSampler,
-  BatchSpanProcessor,
-  ParentBasedSampler,
-  type ReadableSpan,
-  type Sampler,
-  type SpanExporter,
-  type SpanProcessor,
-  TraceIdRatioBasedSampler,
-} from "@opentelemetry/sdk-trace-base";
-import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
-import {
-  ATTR_DB_COLLECTION_NAME,
-  ATTR_DB_NAMESPACE,
-  ATTR_DB_OPERATION_NAME,
-  ATTR_DB_SYSTEM_NAME,
-  ATTR_SERVICE_NAME,
-  ATTR_SERVICE_VERSION,
-} from "@opentelemetry/semantic-conventions";
+// means no SDK at all: its modules are not even loaded (tracing-sdk.ts is imported on demand), no
+// interceptor is installed, no command monitoring, and every helper here returns at its first line.
+import { type Attributes, type Context, context, type Span, SpanKind, SpanStatusCode, type TextMapPropagator, type Tracer, trace } from "@opentelemetry/api";
+import { ATTR_DB_COLLECTION_NAME, ATTR_DB_NAMESPACE, ATTR_DB_OPERATION_NAME, ATTR_DB_SYSTEM_NAME } from "@opentelemetry/semantic-conventions";
 import type { Connection } from "mongoose";
 import { Counter } from "prom-client";
 import { ConfigError } from "./env.js";
 import { registry } from "./metrics.js";
-import { OtlpJsonLinesExporter } from "./trace-file.js";
 
 const SAMPLERS = ["always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"] as const;
 
@@ -108,134 +83,57 @@ export function tracingConfig(service: string, source: Record<string, string | u
   };
 }
 
-export function samplerFor(config: Pick<TracingConfig, "sampler" | "ratio">): Sampler {
-  const ratio = new TraceIdRatioBasedSampler(config.ratio);
-  switch (config.sampler) {
-    case "always_on":
-      return new AlwaysOnSampler();
-    case "traceidratio":
-      return ratio;
-    case "parentbased_always_off":
-      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
-    case "parentbased_traceidratio":
-      return new ParentBasedSampler({ root: ratio });
-    default:
-      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
-  }
-}
-
-/**
- * W3C trace context and B3 (single `b3` and multi `x-b3-*` headers), the formats the kit forwards and Envoy
- * reads. On the way in, traceparent wins when both are valid; a malformed header is ignored (a new trace).
- * On the way out all three are written, so every hop after this one sees the same parent in each format.
- */
-export const propagator = new CompositePropagator({
-  propagators: [
-    new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER }),
-    new B3Propagator({ injectEncoding: B3InjectEncoding.SINGLE_HEADER }),
-    new W3CTraceContextPropagator(),
-  ],
-});
-
 /** Trace headers a call carries; replaced on every outgoing call by the client span's own. */
 export const TRACE_HEADERS = ["traceparent", "tracestate", "b3", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags"];
 
-const dropped = new Counter({
+/** Spans dropped and exported (by tracing-sdk.ts), on /metrics whether tracing is on or not. */
+export const dropped = new Counter({
   name: "tracing_spans_dropped_total",
   help: "Finished spans not exported: the export queue was full (queue_full) or the exporter failed (export_failed).",
   labelNames: ["exporter", "reason"],
   registers: [registry],
 });
-const exported = new Counter({
+export const exported = new Counter({
   name: "tracing_spans_exported_total",
   help: "Spans handed to an exporter that reported success.",
   labelNames: ["exporter"],
   registers: [registry],
 });
 
-/**
- * The SDK's BatchSpanProcessor behind a count of the spans it holds, so a full queue drops the span here,
- * where it is counted, instead of silently inside the SDK. Ending a span never waits on the exporter.
- */
-export class CountedBatchProcessor implements SpanProcessor {
-  private queued = 0;
-  private readonly inner: BatchSpanProcessor;
-  constructor(
-    exporter: SpanExporter,
-    private readonly name: string,
-    private readonly limits: TracingConfig["batch"],
-  ) {
-    const counting: SpanExporter = {
-      export: (spans, done) => {
-        this.queued -= spans.length;
-        exporter.export(spans, (result) => {
-          if (result.code === ExportResultCode.SUCCESS) exported.inc({ exporter: name }, spans.length);
-          else dropped.inc({ exporter: name, reason: "export_failed" }, spans.length);
-          done(result);
-        });
-      },
-      shutdown: () => exporter.shutdown(),
-      forceFlush: () => exporter.forceFlush?.() ?? Promise.resolve(),
-    };
-    this.inner = new BatchSpanProcessor(counting, limits);
-  }
-  onStart(): void {}
-  onEnd(span: ReadableSpan): void {
-    if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
-    if (this.queued >= this.limits.maxQueueSize) {
-      dropped.inc({ exporter: this.name, reason: "queue_full" });
-      return;
-    }
-    this.queued++;
-    this.inner.onEnd(span);
-  }
-  forceFlush(): Promise<void> {
-    return this.inner.forceFlush();
-  }
-  shutdown(): Promise<void> {
-    return this.inner.shutdown();
-  }
-}
-
 let tracer: Tracer | undefined;
-let provider: NodeTracerProvider | undefined;
+let propagator: TextMapPropagator | undefined;
+let flush: (() => Promise<void>) | undefined;
 
 /** Whether this process records spans (initTracing found a destination). */
 export function tracingEnabled(): boolean {
   return tracer !== undefined;
 }
 
-/** The kit's tracer, or undefined when tracing is off. */
-export function kitTracer(): Tracer | undefined {
-  return tracer;
+/** The kit's tracer and the propagator it reads and writes trace headers with; undefined when tracing is off. */
+export function kitTracing(): { tracer: Tracer; propagator: TextMapPropagator } | undefined {
+  return tracer && propagator ? { tracer, propagator } : undefined;
 }
 
 /**
- * Starts tracing for this process from the environment (idempotent); returns the settings, or undefined
- * when off. Entry points call it first, before any database connection or client is made.
+ * Starts tracing for this process from the environment (once); returns the settings, or undefined when off.
+ * Entry points await it first, before any logger, database connection or client is made.
  */
-export function initTracing(service: string, source: Record<string, string | undefined> = process.env, version?: string): TracingConfig | undefined {
+export async function initTracing(
+  service: string,
+  source: Record<string, string | undefined> = process.env,
+  version?: string,
+): Promise<TracingConfig | undefined> {
   const config = tracingConfig(service, source);
-  if (!config || provider) return config;
-  const processors: SpanProcessor[] = [];
-  if (config.otlp) {
-    const exporter = config.otlp.protocol === "grpc" ? new OtlpGrpcExporter({ url: config.otlp.url }) : new OtlpHttpExporter({ url: config.otlp.url });
-    processors.push(new CountedBatchProcessor(exporter, "otlp", config.batch));
-  }
-  if (config.file) processors.push(new CountedBatchProcessor(new OtlpJsonLinesExporter(config.file), "file", config.batch));
-  provider = new NodeTracerProvider({
-    resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.service, ...(version ? { [ATTR_SERVICE_VERSION]: version } : {}) }),
-    sampler: samplerFor(config),
-    spanProcessors: processors,
-  });
-  provider.register({ propagator });
-  tracer = provider.getTracer("meshmart-kit");
+  if (!config || tracer) return config;
+  const sdk = await import("./tracing-sdk.js");
+  const started = await sdk.startSdk(config, version);
+  ({ tracer, propagator, flush } = started);
   return config;
 }
 
 /** Writes out the spans still queued (at shutdown, so the last calls' spans are not lost). */
 export async function flushTracing(): Promise<void> {
-  await provider?.forceFlush().catch(() => undefined);
+  await flush?.().catch(() => undefined);
 }
 
 /** The current trace and span ids, for log lines (pino mixin); {} when off or outside any span. */

@@ -4,8 +4,9 @@ import type { ExportResult } from "@opentelemetry/core";
 import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base";
 import { expect } from "chai";
 import { ConfigError, registry } from "#kit";
-import { CountedBatchProcessor, samplerFor, tracingConfig, tracingEnabled } from "../src/tracing.js";
+import { tracingConfig, tracingEnabled } from "../src/tracing.js";
 import { clientSpans, serverSpans } from "../src/tracing-rpc.js";
+import { CountedBatchProcessor, samplerFor } from "../src/tracing-sdk.js";
 
 const dropped = async (reason: string) => {
   const m = await registry.getSingleMetric("tracing_spans_dropped_total")?.get();

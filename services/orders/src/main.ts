@@ -3,8 +3,8 @@ import { initTracing, main } from "#kit";
 import { ordersConfig, startOrders } from "./server.js";
 
 // Tracing first: the database connection and the clients are made with it on or off.
-main(() => {
+main(async () => {
   const config = ordersConfig();
-  initTracing("orders");
+  await initTracing("orders");
   return startOrders(config, { signals: true });
 });

@@ -3,8 +3,8 @@ import { initTracing, main } from "#kit";
 import { paymentConfig, startPayment } from "./server.js";
 
 // Tracing first: the database connection and the clients are made with it on or off.
-main(() => {
+main(async () => {
   const config = paymentConfig();
-  initTracing("payment");
+  await initTracing("payment");
   return startPayment(config, { signals: true });
 });
