@@ -17,6 +17,7 @@ import { clusterPlan, withClusterFault } from "./cluster.js";
 import { consistency, evaluate, type FaultTimes, orderOutcomes, type RunStats, recoveryMs, secondsIn, successRate } from "./evaluate.js";
 import { type Hypothesis, loadHypothesis } from "./hypothesis.js";
 import { driveLocalFault, type FaultLog } from "./local.js";
+import { meshRefusal, withMeshFault } from "./mesh.js";
 import { type ExperimentReport, writeReport } from "./report.js";
 
 /** tools/load's runLoad, as the runner calls it (injectable, so the runner's tests can feed it a run). */
@@ -26,7 +27,8 @@ export type RunLoad = (
 
 export interface ExperimentOptions {
   name: string;
-  target?: "local" | "cluster";
+  /** local: process-level faults; cluster: kubectl; mesh: the Istio YAML through a local istiod (proxyless gRPC). */
+  target?: "local" | "cluster" | "mesh";
   rate?: number;
   durationMs?: number;
   /** Where the report files go (default reports/); none are written when false. */
@@ -34,7 +36,7 @@ export interface ExperimentOptions {
   progress?: boolean;
   /** local: orders' recovery loop settings for the stack the runner starts. */
   recovery?: { intervalMs: number; afterMs: number };
-  /** local: use this stack instead of starting one (its database must start from the seed for the invariants). */
+  /** local, mesh: use this stack instead of starting one (its database must start from the seed for the invariants; for mesh, started with `mesh`). */
   stack?: Stack;
   /** cluster: one address for every service (ingress), else the skaffold port-forwards (50051..50054). */
   address?: string;
@@ -68,7 +70,10 @@ export function scaledFault(h: Hypothesis, durationMs: number): Hypothesis["faul
 export async function runExperiment(opts: ExperimentOptions): Promise<{ report: ExperimentReport; files?: ReturnType<typeof writeReport> }> {
   const h = loadHypothesis(opts.name, opts.hypothesesDir);
   const target = opts.target ?? "local";
-  if (!h.targets.includes(target)) throw new Error(`experiment "${h.name}" runs on ${h.targets.join(" and ")}, not ${target}`);
+  if (target === "mesh") {
+    const refused = meshRefusal(h, opts.root ? join(opts.root, "mesh", "experiments") : undefined);
+    if (refused) throw new Error(refused);
+  } else if (!h.targets.includes(target)) throw new Error(`experiment "${h.name}" runs on ${h.targets.join(" and ")}, not ${target}`);
   const durationMs = opts.durationMs ?? h.load.durationMs;
   const rate = opts.rate ?? h.load.rate;
   const timing = opts.fault ? { ...h.fault, ...opts.fault } : scaledFault(h, durationMs);
@@ -131,11 +136,30 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
     } finally {
       if (!opts.stack) await stack.stop();
     }
-    if (ownTraces) {
-      spans = readSpans(ownTraces);
-      rmSync(ownTraces, { recursive: true, force: true });
+    ({ spans, tracesNote } = ownSpans(ownTraces, spans));
+  } else if (target === "mesh") {
+    const recovery = opts.recovery ?? LOCAL_RECOVERY;
+    const ownTraces = opts.stack ? undefined : mkdtempSync(join(tmpdir(), "meshmart-experiment-traces-"));
+    const stack = opts.stack ?? (await startStack({ logLevel: "warn", recovery, mesh: {}, traces: ownTraces ? { dir: ownTraces } : undefined }));
+    try {
+      const mesh = stack.mesh;
+      if (!mesh) throw new Error("--target mesh: the stack given was not started with mesh");
+      const targets = { ...mesh.targets, xdsBootstrap: JSON.stringify(mesh.bootstrap("load")) };
+      const done = await withMeshFault(stack, h, () => runLoad({ ...loadOpts, targets }), opts.root ? join(opts.root, "mesh", "experiments") : undefined);
+      run = done.result;
+      // The Istio fault is on for the whole load, applied (and acknowledged by every client) before it started.
+      fault = { startMs: 0, endMs: durationMs, events: done.fault.events.map((e) => ({ ...e, atMs: Math.min(e.atMs, durationMs) })) };
+      const accepted = run.placedOrders.filter((o) => o.code === "ok").map((o) => o.orderId);
+      invariants =
+        h.invariants === "none"
+          ? { skipped: "the hypothesis asks for none" }
+          : await checkDataSet(stack.mongoUri, { settleTimeoutMs: recovery.afterMs + 60_000, accepted });
+      logsOf = (u) => (u === "database" ? stack.dbOutput() : stack.output(u));
+      if (stack.tracesDir && opts.stack) spans = readSpans(stack.tracesDir);
+    } finally {
+      if (!opts.stack) await stack.stop();
     }
-    if (!spans) tracesNote = "the stack given to the runner was started without tracing (StackOptions.traces)";
+    ({ spans, tracesNote } = ownSpans(ownTraces, spans));
   } else {
     const plan = clusterPlan(h, opts.root ? { root: opts.root, experimentsDir: join(opts.root, "mesh", "experiments") } : {});
     const a = opts.address;
@@ -219,6 +243,16 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
     for (const u of [...UNITS, "database" as const]) writeFileSync(join(logDir, `${u}.log`), logsOf(u));
   }
   return { report, files };
+}
+
+/** The spans the runner's own stack wrote (its directory then removed), else those already read from a given stack. */
+function ownSpans(ownTraces: string | undefined, given: SpanRecord[] | undefined): { spans?: SpanRecord[]; tracesNote: string } {
+  if (ownTraces) {
+    const spans = readSpans(ownTraces);
+    rmSync(ownTraces, { recursive: true, force: true });
+    return { spans, tracesNote: "" };
+  }
+  return { spans: given, tracesNote: given ? "" : "the stack given to the runner was started without tracing (StackOptions.traces)" };
 }
 
 /** Cluster audit through payment's own RPC: orders with more than one approved payment (a double charge). */

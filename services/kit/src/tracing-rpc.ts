@@ -80,7 +80,8 @@ export function clientSpans(): Interceptor[] {
   return [
     (next) => async (req) => {
       const method = `${req.service.typeName}/${req.method.name}`;
-      const url = URL.canParse(req.url) ? new URL(req.url) : undefined;
+      // host:port targets only: for dns:/// and xds:/// ones the URL's host is the scheme, not the server.
+      const url = URL.canParse(req.url) && !/^https?:\/\/[^/]+\/\//.test(req.url) ? new URL(req.url) : undefined;
       const span = tracer.startSpan(method, {
         kind: SpanKind.CLIENT,
         attributes: {
