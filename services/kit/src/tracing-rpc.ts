@@ -4,17 +4,9 @@
 // rpc.status_code) plus rpc.grpc.status_code, the number older back-ends (Jaeger) show.
 import { Code, type Interceptor } from "@connectrpc/connect";
 import { context, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
-import {
-  ATTR_NETWORK_PEER_ADDRESS,
-  ATTR_RPC_METHOD,
-  ATTR_RPC_STATUS_CODE,
-  ATTR_RPC_SYSTEM_NAME,
-  ATTR_SERVER_ADDRESS,
-  ATTR_SERVER_PORT,
-} from "@opentelemetry/semantic-conventions";
 import { peerKey } from "./context.js";
 import { toConnectError } from "./errors.js";
-import { kitTracing, TRACE_HEADERS } from "./tracing.js";
+import { kitTracing, TRACE_HEADERS, type TracingAttributes } from "./tracing.js";
 
 const getter = {
   get: (h: Headers, key: string) => h.get(key) ?? undefined,
@@ -30,10 +22,10 @@ function statusName(code: Code): string {
 // Server side, the conventions count only these as the server's own failure (a declined card is the caller's).
 const SERVER_ERRORS = new Set([Code.Unknown, Code.DeadlineExceeded, Code.Unimplemented, Code.Internal, Code.Unavailable, Code.DataLoss]);
 
-function finish(span: Span, err: unknown, kind: "server" | "client") {
+function finish(a: TracingAttributes, span: Span, err: unknown, kind: "server" | "client") {
   // 0 is OK, which Connect's Code enum leaves out.
   const code: number = err === undefined ? 0 : toConnectError(err).code;
-  span.setAttributes({ [ATTR_RPC_STATUS_CODE]: code === 0 ? "OK" : statusName(code), "rpc.grpc.status_code": code });
+  span.setAttributes({ [a.rpcStatus]: code === 0 ? "OK" : statusName(code), "rpc.grpc.status_code": code });
   if (code !== 0 && (kind === "client" || SERVER_ERRORS.has(code)))
     span.setStatus({ code: SpanStatusCode.ERROR, message: `${statusName(code)}: ${toConnectError(err).rawMessage}` });
   span.end();
@@ -43,7 +35,7 @@ function finish(span: Span, err: unknown, kind: "server" | "client") {
 export function serverSpans(): Interceptor[] {
   const on = kitTracing();
   if (!on) return [];
-  const { tracer, propagator } = on;
+  const { tracer, propagator, attributes: a } = on;
   return [
     (next) => async (req) => {
       if (req.service.typeName.startsWith("grpc.")) return next(req); // health and reflection: noise
@@ -55,7 +47,7 @@ export function serverSpans(): Interceptor[] {
         method,
         {
           kind: SpanKind.SERVER,
-          attributes: { [ATTR_RPC_SYSTEM_NAME]: "grpc", [ATTR_RPC_METHOD]: method, ...(peer ? { [ATTR_NETWORK_PEER_ADDRESS]: peer } : {}) },
+          attributes: { [a.rpcSystem]: "grpc", [a.rpcMethod]: method, ...(peer ? { [a.peerAddress]: peer } : {}) },
         },
         parent,
       );
@@ -66,7 +58,7 @@ export function serverSpans(): Interceptor[] {
         error = err;
         throw err;
       } finally {
-        finish(span, error, "server");
+        finish(a, span, error, "server");
       }
     },
   ];
@@ -76,7 +68,7 @@ export function serverSpans(): Interceptor[] {
 export function clientSpans(): Interceptor[] {
   const on = kitTracing();
   if (!on) return [];
-  const { tracer, propagator } = on;
+  const { tracer, propagator, attributes: a } = on;
   return [
     (next) => async (req) => {
       const method = `${req.service.typeName}/${req.method.name}`;
@@ -85,10 +77,10 @@ export function clientSpans(): Interceptor[] {
       const span = tracer.startSpan(method, {
         kind: SpanKind.CLIENT,
         attributes: {
-          [ATTR_RPC_SYSTEM_NAME]: "grpc",
-          [ATTR_RPC_METHOD]: method,
-          ...(url?.hostname ? { [ATTR_SERVER_ADDRESS]: url.hostname } : {}),
-          ...(url?.port ? { [ATTR_SERVER_PORT]: Number(url.port) } : {}),
+          [a.rpcSystem]: "grpc",
+          [a.rpcMethod]: method,
+          ...(url?.hostname ? { [a.serverAddress]: url.hostname } : {}),
+          ...(url?.port ? { [a.serverPort]: Number(url.port) } : {}),
         },
       });
       // The headers forwarded from the incoming call name its parent; this call's parent is this span.
@@ -101,7 +93,7 @@ export function clientSpans(): Interceptor[] {
         error = err;
         throw err;
       } finally {
-        finish(span, error, "client");
+        finish(a, span, error, "client");
       }
     },
   ];

@@ -1,54 +1,28 @@
-// The OpenTelemetry SDK side of tracing.ts, loaded only when tracing is on: the provider, the sampler, the
-// propagator, and the exporters behind a bounded, counted queue.
+// The OpenTelemetry SDK side of tracing.ts, used only when tracing is on. Every SDK package is imported
+// dynamically (the build bundles the kit and keeps node_modules external, and a static import there would
+// load the SDK into every service at start, tracing or not); only types are imported statically.
 import { type TextMapPropagator, TraceFlags, type Tracer } from "@opentelemetry/api";
-import { CompositePropagator, ExportResultCode, W3CTraceContextPropagator } from "@opentelemetry/core";
-import { B3InjectEncoding, B3Propagator } from "@opentelemetry/propagator-b3";
-import { resourceFromAttributes } from "@opentelemetry/resources";
-import {
-  AlwaysOffSampler,
-  AlwaysOnSampler,
-  BatchSpanProcessor,
-  ParentBasedSampler,
-  type ReadableSpan,
-  type Sampler,
-  type SpanExporter,
-  type SpanProcessor,
-  TraceIdRatioBasedSampler,
-} from "@opentelemetry/sdk-trace-base";
-import { NodeTracerProvider } from "@opentelemetry/sdk-trace-node";
-import { ATTR_SERVICE_NAME, ATTR_SERVICE_VERSION } from "@opentelemetry/semantic-conventions";
+import type { ExportResult } from "@opentelemetry/core";
+import type { BatchSpanProcessor, ReadableSpan, Sampler, SpanExporter, SpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { OtlpJsonLinesExporter } from "./trace-file.js";
-import { dropped, exported, type TracingConfig } from "./tracing.js";
+import { dropped, exported, type TracingAttributes, type TracingConfig } from "./tracing.js";
 
-export function samplerFor(config: Pick<TracingConfig, "sampler" | "ratio">): Sampler {
-  const ratio = new TraceIdRatioBasedSampler(config.ratio);
+type SdkBase = typeof import("@opentelemetry/sdk-trace-base");
+
+export function samplerFor(sdk: SdkBase, config: Pick<TracingConfig, "sampler" | "ratio">): Sampler {
+  const ratio = new sdk.TraceIdRatioBasedSampler(config.ratio);
   switch (config.sampler) {
     case "always_on":
-      return new AlwaysOnSampler();
+      return new sdk.AlwaysOnSampler();
     case "traceidratio":
       return ratio;
     case "parentbased_always_off":
-      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+      return new sdk.ParentBasedSampler({ root: new sdk.AlwaysOffSampler() });
     case "parentbased_traceidratio":
-      return new ParentBasedSampler({ root: ratio });
+      return new sdk.ParentBasedSampler({ root: ratio });
     default:
-      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+      return new sdk.ParentBasedSampler({ root: new sdk.AlwaysOnSampler() });
   }
-}
-
-/**
- * W3C trace context and B3 (single `b3` and multi `x-b3-*` headers), the formats the kit forwards and Envoy
- * reads. On the way in, traceparent wins when both are valid; a malformed header is ignored (a new trace).
- * On the way out all three are written, so every hop after this one sees the same parent in each format.
- */
-export function kitPropagator(): TextMapPropagator {
-  return new CompositePropagator({
-    propagators: [
-      new B3Propagator({ injectEncoding: B3InjectEncoding.MULTI_HEADER }),
-      new B3Propagator({ injectEncoding: B3InjectEncoding.SINGLE_HEADER }),
-      new W3CTraceContextPropagator(),
-    ],
-  });
 }
 
 /**
@@ -59,6 +33,7 @@ export class CountedBatchProcessor implements SpanProcessor {
   private queued = 0;
   private readonly inner: BatchSpanProcessor;
   constructor(
+    Batch: typeof BatchSpanProcessor,
     exporter: SpanExporter,
     private readonly name: string,
     private readonly limits: TracingConfig["batch"],
@@ -66,8 +41,9 @@ export class CountedBatchProcessor implements SpanProcessor {
     const counting: SpanExporter = {
       export: (spans, done) => {
         this.queued -= spans.length;
-        exporter.export(spans, (result) => {
-          if (result.code === ExportResultCode.SUCCESS) exported.inc({ exporter: name }, spans.length);
+        exporter.export(spans, (result: ExportResult) => {
+          if (result.code === 0)
+            exported.inc({ exporter: name }, spans.length); // ExportResultCode.SUCCESS
           else dropped.inc({ exporter: name, reason: "export_failed" }, spans.length);
           done(result);
         });
@@ -75,7 +51,7 @@ export class CountedBatchProcessor implements SpanProcessor {
       shutdown: () => exporter.shutdown(),
       forceFlush: () => exporter.forceFlush?.() ?? Promise.resolve(),
     };
-    this.inner = new BatchSpanProcessor(counting, limits);
+    this.inner = new Batch(counting, limits);
   }
   onStart(): void {}
   onEnd(span: ReadableSpan): void {
@@ -99,7 +75,16 @@ export class CountedBatchProcessor implements SpanProcessor {
 export async function startSdk(
   config: TracingConfig,
   version?: string,
-): Promise<{ tracer: Tracer; propagator: TextMapPropagator; flush: () => Promise<void> }> {
+): Promise<{ tracer: Tracer; propagator: TextMapPropagator; attributes: TracingAttributes; flush: () => Promise<void> }> {
+  const [core, b3, resources, base, node, semconv, transformer] = await Promise.all([
+    import("@opentelemetry/core"),
+    import("@opentelemetry/propagator-b3"),
+    import("@opentelemetry/resources"),
+    import("@opentelemetry/sdk-trace-base"),
+    import("@opentelemetry/sdk-trace-node"),
+    import("@opentelemetry/semantic-conventions"),
+    import("@opentelemetry/otlp-transformer"),
+  ]);
   const processors: SpanProcessor[] = [];
   if (config.otlp) {
     // Only the exporter in use is loaded (the gRPC one brings its own channel code).
@@ -107,15 +92,47 @@ export async function startSdk(
       config.otlp.protocol === "grpc"
         ? new (await import("@opentelemetry/exporter-trace-otlp-grpc")).OTLPTraceExporter({ url: config.otlp.url })
         : new (await import("@opentelemetry/exporter-trace-otlp-proto")).OTLPTraceExporter({ url: config.otlp.url });
-    processors.push(new CountedBatchProcessor(exporter, "otlp", config.batch));
+    processors.push(new CountedBatchProcessor(base.BatchSpanProcessor, exporter, "otlp", config.batch));
   }
-  if (config.file) processors.push(new CountedBatchProcessor(new OtlpJsonLinesExporter(config.file), "file", config.batch));
-  const provider = new NodeTracerProvider({
-    resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: config.service, ...(version ? { [ATTR_SERVICE_VERSION]: version } : {}) }),
-    sampler: samplerFor(config),
+  if (config.file) {
+    const file = new OtlpJsonLinesExporter(config.file, (spans) => transformer.JsonTraceSerializer.serializeRequest(spans), core.ExportResultCode);
+    processors.push(new CountedBatchProcessor(base.BatchSpanProcessor, file, "file", config.batch));
+  }
+  const provider = new node.NodeTracerProvider({
+    resource: resources.resourceFromAttributes({
+      [semconv.ATTR_SERVICE_NAME]: config.service,
+      ...(version ? { [semconv.ATTR_SERVICE_VERSION]: version } : {}),
+    }),
+    sampler: samplerFor(base, config),
     spanProcessors: processors,
   });
-  const propagator = kitPropagator();
+  // W3C trace context and B3 (single `b3` and multi `x-b3-*`), the formats the kit forwards and Envoy reads.
+  // On the way in traceparent wins when both are valid (the last propagator that finds one); a malformed
+  // header is ignored (a new trace). On the way out all three are written, so the next hop sees one parent.
+  const propagator = new core.CompositePropagator({
+    propagators: [
+      new b3.B3Propagator({ injectEncoding: b3.B3InjectEncoding.MULTI_HEADER }),
+      new b3.B3Propagator({ injectEncoding: b3.B3InjectEncoding.SINGLE_HEADER }),
+      new core.W3CTraceContextPropagator(),
+    ],
+  });
   provider.register({ propagator });
-  return { tracer: provider.getTracer("meshmart-kit"), propagator, flush: () => provider.forceFlush() };
+  return {
+    tracer: provider.getTracer("meshmart-kit"),
+    propagator,
+    // The semantic conventions' names (stable RPC and database attributes as of semantic-conventions 1.45).
+    attributes: {
+      rpcSystem: semconv.ATTR_RPC_SYSTEM_NAME,
+      rpcMethod: semconv.ATTR_RPC_METHOD,
+      rpcStatus: semconv.ATTR_RPC_STATUS_CODE,
+      serverAddress: semconv.ATTR_SERVER_ADDRESS,
+      serverPort: semconv.ATTR_SERVER_PORT,
+      peerAddress: semconv.ATTR_NETWORK_PEER_ADDRESS,
+      dbSystem: semconv.ATTR_DB_SYSTEM_NAME,
+      dbNamespace: semconv.ATTR_DB_NAMESPACE,
+      dbOperation: semconv.ATTR_DB_OPERATION_NAME,
+      dbCollection: semconv.ATTR_DB_COLLECTION_NAME,
+    },
+    flush: () => provider.forceFlush(),
+  };
 }

@@ -7,7 +7,6 @@
 // means no SDK at all: its modules are not even loaded (tracing-sdk.ts is imported on demand), no
 // interceptor is installed, no command monitoring, and every helper here returns at its first line.
 import { type Attributes, type Context, context, type Span, SpanKind, SpanStatusCode, type TextMapPropagator, type Tracer, trace } from "@opentelemetry/api";
-import { ATTR_DB_COLLECTION_NAME, ATTR_DB_NAMESPACE, ATTR_DB_OPERATION_NAME, ATTR_DB_SYSTEM_NAME } from "@opentelemetry/semantic-conventions";
 import type { Connection } from "mongoose";
 import { Counter } from "prom-client";
 import { ConfigError } from "./env.js";
@@ -100,8 +99,23 @@ export const exported = new Counter({
   registers: [registry],
 });
 
+/** The semantic conventions' attribute names the kit's spans use (from @opentelemetry/semantic-conventions, loaded with the SDK). */
+export interface TracingAttributes {
+  rpcSystem: string;
+  rpcMethod: string;
+  rpcStatus: string;
+  serverAddress: string;
+  serverPort: string;
+  peerAddress: string;
+  dbSystem: string;
+  dbNamespace: string;
+  dbOperation: string;
+  dbCollection: string;
+}
+
 let tracer: Tracer | undefined;
 let propagator: TextMapPropagator | undefined;
+let attributes: TracingAttributes | undefined;
 let flush: (() => Promise<void>) | undefined;
 
 /** Whether this process records spans (initTracing found a destination). */
@@ -110,8 +124,8 @@ export function tracingEnabled(): boolean {
 }
 
 /** The kit's tracer and the propagator it reads and writes trace headers with; undefined when tracing is off. */
-export function kitTracing(): { tracer: Tracer; propagator: TextMapPropagator } | undefined {
-  return tracer && propagator ? { tracer, propagator } : undefined;
+export function kitTracing(): { tracer: Tracer; propagator: TextMapPropagator; attributes: TracingAttributes } | undefined {
+  return tracer && propagator && attributes ? { tracer, propagator, attributes } : undefined;
 }
 
 /**
@@ -127,7 +141,7 @@ export async function initTracing(
   if (!config || tracer) return config;
   const sdk = await import("./tracing-sdk.js");
   const started = await sdk.startSdk(config, version);
-  ({ tracer, propagator, flush } = started);
+  ({ tracer, propagator, attributes, flush } = started);
   return config;
 }
 
@@ -194,8 +208,9 @@ const NO_COLLECTION = new Set([
  * emits commandStarted inside the caller's async context, so the span's parent is the caller's span.
  */
 export function traceCommands(client: ReturnType<Connection["getClient"]>): void {
-  if (!tracer) return;
-  const t = tracer;
+  const on = kitTracing();
+  if (!on) return;
+  const { tracer: t, attributes: a } = on;
   const open = new Map<number, Span>();
   client.on("commandStarted", (e) => {
     const parent: Context = context.active();
@@ -207,10 +222,10 @@ export function traceCommands(client: ReturnType<Connection["getClient"]>): void
       {
         kind: SpanKind.CLIENT,
         attributes: {
-          [ATTR_DB_SYSTEM_NAME]: "mongodb",
-          [ATTR_DB_NAMESPACE]: e.databaseName,
-          [ATTR_DB_OPERATION_NAME]: e.commandName,
-          ...(collection ? { [ATTR_DB_COLLECTION_NAME]: collection } : {}),
+          [a.dbSystem]: "mongodb",
+          [a.dbNamespace]: e.databaseName,
+          [a.dbOperation]: e.commandName,
+          ...(collection ? { [a.dbCollection]: collection } : {}),
         },
       },
       parent,

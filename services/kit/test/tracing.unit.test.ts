@@ -2,6 +2,7 @@
 // here starts the SDK: tests share one process, and tracing stays off in it.
 import type { ExportResult } from "@opentelemetry/core";
 import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base";
+import * as sdk from "@opentelemetry/sdk-trace-base";
 import { expect } from "chai";
 import { ConfigError, registry } from "#kit";
 import { tracingConfig, tracingEnabled } from "../src/tracing.js";
@@ -35,7 +36,7 @@ describe("tracing settings and the export queue", () => {
     expect(c).to.deep.include({ service: "orders", sampler: "parentbased_traceidratio", ratio: 0.1, file: "/tmp/orders.jsonl" });
     expect(c?.otlp).to.deep.equal({ url: "http://collector:4318/v1/traces", protocol: "http/protobuf" });
     expect(c?.batch.maxQueueSize).to.equal(100);
-    expect(samplerFor({ sampler: "parentbased_traceidratio", ratio: 0.1 }).toString()).to.match(/ParentBased.*TraceIdRatioBased\{0\.1\}/);
+    expect(samplerFor(sdk, { sampler: "parentbased_traceidratio", ratio: 0.1 }).toString()).to.match(/ParentBased.*TraceIdRatioBased\{0\.1\}/);
     // The signal's own variable is the whole URL; gRPC takes the endpoint as it is.
     expect(tracingConfig("x", { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "http://c:4318/custom" })?.otlp?.url).to.equal("http://c:4318/custom");
     expect(tracingConfig("x", { OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4317", OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" })?.otlp).to.deep.equal({
@@ -71,7 +72,7 @@ describe("tracing settings and the export queue", () => {
 
   it("drops (and counts) spans beyond the queue instead of waiting for a stuck exporter", async () => {
     const stuck: SpanExporter = { export: (_spans, _done: (r: ExportResult) => void) => undefined, shutdown: async () => undefined };
-    const processor = new CountedBatchProcessor(stuck, "test", {
+    const processor = new CountedBatchProcessor(sdk.BatchSpanProcessor, stuck, "test", {
       maxQueueSize: 2,
       maxExportBatchSize: 2,
       scheduledDelayMillis: 60_000,
