@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildEntries } from "../../tools/build.js";
 import { type DevDb, startDevDb } from "../../tools/devdb.js";
+import { stopSharedControlPlane } from "./kube.js";
 
 let db: DevDb | undefined;
 let dir: string | undefined;
@@ -24,6 +25,7 @@ export async function mochaGlobalSetup() {
 }
 
 export async function mochaGlobalTeardown() {
+  await stopSharedControlPlane();
   await db?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
 }
