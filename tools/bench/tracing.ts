@@ -97,7 +97,7 @@ export function tracingMarkdown(t: TracingBench, concurrency: number, seconds: n
   const ten = agg(by("10%"));
   const row = (cells: (string | number)[]) => `| ${cells.join(" | ")} |`;
   const out = [
-    "## 5. What tracing costs: off, 10% and 100% sampled",
+    "## 6. What tracing costs: off, 10% and 100% sampled",
     "",
     `Measured ${t.date} on commit ${t.commit}. Services mode, closed loops at ${concurrency} callers for ${seconds} s (after warm-up) on a fresh stack per run; spans to each service's file ` +
       "(OTLP/JSON lines, 1 s batches) as `npm start` writes them. Off = `OTEL_SDK_DISABLED=true` (no SDK, no interceptor). " +
