@@ -84,6 +84,7 @@ describe("images: Dockerfiles and the file set they run", function () {
         last.lines.some((l) => /^COPY\s+--from=\S+\s+\/app\/node_modules\s/.test(l)),
         "node_modules from the build stage",
       ).to.equal(true);
+      expect(last.lines, "listens on the pod's address (the service alone defaults to 127.0.0.1)").to.include("ENV HOST=0.0.0.0");
       const copies = contextCopies(svc).map((c) => c.src);
       expect(copies).not.to.include.oneOf([".", "./", "services/", "node_modules", "deploy/"]);
       for (const c of copies) expect(c).not.to.match(/test|\.env|secrets|\.pem/);
