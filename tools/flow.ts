@@ -4,7 +4,11 @@
 //   npm run flow                          approved card (4242…): the order ends CONFIRMED
 //   npm run flow -- --card 4000000000000002   declined card: the order ends FAILED
 //   npm run flow -- --identity 127.0.0.1:50051 --catalog 127.0.0.1:50052 --orders 127.0.0.1:50053
+//   npm run flow -- --mesh               through the local mesh of `npm start -- --mesh`, as its client "cli"
+//                                        (xds:/// targets; the bootstrap it wrote to .cache/mesh/cli-bootstrap.json)
 import { randomUUID } from "node:crypto";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ConnectError } from "@connectrpc/connect";
 import { CatalogService } from "../gen/meshmart/catalog/v1/catalog_pb.js";
@@ -22,8 +26,22 @@ const { values: args } = parseArgs({
     quantity: { type: "string", default: "1" },
     email: { type: "string" },
     json: { type: "boolean", default: false },
+    mesh: { type: "boolean", default: false },
   },
 });
+
+if (args.mesh) {
+  const xds = (svc: string) => `xds:///${svc}.meshmart.svc.cluster.local:50051`;
+  Object.assign(args, { identity: xds("identity"), catalog: xds("catalog"), orders: xds("orders") });
+  if (!process.env.GRPC_XDS_BOOTSTRAP && !process.env.GRPC_XDS_BOOTSTRAP_CONFIG) {
+    const file = join(import.meta.dirname, "..", ".cache", "mesh", "cli-bootstrap.json");
+    if (!existsSync(file)) {
+      console.error(`flow: ${file} not found; start the mesh first (npm start -- --mesh)`);
+      process.exit(2);
+    }
+    process.env.GRPC_XDS_BOOTSTRAP = file;
+  }
+}
 
 const say = (...parts: unknown[]) => !args.json && console.log(...parts);
 

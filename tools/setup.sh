@@ -4,13 +4,26 @@
 #   grpcurl    v1.9.3, used by the tests and the README recipes
 #   kustomize  v5.8.1, renders the cluster manifests for the offline check (npm run check:manifests, npm test)
 #   actionlint v1.7.12, validates .github/workflows (npm test)
-# With --all also the load and cluster extras: ghz, kubeconform. (fortio v1.75.2 does not build here:
-# its dependency grol.io/grol is not served by the Go module proxy these machines reach.)
+# With --mesh also Istio's control plane for the local mesh (npm start -- --mesh, npm test):
+#   pilot-discovery (istiod) and istioctl from istio.io/istio at ISTIO_VERSION below, pilot-discovery with
+#   tools/istio/serviceentry-nil-multicluster.patch (without it, it panics at start when there is no Kubernetes);
+#   about 5 + 3 minutes of Go build on 2 cores the first time, ~190 MB each.
+# With --all also the load and cluster extras: ghz, kubeconform, and the mesh. (fortio v1.75.2 does not build
+# here: its dependency grol.io/grol is not served by the Go module proxy these machines reach.)
 # Needs Go >= 1.24 and the Go module proxy. Set MESHMART_SKIP_DEVDB=1 when MONGODB_URI points at a real MongoDB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="$PWD/.cache/bin"
 mkdir -p "$BIN"
+
+ALL="" MESH=""
+for arg in "$@"; do
+  case "$arg" in
+    --all) ALL=1 MESH=1 ;;
+    --mesh) MESH=1 ;;
+    *) echo "setup: unknown option $arg (use --mesh and/or --all)" >&2; exit 2 ;;
+  esac
+done
 
 # name  module@version
 TOOLS=(
@@ -18,7 +31,7 @@ TOOLS=(
   "kustomize sigs.k8s.io/kustomize/kustomize/v5@v5.8.1"
   "actionlint github.com/rhysd/actionlint/cmd/actionlint@v1.7.12"
 )
-if [[ "${1:-}" == "--all" ]]; then
+if [[ -n "$ALL" ]]; then
   TOOLS+=(
     "ghz github.com/bojand/ghz/cmd/ghz@v0.121.0"
     "kubeconform github.com/yannh/kubeconform/cmd/kubeconform@v0.7.0"
@@ -49,3 +62,44 @@ for entry in "${TOOLS[@]}"; do
     echo "$spec" > "$BIN/$name.stamp"
   fi
 done
+
+# istio.io/istio master of 2026-04-23 (first released in 1.31.0-alpha.0): the pseudo-version of tag 1.29.6 is
+# refused by the module proxy. Two of its dependencies' pseudo-versions have no checksum database entry.
+ISTIO_VERSION=v0.0.0-20260423205519-b01690e6db7d
+ISTIO_PATCH=tools/istio/serviceentry-nil-multicluster.patch
+
+# Builds $1 (a package of istio.io/istio) into .cache/bin/$2 from a writable, patched copy of the module. The
+# copy lives outside the worktree, named by version and patch, so that every clone reuses it and Go's build
+# cache (keyed by the source directory) too.
+build_istio() {
+  local pkg="$1" name="$2" stamp="$ISTIO_VERSION $(sha256sum "$ISTIO_PATCH" | cut -c1-16)"
+  [[ -x "$BIN/$name" && "$(cat "$BIN/$name.stamp" 2>/dev/null)" == "$stamp" ]] && return 0
+  need_go "$name"
+  export GONOSUMDB=istio.io/client-go,github.com/envoyproxy/go-control-plane/contrib GOFLAGS=-mod=mod
+  local src
+  src="${XDG_CACHE_HOME:-$HOME/.cache}/meshmart/istio-src-$ISTIO_VERSION-${stamp##* }"
+  if [[ ! -f "$src/.meshmart-patched" ]]; then
+    local mod tmp
+    mod=$(go mod download -json "istio.io/istio@$ISTIO_VERSION" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
+    [[ -d "$mod" ]] || { echo "setup: go mod download istio.io/istio@$ISTIO_VERSION gave no directory" >&2; exit 1; }
+    mkdir -p "$(dirname "$src")"
+    tmp=$(mktemp -d "$src.tmp.XXXXXX")
+    cp -r "$mod/." "$tmp" && chmod -R u+w "$tmp"
+    if ! (cd "$tmp" && patch -p1 --forward --silent --no-backup-if-mismatch) < "$ISTIO_PATCH"; then
+      rm -rf "$tmp"
+      echo "setup: $ISTIO_PATCH no longer applies to istio.io/istio@$ISTIO_VERSION; update the patch (or the version)" >&2
+      exit 1
+    fi
+    touch "$tmp/.meshmart-patched"
+    # Another setup may have finished the same copy meanwhile: keep the first one.
+    mv -T "$tmp" "$src" 2>/dev/null || rm -rf "$tmp"
+  fi
+  echo "setup: building $name (istio.io/istio@$ISTIO_VERSION); the first build takes several minutes" >&2
+  (cd "$src" && go build -o "$BIN/$name.tmp" "./$pkg") && mv "$BIN/$name.tmp" "$BIN/$name"
+  echo "$stamp" > "$BIN/$name.stamp"
+}
+
+if [[ -n "$MESH" ]]; then
+  build_istio pilot/cmd/pilot-discovery pilot-discovery
+  build_istio istioctl/cmd/istioctl istioctl
+fi

@@ -1,21 +1,29 @@
 // The local stack as a library: the embedded database and every service (catalog as v1 and v2) as child
 // processes, with handles to kill, restart and fault one of them. tools/start.ts (npm start), the experiment
 // runner and the fault tests all start meshmart through here, so they run the same thing.
+// With `mesh`, the same processes run in a local Istio mesh: real istiod (tools/mesh/istiod.ts) fed from the
+// kustomize-rendered manifests (tools/mesh/config.ts), each process with an address of its own and an xDS
+// bootstrap (tools/mesh/bootstrap.ts), orders calling catalog and payment as a proxyless gRPC client.
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FaultSettings } from "../services/kit/src/faults.js";
 import { type DevDb, freePort, ROOT, startDevDb } from "./devdb.js";
 import { waitForHealth } from "./health-wait.js";
+import type { Manifest } from "./manifests/types.js";
+import { type Bootstrap, bootstrapEnv, bootstrapFor, type Workload, xdsTarget } from "./mesh/bootstrap.js";
+import { type Applied, type LeftOut, loopbackAddress, MeshConfigDir, renderMeshConfig, validateMeshDocs } from "./mesh/config.js";
+import { type Istiod, startIstiod } from "./mesh/istiod.js";
 
 export const UNITS = ["identity", "catalog-v1", "catalog-v2", "orders", "payment"] as const;
 export type UnitName = (typeof UNITS)[number];
 export type Endpoints = Record<UnitName, { grpc: string; admin: string }>;
 
 export interface StackOptions {
-  /** "auto": free ports everywhere (tests); "default": the DESIGN.md ports. */
+  /** "auto": free ports everywhere (tests); "default": DEFAULT_PORTS below. */
   ports?: "auto" | "default";
   /** Use this server instead of starting the embedded one (stopDb/startDb are then unavailable). */
   mongoUri?: string;
@@ -32,10 +40,45 @@ export interface StackOptions {
   /** A unit exited without being asked to (crash): start.ts stops everything, tests record it. */
   onUnexpectedExit?: (unit: UnitName, code: number | null, signal: NodeJS.Signals | null) => void;
   healthTimeoutMs?: number;
+  /** Run the services in the local mesh (real istiod, proxyless gRPC). */
+  mesh?: MeshOptions;
+}
+
+export interface MeshOptions {
+  /** The mesh kustomization istiod gets; default "mesh" (the base policy); "mesh/canary": the 90/10 split. */
+  kustomization?: string;
+  /** A project copy whose manifests are rendered (tests point it at a scratch copy); default this repository. */
+  root?: string;
+  /** Client workloads besides the services (a WorkloadEntry each; bootstrap(name) gives theirs). Default: "load". */
+  clients?: string[];
+  /** Each line of istiod's log (default: kept for output() only). */
+  log?: (line: string) => void;
+  /** istiod exited without being asked to (the services keep their last config). */
+  onIstiodExit?: (code: number | null, signal: NodeJS.Signals | null) => void;
+}
+
+/** The local mesh of a stack started with `mesh`. */
+export interface Mesh {
+  istiod: Istiod;
+  config: MeshConfigDir;
+  /** What was not given to istiod, and why. */
+  leftOut: LeftOut[];
+  /** Each unit's workload (address, pod name, service account). */
+  workloads: Record<UnitName, Workload>;
+  /** xds targets of the services, as a client in the mesh dials them. */
+  targets: { identity: string; catalog: string; orders: string; payment: string };
+  /** The bootstrap of a client workload named in MeshOptions.clients. */
+  bootstrap(client: string): Bootstrap;
+  /** Validates, writes into istiod's directory (replacing by name), and waits until istiod pushed it and every client acknowledged. */
+  apply(docs: Manifest[]): Promise<Applied>;
+  /** Puts back what apply replaced, and waits the same way. */
+  revert(applied: Applied): Promise<void>;
 }
 
 export interface Stack {
   endpoints: Endpoints;
+  /** Set when started with `mesh`. */
+  mesh?: Mesh;
   mongoUri: string;
   /** The embedded database's directory (undefined with an outside mongoUri). */
   dataDir?: string;
@@ -61,7 +104,7 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-/** gRPC and admin ports per unit on `npm start` (DESIGN.md); skaffold forwards the same gRPC ports. */
+/** gRPC and admin ports per unit on `npm start`; skaffold forwards the same gRPC ports. */
 export const DEFAULT_PORTS: Record<UnitName, [number, number]> = {
   identity: [50051, 9091],
   "catalog-v1": [50052, 9092],
@@ -77,6 +120,34 @@ const ENTRY: Record<UnitName, string> = {
   payment: "services/payment/src/main.ts",
 };
 const OUTPUT_KEEP = 64 * 1024; // bytes of output kept per unit for failure messages
+/** The Deployment (in services/<svc>/k8s) each unit is an instance of. */
+export const DEPLOYMENT: Record<UnitName, string> = {
+  identity: "identity-v1",
+  "catalog-v1": "catalog-v1",
+  "catalog-v2": "catalog-v2",
+  orders: "orders-v1",
+  payment: "payment-v1",
+};
+/** The gRPC port of every meshmart Service (services/<svc>/k8s/service.yaml): what mesh clients dial. */
+export const SERVICE_PORT = 50051;
+
+/** Throws a clear error when `host:port` cannot be bound (in use, or an address this machine does not have). */
+export async function checkBindable(host: string, port: number, what: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", (err: NodeJS.ErrnoException) => {
+      if (err.code === "EADDRINUSE") reject(new Error(`${host}:${port} (${what}) is already in use`));
+      else if (err.code === "EADDRNOTAVAIL")
+        reject(
+          new Error(
+            `${host} (${what}) is not an address of this machine: the local mesh gives every process its own 127.0.0.x (on macOS: sudo ifconfig lo0 alias ${host})`,
+          ),
+        );
+      else reject(new Error(`${host}:${port} (${what}): ${err.message}`));
+    });
+    srv.listen(port, host, () => srv.close(() => resolve()));
+  });
+}
 
 interface Running {
   child: ChildProcess;
@@ -89,9 +160,19 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const ports = {} as Record<UnitName, { port: number; adminPort: number }>;
   for (const u of UNITS)
     ports[u] = auto ? { port: await freePort(), adminPort: await freePort() } : { port: DEFAULT_PORTS[u][0], adminPort: DEFAULT_PORTS[u][1] };
+  // In the mesh every process has an address of its own: istiod tells workloads apart by IP.
+  const hostOf = Object.fromEntries(UNITS.map((u, i) => [u, opts.mesh ? loopbackAddress(i) : "127.0.0.1"])) as Record<UnitName, string>;
   const endpoints = Object.fromEntries(
-    UNITS.map((u) => [u, { grpc: `127.0.0.1:${ports[u].port}`, admin: `http://127.0.0.1:${ports[u].adminPort}` }]),
+    UNITS.map((u) => [u, { grpc: `${hostOf[u]}:${ports[u].port}`, admin: `http://${hostOf[u]}:${ports[u].adminPort}` }]),
   ) as Endpoints;
+  if (opts.mesh)
+    for (const u of UNITS) {
+      await checkBindable(hostOf[u], ports[u].port, `${u}'s gRPC port`);
+      await checkBindable(hostOf[u], ports[u].adminPort, `${u}'s admin port`);
+    }
+
+  // The mesh first: an invalid mesh file stops the start before anything else runs.
+  const mesh = opts.mesh ? await startMesh(opts.mesh, hostOf, ports) : undefined;
 
   let dbLog = "";
   const tempDir = opts.mongoUri || opts.dataDir ? undefined : mkdtempSync(join(tmpdir(), "meshmart-stack-"));
@@ -99,10 +180,14 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   let mongoUri = opts.mongoUri;
   if (!mongoUri) {
     const port = auto ? await freePort() : 27017;
-    db = await startDevDb({ dir: (opts.dataDir ?? tempDir) as string, port, log: (line) => (dbLog = `${dbLog}${line}\n`.slice(-OUTPUT_KEEP)) }).catch((err) => {
-      if (tempDir) rmSync(tempDir, { recursive: true, force: true });
-      throw new Error(`${err.message}\n(is something else on port ${port}? set MONGODB_URI to use it instead)`);
-    });
+    db = await startDevDb({ dir: (opts.dataDir ?? tempDir) as string, port, log: (line) => (dbLog = `${dbLog}${line}\n`.slice(-OUTPUT_KEEP)) }).catch(
+      async (err) => {
+        if (tempDir) rmSync(tempDir, { recursive: true, force: true });
+        await mesh?.istiod.stop();
+        if (mesh) rmSync(mesh.config.dir, { recursive: true, force: true });
+        throw new Error(`${err.message}\n(is something else on port ${port}? set MONGODB_URI to use it instead)`);
+      },
+    );
     mongoUri = db.uri;
   }
   const uri = mongoUri;
@@ -116,10 +201,15 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       LOG_FORMAT: opts.logFormat ?? process.env.LOG_FORMAT ?? "json",
       LOG_LEVEL: opts.logLevel ?? process.env.LOG_LEVEL ?? "info",
     };
+    if (mesh) {
+      base.HOST = hostOf[u];
+      Object.assign(base, bootstrapEnv(mesh.workloads[u], mesh.istiod.xdsAddress));
+    }
     if (u.startsWith("catalog")) base.VERSION = u.slice("catalog-".length);
     if (u === "orders") {
-      base.CATALOG_ADDR = endpoints["catalog-v1"].grpc;
-      base.PAYMENT_ADDR = endpoints.payment.grpc;
+      // In the mesh, orders asks istiod where catalog and payment are (routes, subsets, retries, faults).
+      base.CATALOG_ADDR = mesh ? mesh.targets.catalog : endpoints["catalog-v1"].grpc;
+      base.PAYMENT_ADDR = mesh ? mesh.targets.payment : endpoints.payment.grpc;
       base.IDENTITY_JWKS_URL = `${endpoints.identity.admin}/.well-known/jwks.json`;
       if (opts.recovery) {
         base.RECOVERY_INTERVAL_MS = String(opts.recovery.intervalMs);
@@ -183,6 +273,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
 
   const stack: Stack = {
     endpoints,
+    mesh,
     mongoUri: uri,
     dataDir: db?.dir,
     ready: () => ({ ...endpoints, mongodb: uri }),
@@ -220,6 +311,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       if (stopping) return;
       stopping = true;
       await Promise.all([...running.keys()].reverse().map((u) => killUnit(u, "SIGTERM")));
+      await mesh?.istiod.stop();
+      if (mesh) rmSync(mesh.config.dir, { recursive: true, force: true });
       await db?.stop();
       if (tempDir) rmSync(tempDir, { recursive: true, force: true });
     },
@@ -238,4 +331,67 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     throw err;
   }
   return stack;
+}
+
+/** Renders and validates the mesh config, writes istiod's directory and starts istiod. */
+async function startMesh(o: MeshOptions, hostOf: Record<UnitName, string>, ports: Record<UnitName, { port: number; adminPort: number }>): Promise<Mesh> {
+  const workloads = Object.fromEntries(
+    UNITS.map((u) => [u, { address: hostOf[u], name: u, serviceAccount: u.startsWith("catalog") ? "catalog" : u }]),
+  ) as Record<UnitName, Workload>;
+  const clients = (o.clients ?? ["load"]).map((name, i) => ({ address: loopbackAddress(UNITS.length + i), name, serviceAccount: `meshmart-${name}` }));
+  const rendered = renderMeshConfig({
+    root: o.root,
+    mesh: o.kustomization,
+    instances: UNITS.map((u) => ({
+      deployment: DEPLOYMENT[u],
+      name: u,
+      address: hostOf[u],
+      ports: { grpc: ports[u].port, "http-metrics": ports[u].adminPort },
+    })),
+    clients,
+  });
+  const problems = await validateMeshDocs(rendered.docs);
+  if (problems.length > 0)
+    throw new Error(`the mesh config is invalid (istiod would refuse it):\n${problems.map((p) => `  ${p.file}: ${p.message}`).join("\n")}`);
+  const config = new MeshConfigDir(mkdtempSync(join(tmpdir(), "meshmart-istiod-")));
+  config.write(rendered.docs);
+  const istiod = await startIstiod({ configDir: config.dir, log: o.log }).catch((err: Error) => {
+    rmSync(config.dir, { recursive: true, force: true });
+    throw new Error(`${err.message}\n(config directory ${config.dir}, from ${[...new Set(rendered.docs.map((d) => d.file))].join(", ")})`);
+  });
+  if (o.onIstiodExit) istiod.onExit(o.onIstiodExit);
+  const settle = async (since: number, written: Manifest["obj"][], removed: Manifest["obj"][] = []) => {
+    await istiod.waitForConfig(written, removed);
+    await istiod.waitForPush(since);
+  };
+  return {
+    istiod,
+    config,
+    leftOut: rendered.leftOut,
+    workloads,
+    targets: {
+      identity: xdsTarget("identity", SERVICE_PORT),
+      catalog: xdsTarget("catalog", SERVICE_PORT),
+      orders: xdsTarget("orders", SERVICE_PORT),
+      payment: xdsTarget("payment", SERVICE_PORT),
+    },
+    bootstrap(name) {
+      const w = clients.find((c) => c.name === name);
+      if (!w) throw new Error(`mesh: no client workload named ${name} (MeshOptions.clients: ${clients.map((c) => c.name).join(", ")})`);
+      return bootstrapFor(w, istiod.xdsAddress);
+    },
+    async apply(docs) {
+      const problems = await validateMeshDocs(docs);
+      if (problems.length > 0) throw new Error(`refused (istiod would reject it):\n${problems.map((p) => `  ${p.file}: ${p.message}`).join("\n")}`);
+      const since = Date.now();
+      const applied = config.apply(docs);
+      await settle(since, applied.written);
+      return applied;
+    },
+    async revert(applied) {
+      const since = Date.now();
+      const r = config.revert(applied);
+      await settle(since, r.written, r.removed);
+    },
+  };
 }

@@ -1,18 +1,22 @@
 // Runs meshmart on one machine, no cluster: the embedded database and every service (catalog as v1 and v2),
-// each as its own process on its DESIGN.md port, with readable logs. Waits for health, prints endpoints and
+// each as its own process on its default port (DEFAULT_PORTS in tools/stack.ts), with readable logs. Waits for health, prints endpoints and
 // grpcurl recipes. Ctrl-C stops everything cleanly.
 //
 //   npm start                    default ports, data kept in .cache/devdb/data
 //   npm start -- --mode monolith all services in this one process, on one port (50050; admin 9090)
 //   npm start -- --fresh         start from an empty database
+//   npm start -- --mesh          the services in a local Istio mesh: real istiod from the rendered mesh/ policy,
+//                                orders → catalog/payment as proxyless gRPC (tools/mesh/); --mesh-config mesh/canary
+//                                for the 90/10 split. Builds istiod + istioctl first if needed (setup.sh --mesh).
 //   npm start -- --ports auto    free ports everywhere (tests); prints "meshmart ready {json}"
 //   MONGODB_URI=mongodb://...    use that server instead of the embedded one
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import type { RunningServer } from "../services/kit/src/index.js";
 import { type DevDb, freePort, ROOT, startDevDb } from "./devdb.js";
 import { claim, inUse, ownerFile, refusal } from "./in-use.js";
+import { ensureMeshTools } from "./mesh/istiod.js";
 import { startMonolith } from "./monolith.js";
 import { DEFAULT_PORTS, type Endpoints, type Stack, startStack, UNITS } from "./stack.js";
 
@@ -21,6 +25,8 @@ const { values: args } = parseArgs({
     fresh: { type: "boolean", default: false },
     ports: { type: "string", default: "default" },
     mode: { type: "string", default: "services" },
+    mesh: { type: "boolean", default: false },
+    "mesh-config": { type: "string", default: "mesh" },
     "data-dir": { type: "string", default: join(ROOT, ".cache", "devdb", "data") },
   },
 });
@@ -69,9 +75,20 @@ async function main() {
     }
     return runMonolith(mongoUri);
   }
-  if (args.mode !== "services") throw new Error(`--mode must be services or monolith, got "${args.mode}"`);
+  if (args.mesh) args.mode = "mesh";
+  if (args.mode !== "services" && args.mode !== "mesh") throw new Error(`--mode must be services, monolith or mesh, got "${args.mode}"`);
+  const mesh = args.mode === "mesh";
+  // istiod and istioctl are built only for the mesh (several minutes of Go the first time): not for plain npm start.
+  if (mesh) ensureMeshTools();
 
   stack = await startStack({
+    mesh: mesh
+      ? {
+          kustomization: args["mesh-config"],
+          clients: ["load", "cli"],
+          onIstiodExit: (code, signal) => void istiodDied(code, signal),
+        }
+      : undefined,
     ports: auto ? "auto" : "default",
     mongoUri: process.env.MONGODB_URI,
     dataDir: args["data-dir"],
@@ -82,8 +99,50 @@ async function main() {
       void stopAll(1);
     },
   });
-  if (auto) console.log(`meshmart ready ${JSON.stringify(stack.ready())}`);
-  else printWelcome(stack.endpoints, stack.mongoUri);
+  if (stack.mesh) {
+    // The clients' bootstraps on disk, for `npm run flow -- --mesh` and `npm run load -- --target mesh`.
+    const dir = join(ROOT, ".cache", "mesh");
+    mkdirSync(dir, { recursive: true });
+    for (const client of ["cli", "load"]) writeFileSync(join(dir, `${client}-bootstrap.json`), `${JSON.stringify(stack.mesh.bootstrap(client), null, 2)}\n`);
+  }
+  if (auto) {
+    const m = stack.mesh;
+    const meshInfo = m
+      ? { mesh: { istiod: m.istiod.httpUrl, xds: m.istiod.xdsAddress, targets: m.targets, bootstrap: { load: m.bootstrap("load"), cli: m.bootstrap("cli") } } }
+      : {};
+    console.log(`meshmart ready ${JSON.stringify({ ...stack.ready(), ...meshInfo })}`);
+  } else printWelcome(stack.endpoints, stack.mongoUri);
+  if (stack.mesh) printMesh(stack);
+}
+
+/** istiod died: the services keep their last config (xDS clients cache it); start it again, as Kubernetes would. */
+async function istiodDied(code: number | null, signal: NodeJS.Signals | null) {
+  const istiod = stack?.mesh?.istiod;
+  if (!istiod || stopping) return;
+  console.error(`istiod exited (${signal ?? code}); the services keep serving on the config they last received (xDS clients cache it). Restarting istiod...`);
+  for (let attempt = 1; !stopping; attempt++) {
+    try {
+      await istiod.restart();
+      console.error(`istiod is back (pid ${istiod.pid()}); the services reconnect to it and get its config again`);
+      return;
+    } catch (err) {
+      console.error(`istiod restart ${attempt} failed: ${err instanceof Error ? err.message : err}`);
+      await new Promise((r) => setTimeout(r, Math.min(30_000, 1000 * 2 ** attempt))); // back off, like a crash loop
+    }
+  }
+}
+
+function printMesh(s: Stack) {
+  const m = s.mesh;
+  if (!m) return;
+  console.log(`
+Local mesh: istiod (pid ${m.istiod.pid()}) serves xDS on ${m.istiod.xdsAddress}, reading ${m.config.dir}
+(the kustomize-rendered ${args["mesh-config"]}/ policy + a ServiceEntry per Service and a WorkloadEntry per process).
+  watch it:   curl ${m.istiod.httpUrl}/debug/configz   (config)   ${m.istiod.httpUrl}/debug/syncz   (who got what)
+  through it: npm run flow -- --mesh                   (as the mesh client "cli", .cache/mesh/cli-bootstrap.json)
+              npm run load -- --target mesh --rate 20 --duration 30s
+Not given to istiod (proxyless gRPC cannot honour it here):
+${m.leftOut.map((l) => `  ${l.kind} ${l.name} (${l.file}): ${l.reason}`).join("\n")}`);
 }
 
 async function runMonolith(mongoUri: string) {

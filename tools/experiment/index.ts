@@ -1,8 +1,9 @@
-// npm run experiment -- <name> [--target local|cluster] [--rate N] [--duration 20s] [--address host:port]
+// npm run experiment -- <name> [--target local|cluster|mesh] [--rate N] [--duration 20s] [--address host:port]
 //   [--mongodb-uri URI] [--out reports]
 // Runs the experiment described by mesh/experiments/<name>.hypothesis.yaml and writes
 // reports/<name>-<timestamp>.{json,md,svg}. Exit 0 when the hypothesis held, 1 when not, 2 on bad usage.
 import { parseArgs } from "node:util";
+import { ensureMeshTools } from "../mesh/istiod.js";
 import { parseDuration } from "./hypothesis.js";
 import { runExperiment } from "./run.js";
 
@@ -19,8 +20,9 @@ async function main() {
     },
   });
   const [name] = positionals;
-  if (!name || positionals.length > 1) throw new UsageError("usage: npm run experiment -- <name> [--target local|cluster] [--rate N] [--duration 20s]");
-  if (values.target !== "local" && values.target !== "cluster") throw new UsageError(`--target must be local or cluster, got "${values.target}"`);
+  if (!name || positionals.length > 1) throw new UsageError("usage: npm run experiment -- <name> [--target local|cluster|mesh] [--rate N] [--duration 20s]");
+  if (values.target !== "local" && values.target !== "cluster" && values.target !== "mesh")
+    throw new UsageError(`--target must be local, cluster or mesh, got "${values.target}"`);
   const rate = values.rate === undefined ? undefined : Number(values.rate);
   if (rate !== undefined && !(rate > 0)) throw new UsageError(`--rate must be a positive number, got "${values.rate}"`);
   let durationMs: number | undefined;
@@ -29,6 +31,7 @@ async function main() {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+  if (values.target === "mesh") ensureMeshTools();
   const { report, files } = await runExperiment({
     name,
     target: values.target,

@@ -8,7 +8,8 @@ import type { Hypothesis } from "./hypothesis.js";
 
 export interface ExperimentReport {
   name: string;
-  target: "local" | "cluster";
+  /** mesh: the experiment's Istio YAML applied to the real istiod of a local mesh (proxyless gRPC). */
+  target: "local" | "cluster" | "mesh";
   hypothesis: string;
   startedAt: string;
   passed: boolean;

@@ -15,6 +15,7 @@ import { clusterPlan, withClusterFault } from "./cluster.js";
 import { consistency, evaluate, type FaultTimes, orderOutcomes, type RunStats, recoveryMs, secondsIn, successRate } from "./evaluate.js";
 import { type Hypothesis, loadHypothesis } from "./hypothesis.js";
 import { driveLocalFault, type FaultLog } from "./local.js";
+import { meshRefusal, withMeshFault } from "./mesh.js";
 import { type ExperimentReport, writeReport } from "./report.js";
 
 /** tools/load's runLoad, as the runner calls it (injectable, so the runner's tests can feed it a run). */
@@ -24,7 +25,8 @@ export type RunLoad = (
 
 export interface ExperimentOptions {
   name: string;
-  target?: "local" | "cluster";
+  /** local: process-level faults; cluster: kubectl; mesh: the Istio YAML through a local istiod (proxyless gRPC). */
+  target?: "local" | "cluster" | "mesh";
   rate?: number;
   durationMs?: number;
   /** Where the report files go (default reports/); none are written when false. */
@@ -32,7 +34,7 @@ export interface ExperimentOptions {
   progress?: boolean;
   /** local: orders' recovery loop settings for the stack the runner starts. */
   recovery?: { intervalMs: number; afterMs: number };
-  /** local: use this stack instead of starting one (its database must start from the seed for the invariants). */
+  /** local, mesh: use this stack instead of starting one (its database must start from the seed for the invariants; for mesh, started with `mesh`). */
   stack?: Stack;
   /** cluster: one address for every service (ingress), else the skaffold port-forwards (50051..50054). */
   address?: string;
@@ -61,7 +63,10 @@ export function scaledFault(h: Hypothesis, durationMs: number): Hypothesis["faul
 export async function runExperiment(opts: ExperimentOptions): Promise<{ report: ExperimentReport; files?: { json: string; md: string; svg: string } }> {
   const h = loadHypothesis(opts.name, opts.hypothesesDir);
   const target = opts.target ?? "local";
-  if (!h.targets.includes(target)) throw new Error(`experiment "${h.name}" runs on ${h.targets.join(" and ")}, not ${target}`);
+  if (target === "mesh") {
+    const refused = meshRefusal(h, opts.root ? join(opts.root, "mesh", "experiments") : undefined);
+    if (refused) throw new Error(refused);
+  } else if (!h.targets.includes(target)) throw new Error(`experiment "${h.name}" runs on ${h.targets.join(" and ")}, not ${target}`);
   const durationMs = opts.durationMs ?? h.load.durationMs;
   const rate = opts.rate ?? h.load.rate;
   const timing = opts.fault ? { ...h.fault, ...opts.fault } : scaledFault(h, durationMs);
@@ -111,6 +116,26 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
       const accepted = run.placedOrders.filter((o) => o.code === "ok").map((o) => o.orderId);
       // The recovery window: an order still for afterMs is picked up at the next pass. The poll ends as soon as
       // nothing is PENDING; the generous bound is for a busy machine, where each recovery takes seconds.
+      invariants =
+        h.invariants === "none"
+          ? { skipped: "the hypothesis asks for none" }
+          : await checkDataSet(stack.mongoUri, { settleTimeoutMs: recovery.afterMs + 60_000, accepted });
+      logsOf = (u) => (u === "database" ? stack.dbOutput() : stack.output(u));
+    } finally {
+      if (!opts.stack) await stack.stop();
+    }
+  } else if (target === "mesh") {
+    const recovery = opts.recovery ?? LOCAL_RECOVERY;
+    const stack = opts.stack ?? (await startStack({ logLevel: "warn", recovery, mesh: {} }));
+    try {
+      const mesh = stack.mesh;
+      if (!mesh) throw new Error("--target mesh: the stack given was not started with mesh");
+      const targets = { ...mesh.targets, xdsBootstrap: JSON.stringify(mesh.bootstrap("load")) };
+      const done = await withMeshFault(stack, h, () => runLoad({ ...loadOpts, targets }), opts.root ? join(opts.root, "mesh", "experiments") : undefined);
+      run = done.result;
+      // The Istio fault is on for the whole load, applied (and acknowledged by every client) before it started.
+      fault = { startMs: 0, endMs: durationMs, events: done.fault.events.map((e) => ({ ...e, atMs: Math.min(e.atMs, durationMs) })) };
+      const accepted = run.placedOrders.filter((o) => o.code === "ok").map((o) => o.orderId);
       invariants =
         h.invariants === "none"
           ? { skipped: "the hypothesis asks for none" }

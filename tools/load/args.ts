@@ -1,15 +1,30 @@
 // Command-line values of the load CLI: durations and targets.
-import { DEFAULT_PORTS } from "../stack.js";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT } from "../devdb.js";
+import { xdsTarget } from "../mesh/bootstrap.js";
+import { DEFAULT_PORTS, SERVICE_PORT } from "../stack.js";
 import type { LoadTargets } from "./shopper.js";
 
 const local = (unit: keyof typeof DEFAULT_PORTS) => `127.0.0.1:${DEFAULT_PORTS[unit][0]}`;
 /** The stack `npm start` runs on its default ports (and skaffold's port-forwards). */
-export const DEFAULT_TARGETS: Required<LoadTargets> = {
+export const DEFAULT_TARGETS: Required<Omit<LoadTargets, "xdsBootstrap">> = {
   identity: local("identity"),
   catalog: local("catalog-v1"),
   orders: local("orders"),
   payment: local("payment"),
 };
+
+/**
+ * `--target mesh`: through the local mesh of `npm start -- --mesh`, as its client workload "load" (the
+ * bootstrap it wrote to .cache/mesh/load-bootstrap.json).
+ */
+export function meshTargets(): LoadTargets {
+  const file = join(ROOT, ".cache", "mesh", "load-bootstrap.json");
+  if (!existsSync(file)) throw new RangeError(`--target mesh: ${file} not found; start the mesh first (npm start -- --mesh)`);
+  const xds = (svc: string) => xdsTarget(svc, SERVICE_PORT);
+  return { identity: xds("identity"), catalog: xds("catalog"), orders: xds("orders"), payment: xds("payment"), xdsBootstrap: readFileSync(file, "utf8") };
+}
 
 /** "10s", "500ms", "2m" or a bare number of seconds → milliseconds. */
 export function parseDuration(text: string, name = "duration"): number {

@@ -3,16 +3,18 @@
 //
 // Without --start/--targets/--target it drives the stack `npm start` runs on its default ports. --target
 // sends everything to one address (a monolith, or a cluster's ingress gateway / port-forward that routes
-// by gRPC service name). Prints a summary; --out writes the whole JSON report.
+// by gRPC service name); --target mesh goes through the local mesh of `npm start -- --mesh` as a proxyless
+// client of its own, on the routes a caller in the cluster takes. Prints a summary; --out writes the whole JSON report.
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { DEFAULT_TARGETS, parseDuration, parseTargets } from "./args.js";
+import { ensureMeshTools } from "../mesh/istiod.js";
+import { DEFAULT_TARGETS, meshTargets, parseDuration, parseTargets } from "./args.js";
 import { type LoadReport, type LoadTargets, MAX_DURATION_MS, MAX_RATE, parseMix, runLoad } from "./index.js";
 import { type LocalStack, type Mode, startLocalStack } from "./local-stack.js";
 
 const USAGE = `usage: npm run load -- --rate <per second, <= ${MAX_RATE}> --duration <10s|500ms|2m, <= ${MAX_DURATION_MS / 60_000}m>
   [--mix op=weight,...]   ops: browse search getProduct login placeOrder
-  [--start services|monolith | --targets <json> | --target host:port]
+  [--start services|monolith|mesh | --targets <json> | --target host:port | --target mesh]
   [--users 10] [--seed 1] [--deadline 5s] [--max-in-flight 1000] [--out report.json] [--json]`;
 
 function summary(r: LoadReport): string {
@@ -54,7 +56,8 @@ async function main() {
     process.exit(a.help ? 0 : 2);
   }
   if ([a.start, a.targets, a.target].filter(Boolean).length > 1) throw new RangeError("give one of --start, --targets, --target");
-  if (a.start && a.start !== "services" && a.start !== "monolith") throw new RangeError(`--start must be services or monolith, got "${a.start}"`);
+  if (a.start && a.start !== "services" && a.start !== "monolith" && a.start !== "mesh")
+    throw new RangeError(`--start must be services, monolith or mesh, got "${a.start}"`);
 
   let stack: LocalStack | undefined;
   const controller = new AbortController();
@@ -62,8 +65,10 @@ async function main() {
   try {
     let targets: LoadTargets = DEFAULT_TARGETS;
     if (a.targets) targets = parseTargets(a.targets);
-    if (a.target) targets = { identity: a.target, catalog: a.target, orders: a.target, payment: a.target };
+    if (a.target === "mesh") targets = meshTargets();
+    else if (a.target) targets = { identity: a.target, catalog: a.target, orders: a.target, payment: a.target };
     if (a.start) {
+      if (a.start === "mesh") ensureMeshTools();
       console.error(`starting the local stack (${a.start})...`);
       stack = await startLocalStack(a.start as Mode);
       targets = stack.targets;

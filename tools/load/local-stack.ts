@@ -8,9 +8,16 @@ import { createInterface } from "node:readline";
 import { type ServiceProcess, startProcess } from "../process.js";
 import type { LoadTargets } from "./shopper.js";
 
-export type Mode = "services" | "monolith";
-/** What tools/start.ts prints: each unit's gRPC and admin address, and the database. */
-export type Ready = Record<string, { grpc: string; admin: string }> & { mongodb?: unknown };
+export type Mode = "services" | "monolith" | "mesh";
+/** What tools/start.ts prints: each unit's gRPC and admin address, and the database (and in mesh mode, the mesh). */
+export type Ready = Record<string, { grpc: string; admin: string }> & { mongodb?: unknown; mesh?: ReadyMesh };
+/** tools/start.ts's ready line in mesh mode: istiod's debug URL and xDS address, the xds targets, client bootstraps. */
+export interface ReadyMesh {
+  istiod: string;
+  xds: string;
+  targets: { identity: string; catalog: string; orders: string; payment: string };
+  bootstrap: Record<string, unknown>;
+}
 
 export interface LocalStack {
   mode: Mode;
@@ -49,8 +56,13 @@ export function descendantsOf(pid: number): number[] {
   return children.flatMap((c) => [c, ...descendantsOf(c)]);
 }
 
-/** The load targets from a ready line: in monolith mode, every service at the one address. */
+/**
+ * The load targets from a ready line: in monolith mode, every service at the one address; in mesh mode the
+ * xds targets, the load generator being the mesh client "load".
+ */
 export function targetsOf(ready: Ready): LoadTargets {
+  const mesh = ready.mesh as ReadyMesh | undefined;
+  if (mesh) return { ...mesh.targets, xdsBootstrap: JSON.stringify(mesh.bootstrap.load) };
   if (ready.monolith) {
     const at = ready.monolith.grpc;
     return { identity: at, catalog: at, orders: at, payment: at };

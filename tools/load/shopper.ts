@@ -7,6 +7,7 @@ import { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
 import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
 import { OrderService, OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
 import { createGrpcTransport } from "#kit";
+import { xdsChannelOptions } from "../mesh/bootstrap.js";
 import type { Op, Rng } from "./mix.js";
 
 /** "host:port" of each service; in monolith mode (or behind one ingress) all the same address. */
@@ -15,6 +16,12 @@ export interface LoadTargets {
   catalog: string;
   orders: string;
   payment?: string;
+  /**
+   * The load generator's own xDS bootstrap (JSON) when the targets are `xds:///` ones: it is then a client in
+   * the local mesh with a workload identity of its own (tools/mesh/bootstrap.ts), on the routes a caller in
+   * the cluster would take.
+   */
+  xdsBootstrap?: string;
 }
 
 export interface PlacedOrder {
@@ -72,7 +79,8 @@ export async function openShop(targets: LoadTargets, o: { users: number; deadlin
   const transports = new Map<string, ReturnType<typeof createGrpcTransport>>();
   const transportFor = (address: string) => {
     let t = transports.get(address);
-    if (!t) transports.set(address, (t = createGrpcTransport({ target: address, defaultTimeoutMs: o.deadlineMs })));
+    const channelOptions = targets.xdsBootstrap ? xdsChannelOptions(targets.xdsBootstrap) : undefined;
+    if (!t) transports.set(address, (t = createGrpcTransport({ target: address, defaultTimeoutMs: o.deadlineMs, channelOptions })));
     return t;
   };
   const close = () => {

@@ -48,8 +48,11 @@ export function kustomizeBinary(): string {
   return bin;
 }
 
-/** Renders every kustomization under root; a build that fails is a problem on its kustomization file. */
-export function renderAll(root: string): { renders: Render[]; problems: Problem[] } {
+/**
+ * Renders every kustomization under root (or only the directories `only`, relative to root); a build that
+ * fails is a problem on its kustomization file.
+ */
+export function renderAll(root: string, only?: string[]): { renders: Render[]; problems: Problem[] } {
   const bin = kustomizeBinary();
   const work = mkdtempSync(join(tmpdir(), "meshmart-render-"));
   try {
@@ -58,7 +61,7 @@ export function renderAll(root: string): { renders: Render[]; problems: Problem[
     }
     const script = existsSync(join(root, "tools", "dev-secrets.mjs")) ? join(root, "tools", "dev-secrets.mjs") : join(ROOT, "tools", "dev-secrets.mjs");
     execFileSync(process.execPath, [script, work], { stdio: ["ignore", "ignore", "pipe"] });
-    const dirs = kustomizationDirs(work);
+    const dirs = only ?? kustomizationDirs(work);
     for (const dir of dirs) withOriginAnnotations(work, dir);
     const renders: Render[] = [];
     const problems: Problem[] = [];

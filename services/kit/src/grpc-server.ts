@@ -1,4 +1,4 @@
-// Serves Connect ServiceImpl handlers on a @grpc/grpc-js server (the faster wire engine here, see DESIGN.md).
+// Serves Connect ServiceImpl handlers on a @grpc/grpc-js server (the faster wire engine here, see docs/architecture.md).
 import { create, type DescMethod, type DescService, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { anyPack } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createContextValues, createHandlerContext, createServiceImplSpec, type Interceptor, type ServiceImpl } from "@connectrpc/connect";

@@ -1,6 +1,6 @@
 // A Connect Transport over @grpc/grpc-js channels: typed Connect clients with grpc-js on the wire
-// (unary and server streaming; the services need nothing else). `xds:///` targets work once
-// @grpc/grpc-js-xds is registered, since the channel is grpc-js's own.
+// (unary and server streaming; the services need nothing else). `xds:///` targets go through the mesh's
+// control plane (xds.ts registers @grpc/grpc-js-xds on the first one), since the channel is grpc-js's own.
 import { type DescMessage, type DescMethodStreaming, type DescMethodUnary, fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import {
   Code,
@@ -19,9 +19,10 @@ import { DEFAULT_TIMEOUT_MS } from "./context.js";
 import { methodDefinition } from "./grpc-server.js";
 import { MAX_RECEIVE_BYTES_DEFAULT, MAX_SEND_BYTES_DEFAULT } from "./message-limits.js";
 import { headersToMetadata, metadataToHeaders } from "./metadata.js";
+import { isXdsTarget, registerXds } from "./xds.js";
 
 export interface GrpcTransportOptions {
-  /** "127.0.0.1:50052", "http://127.0.0.1:50052", "dns:///catalog:50051" or "xds:///catalog". */
+  /** "127.0.0.1:50052", "http://127.0.0.1:50052", "dns:///catalog:50051" or "xds:///catalog.meshmart.svc.cluster.local:50051". */
   target: string;
   interceptors?: Interceptor[];
   /** Deadline for calls that do not set one. */
@@ -56,6 +57,7 @@ export function fromGrpcError(err: grpc.ServiceError): ConnectError {
 
 export function createGrpcTransport(opts: GrpcTransportOptions): Transport & { close(): void } {
   const target = opts.target.replace(/^https?:\/\//, "");
+  if (isXdsTarget(target)) registerXds();
   const client = new grpc.Client(target, grpc.credentials.createInsecure(), { ...CLIENT_CHANNEL_OPTIONS, ...opts.channelOptions });
   const defaultTimeoutMs = opts.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
   /** The call's own timeout, else the default; 0 or less means none. */

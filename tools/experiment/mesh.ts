@@ -1,0 +1,88 @@
+// The local-mesh side of an experiment (--target mesh): the experiment's own Istio YAML from mesh/experiments/
+// is applied to the real istiod of a local mesh stack (replacing objects by name, as `kubectl apply` would),
+// the load runs as a proxyless mesh client, and afterwards what was there before is put back. Each change is
+// waited for by observing it (istiod holds the new revision in /debug/configz, then every xDS client has
+// acknowledged a push made after it in /debug/syncz), never by sleeping.
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import type { Manifest } from "../manifests/types.js";
+import { readMeshFile, whyLeftOut } from "../mesh/config.js";
+import type { Stack, UnitName } from "../stack.js";
+import { EXPERIMENTS_DIR, type Hypothesis } from "./hypothesis.js";
+import type { FaultLog } from "./local.js";
+
+/**
+ * Experiments with Istio YAML that proxyless gRPC cannot honour, and why. Everything else with a file in
+ * mesh/experiments/ runs through the local mesh.
+ */
+export const MESH_REFUSED: Record<string, string> = {
+  "outlier-ejection": "Istio does not translate a DestinationRule's outlierDetection for proxyless gRPC clients (only Envoy ejects hosts)",
+  "mtls-plaintext":
+    "it runs a Kubernetes Job without a sidecar against STRICT mTLS; locally there are no pods, and the servers are plain gRPC until mTLS comes to the local mesh",
+};
+
+/** The annotation by which an experiment's YAML asks for a real failure (the kit's knob) on some pods. */
+const FAULT_KNOB = "meshmart.dev/fault-knob";
+const UNIT_OF_SERVICE: Record<string, UnitName> = { identity: "identity", catalog: "catalog-v1", orders: "orders", payment: "payment" };
+
+/** Why `h` cannot run with --target mesh, or undefined when it can. */
+export function meshRefusal(h: Hypothesis, experimentsDir = EXPERIMENTS_DIR): string | undefined {
+  if (MESH_REFUSED[h.name]) return `experiment "${h.name}" cannot run through the local mesh: ${MESH_REFUSED[h.name]}`;
+  if (!h.targets.includes("cluster") || !existsSync(join(experimentsDir, `${h.name}.yaml`)))
+    return `experiment "${h.name}" has no Istio YAML (it is a process-level fault): run it with --target local`;
+  return undefined;
+}
+
+/** The experiment's documents (namespace meshmart unless they say otherwise). */
+export function experimentDocs(h: Hypothesis, experimentsDir = EXPERIMENTS_DIR): Manifest[] {
+  return readMeshFile(join(experimentsDir, `${h.name}.yaml`), `mesh/experiments/${h.name}.yaml`);
+}
+
+/**
+ * Applies the experiment to the stack's mesh (and the fault knobs its YAML asks for), runs `during`, and
+ * always puts back what was there, even when `during` fails.
+ */
+export async function withMeshFault<T>(
+  stack: Stack,
+  h: Hypothesis,
+  during: () => Promise<T>,
+  experimentsDir = EXPERIMENTS_DIR,
+): Promise<{ result: T; fault: FaultLog }> {
+  const mesh = stack.mesh;
+  if (!mesh) throw new Error("--target mesh needs a stack started with mesh");
+  const refused = meshRefusal(h, experimentsDir);
+  if (refused) throw new Error(refused);
+  const all = experimentDocs(h, experimentsDir);
+  const docs = all.filter((d) => !whyLeftOut(d.obj));
+  const skipped = all.filter((d) => whyLeftOut(d.obj));
+  const knobs = docs.flatMap((d) => {
+    const raw = d.obj.metadata?.annotations?.[FAULT_KNOB];
+    if (!raw) return [];
+    const k = JSON.parse(raw) as { service: string; faults: Record<string, unknown> };
+    const unit = UNIT_OF_SERVICE[k.service];
+    if (!unit) throw new Error(`${d.file}: ${FAULT_KNOB} names service "${k.service}", which has no local instance`);
+    return [{ unit, faults: k.faults }];
+  });
+  const t0 = Date.now();
+  const events: FaultLog["events"] = [];
+  const note = (what: string) => events.push({ atMs: Date.now() - t0, what });
+  for (const d of skipped) note(`not applied: ${d.obj.kind} ${d.obj.metadata?.name}: ${whyLeftOut(d.obj)}`);
+  const applied = await mesh.apply(docs);
+  note(
+    `applied ${docs.map((d) => `${d.obj.kind} ${d.obj.metadata.name}`).join(", ")} from mesh/experiments/${h.name}.yaml; istiod pushed it, every client acknowledged`,
+  );
+  let result: T;
+  try {
+    for (const k of knobs) {
+      await stack.setFaults(k.unit, k.faults);
+      note(`${k.unit} fault knobs on: ${JSON.stringify(k.faults)}`);
+    }
+    result = await during();
+  } finally {
+    for (const k of knobs) await stack.setFaults(k.unit, {}).catch((err: Error) => note(`${k.unit} knobs NOT reset: ${err.message}`));
+    await mesh.revert(applied);
+    note("reverted to the objects that were there before; istiod pushed it, every client acknowledged");
+  }
+  // The fault is on for the whole load (applied before it started), as on a cluster.
+  return { result, fault: { startMs: 0, endMs: Number.POSITIVE_INFINITY, events } };
+}
