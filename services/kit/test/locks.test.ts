@@ -30,13 +30,13 @@ describe("lease locks", () => {
       async () => {
         events.push("a in");
         aIn();
-        await new Promise((r) => setTimeout(r, 900)); // three lease lengths: only renewal keeps it
+        await new Promise((r) => setTimeout(r, 4000)); // two lease lengths: only renewal keeps it
         events.push("a out");
       },
-      { ttlMs: 300 },
+      { ttlMs: 2000 }, // renewed every ~670 ms: room for a slow renewal on a loaded machine
     );
     await aHasIt; // a holds the lock before b asks (a fixed pause was not enough on a busy machine)
-    const waiter = lockTable(b).withLock("k1", async () => events.push("b in"), { ttlMs: 300, waitMs: 5000 });
+    const waiter = lockTable(b).withLock("k1", async () => events.push("b in"), { ttlMs: 2000, waitMs: 20_000 });
     await Promise.all([holder, waiter]);
     expect(events).to.deep.equal(["a in", "a out", "b in"]);
   });

@@ -36,7 +36,8 @@ export function recoveryLoop({ orders, saga, locks, log, intervalMs, afterMs }: 
             // would fail the order and release its stock while the charge lands, never to be refunded. Any
             // write moves updatedAt, and the order counts as stuck again only `afterMs` after that.
             if (current.updatedAt.getTime() !== stuck.updatedAt.getTime()) return current;
-            log.info({ orderId: current._id, step: current.step }, "recovering interrupted order");
+            // warn: an interrupted saga is worth seeing at the default test/experiment log level.
+            log.warn({ orderId: current._id, step: current.step }, "recovering interrupted order");
             return saga.recover(current, { call: () => detached(undefined), fresh: () => detached(undefined) });
           },
           { ttlMs: ORDER_LOCK_TTL_MS, waitMs: 1000 },
