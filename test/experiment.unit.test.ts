@@ -1,15 +1,16 @@
 // The experiment runner's parts without a stack: hypothesis files and their schema, the checks, the report
-// arithmetic, the chart, and the cluster command plan run against a FAKE kubectl (a shell script on PATH
-// that records its arguments: no cluster exists here).
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+// arithmetic, the chart, and the cluster command plan's exec steps against a FAKE kubectl (a shell script on
+// PATH that records its arguments: `kubectl exec` needs a pod, and no kubelet runs pods here; everything else
+// of the cluster path runs against the real API server in test/experiment-cluster.test.ts).
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
 import { chartSvg } from "../tools/experiment/chart.js";
 import { clusterPlan, findOnPath, withClusterFault } from "../tools/experiment/cluster.js";
 import { consistency, evaluate, type RunStats, recoveryMs, type Second } from "../tools/experiment/evaluate.js";
-import { type Hypothesis, hypothesisFile, loadHypothesis, parseDuration, parseHypothesis } from "../tools/experiment/hypothesis.js";
-import { rebase, runExperiment } from "../tools/experiment/run.js";
+import { type Hypothesis, loadHypothesis, parseDuration, parseHypothesis } from "../tools/experiment/hypothesis.js";
+import { rebase } from "../tools/experiment/run.js";
 import { CLUSTER_EXPERIMENTS, LOCAL_EXPERIMENTS } from "./support/experiments.js";
 
 const NAMES = [...CLUSTER_EXPERIMENTS, ...LOCAL_EXPERIMENTS];
@@ -125,7 +126,9 @@ describe("experiment runner (unit)", () => {
     expect(svg.match(/<path d="M/g)).to.have.length(2);
   });
 
-  describe("cluster plan (kubectl is a FAKE here: no cluster)", () => {
+  // The same steps with the real kubectl against a real API server: test/experiment-cluster.test.ts. A FAKE
+  // kubectl stays for the one thing no API server can do here: `kubectl exec` into a pod (no kubelet runs pods).
+  describe("cluster plan (kubectl is a FAKE here: the exec steps need pods)", () => {
     let dir: string;
     let log: string;
     let fakeBin: string;
@@ -180,7 +183,7 @@ describe("experiment runner (unit)", () => {
       expect(ran).to.equal(false);
     });
 
-    it("with the fake kubectl: apply, load, revert in order; the revert runs even when the load fails", async () => {
+    it("with the FAKE kubectl: the exec steps run after the apply and after the revert, around the load, even when it fails", async () => {
       writeFileSync(log, "");
       const plan = clusterPlan(loadHypothesis("retries-recover"), project(true));
       const order: string[] = [];
@@ -198,43 +201,6 @@ describe("experiment runner (unit)", () => {
       expect(c[0]).to.equal("apply -f mesh/experiments/retries-recover.yaml");
       expect(c[2]).to.equal("apply -k mesh");
       expect(c).to.have.length(4);
-    });
-
-    it("a failed apply stops before the load and still reverts", async () => {
-      writeFileSync(log, "");
-      const h = loadHypothesis("retries-recover");
-      const plan = clusterPlan(h, project(true));
-      plan.apply[0].argv = ["kubectl", "apply", "-f", "mesh/experiments/fail.yaml"];
-      let loaded = false;
-      const err = await withClusterFault(plan, async () => (loaded = true), env()).catch((e: Error) => e);
-      expect((err as Error).message).to.match(/fail\.yaml failed \(exit 1\): rejected/);
-      expect(loaded).to.equal(false);
-      expect(calls()).to.deep.equal(["apply -f mesh/experiments/fail.yaml", "apply -k mesh", calls()[2]]);
-    });
-
-    it("runExperiment --target cluster writes the kubectl steps into the report (FAKE kubectl and FAKE load)", async () => {
-      writeFileSync(log, "");
-      const { root, experimentsDir } = project(true);
-      writeFileSync(join(experimentsDir, "canary-50.yaml"), "");
-      copyFileSync(hypothesisFile("canary-50"), hypothesisFile("canary-50", experimentsDir));
-      // FAKE load: the cluster cannot exist here; the numbers are the fixed run() above.
-      const fakeLoad = async () => ({ ...run(), startedAt: new Date().toISOString() });
-      const { report } = await runExperiment({
-        name: "canary-50",
-        target: "cluster",
-        runLoad: fakeLoad,
-        env: env(),
-        reportsDir: false,
-        root,
-        hypothesesDir: experimentsDir,
-      });
-      expect(calls()).to.deep.equal(["apply -f mesh/experiments/canary-50.yaml", "apply -k mesh"]);
-      expect(report.commands?.map((c) => [c.argv.slice(1).join(" "), c.code])).to.deep.equal([
-        ["apply -f mesh/experiments/canary-50.yaml", 0],
-        ["apply -k mesh", 0],
-      ]);
-      expect(report.invariants).to.have.property("skipped").that.contains("no --mongodb-uri");
-      expect(report.passed, "the fixed run has 10% errors: canary-50 expects none").to.equal(false);
     });
   });
 });

@@ -390,7 +390,7 @@ describe("a service as a real process", () => {
       FAULT_METHODS: "GetProduct",
     });
     try {
-      await waitForHealth(`127.0.0.1:${port}`);
+      await waitForHealth(`127.0.0.1:${port}`, { timeoutMs: 60_000 }); // a loaded machine starts slowly
       const call = dial(CatalogService, `127.0.0.1:${port}`).getProduct({ sku: "mug-blue" }, { timeoutMs: 10_000 });
       // Wait until the server has really started the call (its own counter says so), then signal.
       const deadline = Date.now() + 5000;

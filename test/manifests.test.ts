@@ -11,10 +11,10 @@ import { kustomizationDirs } from "../tools/manifests/render.js";
 
 const SCHEMAS = sharedSchemasDir(ROOT);
 
-/** What the check reads (manifests, skaffold.yaml, Dockerfiles, the sources skaffold syncs), in a fresh directory. */
+/** What the check reads (manifests, skaffold.yaml, the Dockerfile, the sources skaffold syncs), in a fresh directory. */
 function copyOfRepo(): string {
   const dir = mkdtempSync(join(tmpdir(), "meshmart-manifests-"));
-  for (const f of ["skaffold.yaml", "deploy", "mesh", "services", "gen", "tools/dev-secrets.mjs"]) {
+  for (const f of ["skaffold.yaml", "Dockerfile", "deploy", "mesh", "services", "gen", "tools/dev-secrets.mjs"]) {
     cpSync(join(ROOT, f), join(dir, f), { recursive: true, filter: (src) => !/[/\\](node_modules|secrets|test)$/.test(src) });
   }
   return dir;
@@ -223,10 +223,34 @@ describe("manifests: offline validation of the cluster path", function () {
 
   describe("skaffold", () => {
     it("fails an artifact whose Dockerfile is missing, and a Deployment image that is not built", () => {
-      rmSync(join(repo, "services/orders/Dockerfile"));
+      rmSync(join(repo, "Dockerfile"));
       edit("services/payment/k8s/deployment.yaml", /image: payment\b/, "image: paymnt");
-      expectProblem("skaffold.yaml", /artifacts orders/, /services\/orders\/Dockerfile does not exist/);
+      expectProblem("skaffold.yaml", /artifacts orders/, /dockerfile Dockerfile does not exist/);
       expectProblem("services/payment/k8s/deployment.yaml", /image "paymnt" is not a skaffold artifact/);
+    });
+
+    it("fails an artifact built for a service that does not exist, or without its SERVICE", () => {
+      edit("skaffold.yaml", "buildArgs: { SERVICE: orders }", "buildArgs: { SERVICE: order }");
+      edit("skaffold.yaml", "buildArgs: { SERVICE: payment }", "buildArgs: {}");
+      expectProblem("skaffold.yaml", /artifacts orders: docker\.buildArgs\.SERVICE "order" is not a service/);
+      expectProblem("skaffold.yaml", /artifacts payment: Dockerfile is built per service: docker\.buildArgs\.SERVICE is missing/);
+    });
+
+    it("fails an image stage that does not match how its Deployment runs it (tsx watch vs compiled)", () => {
+      // The dev overlay's tsx watch on the runtime image (no tsx, no sources), and a missing stage.
+      edit("skaffold.yaml", /target: dev, buildArgs: \{ SERVICE: catalog \}/, "buildArgs: { SERVICE: catalog }");
+      edit("skaffold.yaml", /target: dev, buildArgs: \{ SERVICE: identity \}/, "target: devel, buildArgs: { SERVICE: identity }");
+      expectProblem(
+        "services/catalog/k8s/deployment.yaml",
+        /default \(no profile\): Deployment catalog-v1 runs tsx watch but catalog is built from the last stage/,
+      );
+      expectProblem("skaffold.yaml", /build\.artifacts catalog syncs files into a stage that does not run tsx watch/);
+      expectProblem("skaffold.yaml", /build\.artifacts identity: docker\.target "devel" is not a stage of its Dockerfile/);
+    });
+
+    it("fails the ha profile running the dev stage as its production image", () => {
+      edit("skaffold.yaml", /\n *- \{ op: remove, path: \/build\/artifacts\/2\/docker\/target \}/, "");
+      expectProblem("services/orders/k8s/deployment.yaml", /profile ha: Deployment orders-v1 runs the image as built but orders is built from stage dev/);
     });
 
     it("fails a profile path that is not a kustomization", () => {

@@ -1,8 +1,9 @@
-// Runs a project entry point as a real child process (tsx): used by the benchmark and by the shutdown, crash and end-to-end tests.
+// Runs a project entry point as a real child process: used by the benchmark and by the shutdown, crash and end-to-end tests.
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { join } from "node:path";
 import { ROOT } from "./devdb.js";
+import { compiledOf } from "./entries.js";
 
 export interface ServiceProcess {
   child: ChildProcess;
@@ -12,9 +13,14 @@ export interface ServiceProcess {
   exited: Promise<number | null>;
 }
 
-/** Spawns `node --import tsx <entry>` with `env`; output is kept for assertions and failure messages. */
+/**
+ * Spawns `entry` with `env`: its compiled file (`node dist/<name>.js`, tools/build.ts) when it is one of the
+ * built entry points, as the images and npm start run it; else `node --import tsx <entry>`. Output is kept
+ * for assertions and failure messages.
+ */
 export function startProcess(entry: string, env: Record<string, string>, args: string[] = []): ServiceProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, entry), ...args], {
+  const compiled = compiledOf(entry);
+  const child = spawn(process.execPath, [...(compiled ? [compiled] : ["--import", "tsx", join(ROOT, entry)]), ...args], {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],

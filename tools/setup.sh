@@ -8,20 +8,24 @@
 #   pilot-discovery (istiod) and istioctl from istio.io/istio at ISTIO_VERSION below, pilot-discovery with
 #   tools/istio/serviceentry-nil-multicluster.patch (without it, it panics at start when there is no Kubernetes);
 #   about 5 + 3 minutes of Go build on 2 cores the first time, ~190 MB each.
-# With --all also the load and cluster extras: ghz, kubeconform, and the mesh. (fortio v1.75.2 does not build
-# here: its dependency grol.io/grol is not served by the Go module proxy these machines reach.)
+# With --kube also the local Kubernetes control plane (npm start -- --mesh --kube, npm test): etcd v3.6.16,
+#   kube-apiserver and kubectl v1.34.4 and Istio's CRDs of ISTIO_VERSION (tools/kube/setup.sh; about 6 minutes
+#   of Go build on 2 cores the first time).
+# With --all also the load and cluster extras: ghz, kubeconform, the mesh and the control plane. (fortio v1.75.2
+# does not build here: its dependency grol.io/grol is not served by the Go module proxy these machines reach.)
 # Needs Go >= 1.24 and the Go module proxy. Set MESHMART_SKIP_DEVDB=1 when MONGODB_URI points at a real MongoDB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="$PWD/.cache/bin"
 mkdir -p "$BIN"
 
-ALL="" MESH=""
+ALL="" MESH="" KUBE=""
 for arg in "$@"; do
   case "$arg" in
-    --all) ALL=1 MESH=1 ;;
+    --all) ALL=1 MESH=1 KUBE=1 ;;
     --mesh) MESH=1 ;;
-    *) echo "setup: unknown option $arg (use --mesh and/or --all)" >&2; exit 2 ;;
+    --kube) KUBE=1 ;;
+    *) echo "setup: unknown option $arg (use --mesh, --kube and/or --all)" >&2; exit 2 ;;
   esac
 done
 
@@ -102,4 +106,8 @@ build_istio() {
 if [[ -n "$MESH" ]]; then
   build_istio pilot/cmd/pilot-discovery pilot-discovery
   build_istio istioctl/cmd/istioctl istioctl
+fi
+
+if [[ -n "$KUBE" ]]; then
+  tools/kube/setup.sh "$ISTIO_VERSION"
 fi

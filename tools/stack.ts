@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FaultSettings } from "../services/kit/src/faults.js";
 import { type DevDb, freePort, ROOT, startDevDb } from "./devdb.js";
+import { DIST } from "./entries.js";
 import { waitForHealth } from "./health-wait.js";
 import type { Manifest } from "./manifests/types.js";
 import { type Bootstrap, bootstrapEnv, bootstrapFor, type Workload, xdsTarget } from "./mesh/bootstrap.js";
@@ -112,12 +113,13 @@ export const DEFAULT_PORTS: Record<UnitName, [number, number]> = {
   orders: [50053, 9093],
   payment: [50054, 9094],
 };
+/** The compiled service each unit runs (npm run build; mocha's global setup builds before any test). */
 const ENTRY: Record<UnitName, string> = {
-  identity: "services/identity/src/main.ts",
-  "catalog-v1": "services/catalog/src/main.ts",
-  "catalog-v2": "services/catalog/src/main.ts",
-  orders: "services/orders/src/main.ts",
-  payment: "services/payment/src/main.ts",
+  identity: join(DIST, "identity.js"),
+  "catalog-v1": join(DIST, "catalog.js"),
+  "catalog-v2": join(DIST, "catalog.js"),
+  orders: join(DIST, "orders.js"),
+  payment: join(DIST, "payment.js"),
 };
 const OUTPUT_KEEP = 64 * 1024; // bytes of output kept per unit for failure messages
 /** The Deployment (in services/<svc>/k8s) each unit is an instance of. */
@@ -229,7 +231,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   let stopping = false;
 
   function launch(u: UnitName) {
-    const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, ENTRY[u])], {
+    const child = spawn(process.execPath, [ENTRY[u]], {
       cwd: ROOT,
       env: { ...process.env, ...envOf(u) },
       stdio: ["ignore", opts.stdio === "inherit" ? "inherit" : "pipe", opts.stdio === "inherit" ? "inherit" : "pipe"],

@@ -1,6 +1,6 @@
 // Loaded into every process of a stack (NODE_OPTIONS=--import=<this file>, MESHMART_CPU_PROF_DIR=<dir>)
 // because Node 20 refuses --cpu-prof in NODE_OPTIONS. SIGUSR2 starts V8's sampling profiler (through
-// node:inspector), so the profile covers the load and not the start-up (module loading under tsx);
+// node:inspector), so the profile covers the load and not the start-up (module loading);
 // SIGTERM/SIGINT (or exit) stops it and writes <dir>/<name>.<pid>.cpuprofile, before the process drains, so the
 // profile is kept even if the process then has to be killed.
 import { writeFileSync } from "node:fs";
@@ -8,9 +8,10 @@ import { Session } from "node:inspector";
 import { basename, extname, join } from "node:path";
 
 const dir = process.env.MESHMART_CPU_PROF_DIR;
-// Which process this is, for the file name: services/<name>/src/main.ts (catalog with its VERSION), else the script.
+// Which process this is, for the file name: services/<name>/src/main.ts or its compiled dist/<name>.js (catalog
+// with its VERSION), else the script.
 const script = process.argv[1] ?? "node";
-const service = /services\/([^/]+)\//.exec(script)?.[1];
+const service = /services\/([^/]+)\//.exec(script)?.[1] ?? /dist\/(identity|catalog|orders|payment)\.js$/.exec(script)?.[1];
 const name = service ? `${service}${service === "catalog" && process.env.VERSION ? `-${process.env.VERSION}` : ""}` : basename(script, extname(script));
 if (dir) {
   const session = new Session();

@@ -1,5 +1,5 @@
 // The echo server of benchmark 1, in its own process (so it has a core of its own, as a service would):
-//   tsx tools/bench/echo-server.ts grpc-js|connect-node|kit   → prints "echo listening <port>"
+//   node dist/echo-server.js grpc-js|connect-node|kit   → prints "echo listening <port>"
 // All three answer meshmart.catalog.v1.CatalogService/GetProduct with a fixed product carrying the asked
 // SKU, from memory: an existing contract, a realistic message, and no database in the way.
 import * as http2 from "node:http2";

@@ -49,7 +49,11 @@ export function moduleOf(url: string, functionName: string): string {
   if (path.startsWith(ROOT)) {
     const rel = relative(ROOT, path);
     const service = /^services\/([^/]+)\//.exec(rel);
-    return service ? `services/${service[1]}` : rel.split("/").slice(0, 2).join("/");
+    if (service) return `services/${service[1]}`;
+    // A compiled service (npm run build bundles the kit and the service into one file).
+    const compiled = /^dist\/([^/]+)\.js$/.exec(rel);
+    if (compiled) return `services/* (dist/${compiled[1]}.js)`;
+    return rel.split("/").slice(0, 2).join("/");
   }
   return path;
 }

@@ -70,32 +70,44 @@ export function runCommand(cmd: Command, env: NodeJS.ProcessEnv = process.env, c
 }
 
 /**
+ * Waits until a change is in effect in the mesh, by observing it (e.g. the local control plane's istiod holds
+ * the API server's version and its clients acknowledged it: tools/kube/mesh.ts). `since`: when it was made.
+ */
+export type Settle = (phase: "applied" | "reverted", since: number) => Promise<void>;
+
+/**
  * Applies the plan, runs `during` (the load), and always reverts, even when the load fails. Fails before
- * touching anything when kubectl is not on PATH, and stops (then reverts) when an apply step fails.
+ * touching anything when kubectl is not on PATH, and stops (then reverts) when an apply step fails. With
+ * `settle`, the load starts only once the applied change is in effect, and the revert is waited for the same way.
  */
 export async function withClusterFault<T>(
   plan: ClusterPlan,
   during: () => Promise<T>,
   env: NodeJS.ProcessEnv = process.env,
+  settle?: Settle,
 ): Promise<{ result: T; commands: CommandRun[] }> {
   if (!findOnPath("kubectl", env.PATH))
     throw new Error("kubectl is not on PATH: --target cluster needs kubectl pointed at a cluster running meshmart with Istio (skaffold dev -p mesh)");
   const commands: CommandRun[] = [];
   let result: T;
+  const since = Date.now();
   try {
     for (const cmd of plan.apply) {
       const run = await runCommand(cmd, env);
       commands.push(run);
       if (run.code !== 0) throw new Error(`${cmd.argv.join(" ")} failed (exit ${run.code}): ${run.output}`);
     }
+    await settle?.("applied", since);
     result = await during();
   } finally {
+    const revertedAt = Date.now();
     const reverted = [];
     for (const cmd of plan.revert) reverted.push(await runCommand(cmd, env));
     commands.push(...reverted);
     const bad = reverted.find((r) => r.code !== 0);
     // A mesh left with the fault applied matters more than the experiment's own result: say so loudly.
     if (bad) console.error(`REVERT FAILED: ${bad.argv.join(" ")} (exit ${bad.code}): ${bad.output}\nre-apply the base mesh policy by hand.`);
+    else await settle?.("reverted", revertedAt);
   }
   return { result, commands };
 }

@@ -9,6 +9,24 @@ import { describe, type Manifest, type Obj, type Problem, type Render, type Stac
 
 const FILE = "skaffold.yaml";
 
+interface Stage {
+  name?: string;
+  /** The stage's ENTRYPOINT (exec form), inherited from the stage it is built FROM. */
+  entrypoint: string[];
+}
+
+/** A Dockerfile's stages in order, with their names and ENTRYPOINTs. */
+export function dockerStages(text: string): Stage[] {
+  const stages: Stage[] = [];
+  for (const line of text.replace(/\\\n\s*/g, " ").split("\n")) {
+    const from = /^FROM\s+(\S+)(?:\s+AS\s+(\S+))?/i.exec(line);
+    if (from) stages.push({ name: from[2], entrypoint: stages.find((st) => st.name === from[1])?.entrypoint ?? [] });
+    const entry = /^ENTRYPOINT\s+(\[.*\])\s*$/i.exec(line);
+    if (entry && stages.length) stages[stages.length - 1].entrypoint = JSON.parse(entry[1]);
+  }
+  return stages;
+}
+
 /** RFC 6901 pointer segments. */
 const segments = (pointer: string) =>
   pointer
@@ -116,21 +134,32 @@ export function checkSkaffold(
       if (!rendered.has(p.replace(/\/$/, "").replace(/^\.\//, ""))) say(`${where}: manifests.kustomize.paths "${p}" is not a kustomization directory`);
   }
 
-  // Artifacts: each Dockerfile exists; each built image is deployed and each deployed image is built.
+  // Artifacts: each Dockerfile exists, with the target stage and the SERVICE it is built for; each built image
+  // is deployed and each deployed image is built.
   const artifacts: Obj[] = Array.isArray(config.build?.artifacts) ? config.build.artifacts : [];
   const built = new Set<string>(artifacts.map((a) => a.image));
   const files = repoFiles(root);
+  const dockerfiles = new Map<string, Stage[]>();
   for (const a of artifacts) {
     const dockerfile = join(a.context ?? ".", a.docker?.dockerfile ?? "Dockerfile").replace(/^\.\//, "");
     if (!existsSync(join(root, dockerfile))) {
       say(`build.artifacts ${a.image}: dockerfile ${dockerfile} does not exist`);
       continue;
     }
-    const workdir = [...readFileSync(join(root, dockerfile), "utf8").matchAll(/^WORKDIR\s+(\S+)/gm)].at(-1)?.[1];
+    const text = readFileSync(join(root, dockerfile), "utf8");
+    const stages = dockerStages(text);
+    dockerfiles.set(a.image, stages);
+    const workdir = [...text.matchAll(/^WORKDIR\s+(\S+)/gm)].at(-1)?.[1];
     for (const rule of a.sync?.manual ?? []) {
       if (!files.some((f) => globToRegExp(rule.src).test(f))) say(`build.artifacts ${a.image}: sync.manual src "${rule.src}" matches no file`);
       if (workdir && rule.dest !== workdir && rule.dest !== ".")
         say(`build.artifacts ${a.image}: sync.manual dest ${rule.dest} is not the image's WORKDIR ${workdir}`);
+    }
+    if (/^ARG\s+SERVICE\b/m.test(text)) {
+      const svc = a.docker?.buildArgs?.SERVICE;
+      if (!svc) say(`build.artifacts ${a.image}: ${dockerfile} is built per service: docker.buildArgs.SERVICE is missing`);
+      else if (!existsSync(join(root, "services", svc, "src", "main.ts")))
+        say(`build.artifacts ${a.image}: docker.buildArgs.SERVICE "${svc}" is not a service (services/${svc}/src/main.ts)`);
     }
   }
   const used = new Set<string>();
@@ -143,6 +172,41 @@ export function checkSkaffold(
     }
   }
   for (const image of built) if (!used.has(image)) say(`build.artifacts ${image} is built but no Deployment uses it`);
+
+  // Per profile, the stage each image is built from matches how its Deployment runs it: a container under
+  // `tsx watch` (the dev overlay's file sync) needs a stage that has tsx and the sources, and a Deployment that
+  // sets no command (production) must not get such a stage; sync needs the watcher.
+  for (const stack of stacks) {
+    const cfg = effective.get(stack.profile) ?? {};
+    const where = stack.profile ? `profile ${stack.profile}` : "the default (no profile)";
+    for (const a of (cfg.build?.artifacts ?? []) as Obj[]) {
+      const stages = dockerfiles.get(a.image);
+      if (!stages) continue;
+      const target = a.docker?.target;
+      const stage = target === undefined ? stages.at(-1) : stages.find((st) => st.name === target);
+      if (!stage) {
+        say(`${where}: build.artifacts ${a.image}: docker.target "${target}" is not a stage of its Dockerfile`);
+        continue;
+      }
+      const stageWatches = /tsx/.test(stage.entrypoint.join(" ")) && stage.entrypoint.includes("watch");
+      if (a.sync && !stageWatches) say(`${where}: build.artifacts ${a.image} syncs files into a stage that does not run tsx watch`);
+      for (const { file, obj } of stack.objects.filter((m) => m.obj.kind === "Deployment")) {
+        for (const c of obj.spec?.template?.spec?.containers ?? []) {
+          if (c.image !== a.image) continue;
+          // Only an overlay's explicit command asks for the watcher; without one the image runs as production.
+          const runs: string[] = c.command ?? [];
+          const watches = /tsx/.test(runs.join(" ")) && runs.includes("watch");
+          if (watches !== stageWatches)
+            problems.push({
+              file,
+              message: `${where}: ${describe(obj)} ${watches ? "runs tsx watch" : "runs the image as built"} but ${a.image} is built from ${
+                target === undefined ? "the last stage" : `stage ${target}`
+              } (${stageWatches ? "tsx watch on the sources" : "no tsx watch"})`,
+            });
+        }
+      }
+    }
+  }
 
   // Port forwards name an object of the stack, in its namespace, on a port it has (Istio's own gateway excepted).
   for (const stack of stacks) {

@@ -1,6 +1,7 @@
 // The product catalog and its stock, in catalog's own database.
-import { readFile } from "node:fs/promises";
 import { type Connection, Schema } from "mongoose";
+// Compiled into the service (npm run build bundles it), so the image needs no data directory.
+import seedProducts from "../data/products.json" with { type: "json" };
 
 export interface ProductRecord {
   _id: string; // the SKU
@@ -48,8 +49,6 @@ export interface SeedProduct {
   reviewCount: number;
   badges: string[];
 }
-
-export const SEED_FILE = new URL("../data/products.json", import.meta.url);
 
 export type ProductStore = ReturnType<typeof productStore>;
 
@@ -126,6 +125,7 @@ export function productStore(db: Connection) {
   };
 }
 
-export async function loadSeed(file: URL | string = SEED_FILE): Promise<SeedProduct[]> {
-  return JSON.parse(await readFile(file, "utf8")) as SeedProduct[];
+/** The seed products (services/catalog/data/products.json), a fresh copy per call. */
+export async function loadSeed(): Promise<SeedProduct[]> {
+  return structuredClone(seedProducts) as SeedProduct[];
 }

@@ -1,6 +1,6 @@
 // Builds and starts identity from its configuration (used by main.ts, the tests and the local stack).
 import type { ServerResponse } from "node:http";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { createLocalJWKSet, type JSONWebKeySet } from "jose";
 import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
 import {
@@ -11,6 +11,7 @@ import {
   type env,
   type Logger,
   openDatabase,
+  projectRoot,
   type RunningServer,
   type ServicePart,
   servePart,
@@ -24,7 +25,7 @@ import { loadSigningKey, tokenIssuer } from "./tokens.js";
 import { userStore } from "./users.js";
 
 /** The dev key lives under the repo root whatever the working directory, so every start finds the same key. */
-const DEV_KEY_DIR = fileURLToPath(new URL("../../../.cache/identity", import.meta.url));
+const DEV_KEY_DIR = join(projectRoot(), ".cache", "identity");
 
 export const JWKS_PATH = "/.well-known/jwks.json";
 

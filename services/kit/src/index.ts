@@ -28,6 +28,7 @@ export { MAX_RECEIVE_BYTES_DEFAULT, MAX_SEND_BYTES_DEFAULT } from "./message-lim
 export { registry } from "./metrics.js";
 export { formatMoney, money, toCents } from "./money.js";
 export { DEFAULT_PAGE_SIZE, decodePageToken, encodePageToken, pageSize } from "./paging.js";
+export { projectRoot } from "./project-root.js";
 export { type Engine, interceptorsOf, kitInterceptors, type RunningServer, type ServeOptions, type ServiceEntry, serve, service } from "./serve.js";
 export { type CommonConfig, commonDefaults, type ServicePart, serveOptionsFrom, servePart, serviceEnv } from "./service-config.js";
 export { violations } from "./validate.js";

@@ -1,8 +1,22 @@
 // Structured logs: pino, one JSON line per event, or one readable line with LOG_FORMAT=pretty.
+import { createRequire } from "node:module";
 import { type DestinationStream, type Logger, pino } from "pino";
-import pretty from "pino-pretty";
 
 export type { Logger };
+
+type Pretty = typeof import("pino-pretty");
+
+/**
+ * pino-pretty, loaded only when asked for: it is a development dependency (`npm start`), so the images
+ * (`npm ci --omit=dev`) do not have it. Synchronous (require) because logger() is.
+ */
+function loadPretty(): Pretty | undefined {
+  try {
+    return createRequire(import.meta.url)("pino-pretty") as Pretty;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * A logger tagged with the service name. LOG_LEVEL and LOG_FORMAT (json | pretty) come from the environment.
@@ -12,17 +26,22 @@ export function logger(service: string, source: Record<string, string | undefine
   const level = source.LOG_LEVEL ?? "info";
   const options = { level, base: { service }, redact: ["password", "card.number", "authorization"] };
   if (source.LOG_FORMAT === "pretty") {
-    return pino(
-      options,
-      pretty({
-        sync: true,
-        colorize: process.stdout.isTTY,
-        ignore: "pid,hostname,service",
-        messageFormat: `[${service}] {msg}`,
-        translateTime: "HH:MM:ss.l",
-        singleLine: true,
-      }),
-    );
+    const pretty = loadPretty();
+    if (pretty)
+      return pino(
+        options,
+        pretty({
+          sync: true,
+          colorize: process.stdout.isTTY,
+          ignore: "pid,hostname,service",
+          messageFormat: `[${service}] {msg}`,
+          translateTime: "HH:MM:ss.l",
+          singleLine: true,
+        }),
+      );
+    const log = pino(options);
+    log.warn("LOG_FORMAT=pretty needs pino-pretty, a development dependency not installed here: logging JSON");
+    return log;
   }
   return destination ? pino(options, destination) : pino(options);
 }

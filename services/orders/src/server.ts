@@ -14,7 +14,6 @@ import {
   type Logger,
   lockTable,
   logger,
-  oneOf,
   openDatabase,
   type RunningServer,
   remoteKeys,
@@ -24,9 +23,16 @@ import {
   serviceEnv,
 } from "#kit";
 import { orderService } from "./order-service.js";
-import { orderStore, type SagaStep } from "./orders.js";
+import { orderStore } from "./orders.js";
 import { recoveryLoop } from "./recovery.js";
-import { orderSaga } from "./saga.js";
+import { orderSaga, type SagaDeps } from "./saga.js";
+
+export interface BuildOptions {
+  log?: Logger;
+  keys?: JWTVerifyGetKey;
+  /** Test hook (the crash test's entry point sets it; production never does): runs at each saga point. */
+  afterStep?: SagaDeps["afterStep"];
+}
 
 export const ordersDefaults = {
   ...commonDefaults,
@@ -40,8 +46,6 @@ export const ordersDefaults = {
   JWT_AUDIENCE: "meshmart",
   RECOVERY_INTERVAL_MS: 5000,
   RECOVERY_AFTER_MS: 30_000,
-  /** Test hook for the crash test: the process kills itself right after recording this saga step. */
-  CRASH_AFTER_STEP: oneOf(["", "RESERVING", "RESERVED", "CHARGING", "CHARGED", "COMMITTING"], ""),
 };
 
 export type OrdersConfig = ReturnType<typeof env<typeof ordersDefaults>>;
@@ -54,19 +58,17 @@ export function ordersConfig(source: Record<string, string | undefined> = proces
 }
 
 /** orders ready to serve: handlers, saga clients, recovery loop and database, not yet on a port. */
-export async function buildOrders(config: OrdersConfig, opts: { log?: Logger; keys?: JWTVerifyGetKey } = {}): Promise<ServicePart> {
+export async function buildOrders(config: OrdersConfig, opts: BuildOptions = {}): Promise<ServicePart> {
   const log = opts.log ?? logger("orders");
   const db = await openDatabase(config.MONGODB_URI, config.DB_NAME);
   const orders = orderStore(db);
   const locks = lockTable(db);
-  const crashAfter = config.CRASH_AFTER_STEP as SagaStep | "";
-  if (crashAfter) log.warn({ step: crashAfter }, "TEST HOOK: this process will kill itself after recording that saga step");
   const saga = orderSaga({
     orders,
     catalog: dial(CatalogService, config.CATALOG_ADDR),
     payment: dial(PaymentService, config.PAYMENT_ADDR),
     log,
-    afterStep: crashAfter ? (step) => void (step === crashAfter && process.kill(process.pid, "SIGKILL")) : undefined,
+    afterStep: opts.afterStep,
   });
   const recovery = recoveryLoop({ orders, saga, locks, log, intervalMs: config.RECOVERY_INTERVAL_MS, afterMs: config.RECOVERY_AFTER_MS });
   const auth = authenticate({ keys: opts.keys ?? remoteKeys(config.IDENTITY_JWKS_URL), issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE });
@@ -85,7 +87,7 @@ export async function buildOrders(config: OrdersConfig, opts: { log?: Logger; ke
   };
 }
 
-export async function startOrders(config: OrdersConfig, opts: { signals?: boolean; log?: Logger; keys?: JWTVerifyGetKey } = {}): Promise<RunningServer> {
+export async function startOrders(config: OrdersConfig, opts: BuildOptions & { signals?: boolean } = {}): Promise<RunningServer> {
   const log = opts.log ?? logger("orders");
-  return servePart(await buildOrders(config, { log, keys: opts.keys }), config, { signals: opts.signals, log });
+  return servePart(await buildOrders(config, { ...opts, log }), config, { signals: opts.signals, log });
 }

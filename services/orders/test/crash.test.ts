@@ -1,4 +1,4 @@
-// Kills a real orders process in the middle of the saga (CRASH_AFTER_STEP test hook: SIGKILL right after a
+// Kills a real orders process in the middle of the saga (test/crash-entry.ts: SIGKILL right after a
 // step is recorded), restarts it, and checks that recovery leaves the order final with stock and payments consistent.
 import { expect } from "chai";
 import { OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
@@ -28,7 +28,7 @@ describe("orders crash recovery", () => {
   async function crashAndRecover(step: string, key: string, sku: string) {
     const port = await freePort();
     const env = ordersEnv(peers, { PORT: String(port), RECOVERY_AFTER_MS: "500", RECOVERY_INTERVAL_MS: "200" });
-    const doomed = startProcess("services/orders/src/main.ts", { ...env, CRASH_AFTER_STEP: step });
+    const doomed = startProcess("services/orders/test/crash-entry.ts", { ...env, CRASH_AFTER_STEP: step });
     await waitForHealth(`127.0.0.1:${port}`);
     const orders = dial(OrderService, `127.0.0.1:${port}`);
     const attempt = await orders.placeOrder({ idempotencyKey: key, items: [{ sku, quantity: 1 }], card: APPROVE }, { headers: alice }).then(
