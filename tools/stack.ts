@@ -16,12 +16,17 @@ import { DIST } from "./entries.js";
 import { waitForHealth } from "./health-wait.js";
 import type { Manifest } from "./manifests/types.js";
 import { type Bootstrap, bootstrapEnv, bootstrapFor, type Workload, xdsTarget } from "./mesh/bootstrap.js";
-import { type Applied, type LeftOut, loopbackAddress, MeshConfigDir, renderMeshConfig, validateMeshDocs } from "./mesh/config.js";
+import { type Applied, type LeftOut, MeshConfigDir, renderMeshConfig, validateMeshDocs } from "./mesh/config.js";
 import { type Istiod, startIstiod } from "./mesh/istiod.js";
+import { addressBlock, INGRESS_IDENTITY, MESH_SERVICE_ENV, MeshSecurity, serviceAccount } from "./mesh/security.js";
 
 export const UNITS = ["identity", "catalog-v1", "catalog-v2", "orders", "payment"] as const;
 export type UnitName = (typeof UNITS)[number];
-export type Endpoints = Record<UnitName, { grpc: string; admin: string }>;
+/**
+ * Where each unit answers. In the mesh, `grpc` is its mesh address (mTLS only, as callers in the mesh reach it)
+ * and `local` the plaintext health + reflection port outside the mesh (what health waits and grpcurl use).
+ */
+export type Endpoints = Record<UnitName, { grpc: string; admin: string; local?: string }>;
 
 export interface StackOptions {
   /** "auto": free ports everywhere (tests); "default": DEFAULT_PORTS below. */
@@ -45,13 +50,27 @@ export interface StackOptions {
   mesh?: MeshOptions;
 }
 
+export interface MeshClient {
+  name: string;
+  /** A ServiceAccount of the meshmart namespace; the ingress gateway's identity when omitted. */
+  serviceAccount?: string;
+}
+
 export interface MeshOptions {
   /** The mesh kustomization istiod gets; default "mesh" (the base policy); "mesh/canary": the 90/10 split. */
   kustomization?: string;
   /** A project copy whose manifests are rendered (tests point it at a scratch copy); default this repository. */
   root?: string;
-  /** Client workloads besides the services (a WorkloadEntry each; bootstrap(name) gives theirs). Default: "load". */
-  clients?: string[];
+  /**
+   * Client workloads besides the services (a WorkloadEntry and a certificate each; bootstrap(name) gives theirs).
+   * A name alone stands for an outside caller and gets the ingress gateway's identity (tools/mesh/security.ts);
+   * `serviceAccount` gives another one (meshmart namespace). Default: "load".
+   */
+  clients?: (string | MeshClient)[];
+  /** Workload certificate lifetime (renewed at half of it); default 1 h. */
+  certTtlMs?: number;
+  /** How often each process re-reads its certificate files; default 5 s. */
+  certRefreshMs?: number;
   /** Each line of istiod's log (default: kept for output() only). */
   log?: (line: string) => void;
   /** istiod exited without being asked to (the services keep their last config). */
@@ -68,8 +87,10 @@ export interface Mesh {
   workloads: Record<UnitName, Workload>;
   /** xds targets of the services, as a client in the mesh dials them. */
   targets: { identity: string; catalog: string; orders: string; payment: string };
-  /** The bootstrap of a client workload named in MeshOptions.clients. */
+  /** The bootstrap of a client workload named in MeshOptions.clients (with its certificate provider). */
   bootstrap(client: string): Bootstrap;
+  /** The workload identities: the local CA, every certificate, renew(). */
+  security: MeshSecurity;
   /** Validates, writes into istiod's directory (replacing by name), and waits until istiod pushed it and every client acknowledged. */
   apply(docs: Manifest[]): Promise<Applied>;
   /** Puts back what apply replaced, and waits the same way. */
@@ -162,19 +183,36 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const ports = {} as Record<UnitName, { port: number; adminPort: number }>;
   for (const u of UNITS)
     ports[u] = auto ? { port: await freePort(), adminPort: await freePort() } : { port: DEFAULT_PORTS[u][0], adminPort: DEFAULT_PORTS[u][1] };
-  // In the mesh every process has an address of its own: istiod tells workloads apart by IP.
-  const hostOf = Object.fromEntries(UNITS.map((u, i) => [u, opts.mesh ? loopbackAddress(i) : "127.0.0.1"])) as Record<UnitName, string>;
+  // In the mesh every process has an address of its own (istiod tells workloads apart by IP) and serves the
+  // container port of the manifests there, like a pod; the plaintext local port takes the unit's usual port.
+  const address = addressBlock(auto);
+  const hostOf = Object.fromEntries(UNITS.map((u, i) => [u, opts.mesh ? address(i) : "127.0.0.1"])) as Record<UnitName, string>;
+  const localPorts = {} as Record<UnitName, number>;
+  if (opts.mesh)
+    for (const u of UNITS) {
+      localPorts[u] = ports[u].port;
+      ports[u].port = SERVICE_PORT;
+    }
   const endpoints = Object.fromEntries(
-    UNITS.map((u) => [u, { grpc: `${hostOf[u]}:${ports[u].port}`, admin: `http://${hostOf[u]}:${ports[u].adminPort}` }]),
+    UNITS.map((u) => [
+      u,
+      {
+        grpc: `${hostOf[u]}:${ports[u].port}`,
+        admin: `http://${hostOf[u]}:${ports[u].adminPort}`,
+        ...(opts.mesh ? { local: `${hostOf[u]}:${localPorts[u]}` } : {}),
+      },
+    ]),
   ) as Endpoints;
   if (opts.mesh)
     for (const u of UNITS) {
-      await checkBindable(hostOf[u], ports[u].port, `${u}'s gRPC port`);
+      await checkBindable(hostOf[u], ports[u].port, `${u}'s mesh gRPC port`);
+      await checkBindable(hostOf[u], localPorts[u], `${u}'s local gRPC port`);
       await checkBindable(hostOf[u], ports[u].adminPort, `${u}'s admin port`);
     }
 
   // The mesh first: an invalid mesh file stops the start before anything else runs.
-  const mesh = opts.mesh ? await startMesh(opts.mesh, hostOf, ports) : undefined;
+  const meshDir = opts.mesh ? (opts.dataDir ? join(opts.dataDir, "mesh") : mkdtempSync(join(tmpdir(), "meshmart-mesh-"))) : undefined;
+  const mesh = opts.mesh ? await startMesh(opts.mesh, hostOf, ports, address, meshDir as string, opts.dataDir === undefined) : undefined;
 
   let dbLog = "";
   const tempDir = opts.mongoUri || opts.dataDir ? undefined : mkdtempSync(join(tmpdir(), "meshmart-stack-"));
@@ -185,8 +223,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     db = await startDevDb({ dir: (opts.dataDir ?? tempDir) as string, port, log: (line) => (dbLog = `${dbLog}${line}\n`.slice(-OUTPUT_KEEP)) }).catch(
       async (err) => {
         if (tempDir) rmSync(tempDir, { recursive: true, force: true });
-        await mesh?.istiod.stop();
-        if (mesh) rmSync(mesh.config.dir, { recursive: true, force: true });
+        await mesh?.stop();
         throw new Error(`${err.message}\n(is something else on port ${port}? set MONGODB_URI to use it instead)`);
       },
     );
@@ -205,7 +242,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     };
     if (mesh) {
       base.HOST = hostOf[u];
-      Object.assign(base, bootstrapEnv(mesh.workloads[u], mesh.istiod.xdsAddress));
+      base.LOCAL_GRPC_PORT = String(localPorts[u]);
+      Object.assign(base, MESH_SERVICE_ENV, bootstrapEnv(mesh.workloads[u], mesh.istiod.xdsAddress, mesh.serviceExtras[u]));
     }
     if (u.startsWith("catalog")) base.VERSION = u.slice("catalog-".length);
     if (u === "orders") {
@@ -258,7 +296,12 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     const died = entry.exited.then(() => {
       throw new Error(`${u} exited during startup:\n${outputs.get(u)?.slice(-3000) ?? ""}`);
     });
-    await Promise.race([waitForHealth(endpoints[u].grpc, { timeoutMs: opts.healthTimeoutMs ?? 60_000 }), died]);
+    await Promise.race([
+      waitForHealth(endpoints[u].local ?? endpoints[u].grpc, { timeoutMs: opts.healthTimeoutMs ?? 60_000 }).catch((err: Error) => {
+        throw new Error(`${u}: ${err.message}\n${outputs.get(u)?.slice(-3000) ?? ""}`);
+      }),
+      died,
+    ]);
     died.catch(() => undefined); // it may exit later, on purpose; startup is over
   }
 
@@ -313,8 +356,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       if (stopping) return;
       stopping = true;
       await Promise.all([...running.keys()].reverse().map((u) => killUnit(u, "SIGTERM")));
-      await mesh?.istiod.stop();
-      if (mesh) rmSync(mesh.config.dir, { recursive: true, force: true });
+      await mesh?.stop();
       await db?.stop();
       if (tempDir) rmSync(tempDir, { recursive: true, force: true });
     },
@@ -336,11 +378,30 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
 }
 
 /** Renders and validates the mesh config, writes istiod's directory and starts istiod. */
-async function startMesh(o: MeshOptions, hostOf: Record<UnitName, string>, ports: Record<UnitName, { port: number; adminPort: number }>): Promise<Mesh> {
+async function startMesh(
+  o: MeshOptions,
+  hostOf: Record<UnitName, string>,
+  ports: Record<UnitName, { port: number; adminPort: number }>,
+  address: (n: number) => string,
+  dir: string,
+  temporary: boolean,
+): Promise<Mesh & { serviceExtras: Record<UnitName, Record<string, unknown>>; stop(): Promise<void> }> {
   const workloads = Object.fromEntries(
     UNITS.map((u) => [u, { address: hostOf[u], name: u, serviceAccount: u.startsWith("catalog") ? "catalog" : u }]),
   ) as Record<UnitName, Workload>;
-  const clients = (o.clients ?? ["load"]).map((name, i) => ({ address: loopbackAddress(UNITS.length + i), name, serviceAccount: `meshmart-${name}` }));
+  const clientList = (o.clients ?? ["load"]).map((c) => (typeof c === "string" ? { name: c } : c));
+  const clientIds = new Map(clientList.map((c) => [c.name, c.serviceAccount ? serviceAccount(c.serviceAccount) : INGRESS_IDENTITY]));
+  // A WorkloadEntry names a ServiceAccount of its own namespace: only meshmart's are written (the certificate is what counts).
+  const clients = clientList.map((c, i) => ({ address: address(UNITS.length + i), name: c.name, serviceAccount: c.serviceAccount }));
+  const security = await MeshSecurity.open(dir, { certTtlMs: o.certTtlMs, refreshMs: o.certRefreshMs, log: o.log });
+  const serviceExtras = {} as Record<UnitName, Record<string, unknown>>;
+  for (const u of UNITS) serviceExtras[u] = await security.bootstrapExtra(serviceAccount(workloads[u].serviceAccount as string));
+  const clientExtras = new Map<string, Record<string, unknown>>();
+  for (const [name, id] of clientIds) clientExtras.set(name, await security.bootstrapExtra(id));
+  const dropSecurity = () => {
+    security.stop();
+    if (temporary) rmSync(dir, { recursive: true, force: true });
+  };
   const rendered = renderMeshConfig({
     root: o.root,
     mesh: o.kustomization,
@@ -359,6 +420,7 @@ async function startMesh(o: MeshOptions, hostOf: Record<UnitName, string>, ports
   config.write(rendered.docs);
   const istiod = await startIstiod({ configDir: config.dir, log: o.log }).catch((err: Error) => {
     rmSync(config.dir, { recursive: true, force: true });
+    dropSecurity();
     throw new Error(`${err.message}\n(config directory ${config.dir}, from ${[...new Set(rendered.docs.map((d) => d.file))].join(", ")})`);
   });
   if (o.onIstiodExit) istiod.onExit(o.onIstiodExit);
@@ -380,7 +442,14 @@ async function startMesh(o: MeshOptions, hostOf: Record<UnitName, string>, ports
     bootstrap(name) {
       const w = clients.find((c) => c.name === name);
       if (!w) throw new Error(`mesh: no client workload named ${name} (MeshOptions.clients: ${clients.map((c) => c.name).join(", ")})`);
-      return bootstrapFor(w, istiod.xdsAddress);
+      return bootstrapFor(w, istiod.xdsAddress, clientExtras.get(name));
+    },
+    security,
+    serviceExtras,
+    async stop() {
+      await istiod.stop();
+      rmSync(config.dir, { recursive: true, force: true });
+      dropSecurity();
     },
     async apply(docs) {
       const problems = await validateMeshDocs(docs);
