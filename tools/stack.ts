@@ -7,7 +7,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FaultSettings } from "../services/kit/src/faults.js";
@@ -17,8 +16,10 @@ import { waitForHealth } from "./health-wait.js";
 import type { Manifest } from "./manifests/types.js";
 import { type Bootstrap, bootstrapEnv, bootstrapFor, type Workload, xdsTarget } from "./mesh/bootstrap.js";
 import { type Applied, type LeftOut, MeshConfigDir, renderMeshConfig, validateMeshDocs } from "./mesh/config.js";
-import { type Istiod, startIstiod } from "./mesh/istiod.js";
+import { checkBindable, type Istiod, startIstiod } from "./mesh/istiod.js";
 import { addressBlock, INGRESS_IDENTITY, MESH_SERVICE_ENV, MeshSecurity, serviceAccount } from "./mesh/security.js";
+
+export { checkBindable };
 
 export const UNITS = ["identity", "catalog-v1", "catalog-v2", "orders", "payment"] as const;
 export type UnitName = (typeof UNITS)[number];
@@ -153,24 +154,6 @@ export const DEPLOYMENT: Record<UnitName, string> = {
 };
 /** The gRPC port of every meshmart Service (services/<svc>/k8s/service.yaml): what mesh clients dial. */
 export const SERVICE_PORT = 50051;
-
-/** Throws a clear error when `host:port` cannot be bound (in use, or an address this machine does not have). */
-export async function checkBindable(host: string, port: number, what: string): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", (err: NodeJS.ErrnoException) => {
-      if (err.code === "EADDRINUSE") reject(new Error(`${host}:${port} (${what}) is already in use`));
-      else if (err.code === "EADDRNOTAVAIL")
-        reject(
-          new Error(
-            `${host} (${what}) is not an address of this machine: the local mesh gives every process its own 127.0.0.x (on macOS: sudo ifconfig lo0 alias ${host})`,
-          ),
-        );
-      else reject(new Error(`${host}:${port} (${what}): ${err.message}`));
-    });
-    srv.listen(port, host, () => srv.close(() => resolve()));
-  });
-}
 
 interface Running {
   child: ChildProcess;

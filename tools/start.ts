@@ -110,7 +110,16 @@ async function main() {
   if (auto) {
     const m = stack.mesh;
     const meshInfo = m
-      ? { mesh: { istiod: m.istiod.httpUrl, xds: m.istiod.xdsAddress, targets: m.targets, bootstrap: { load: m.bootstrap("load"), cli: m.bootstrap("cli") } } }
+      ? {
+          mesh: {
+            istiod: m.istiod.httpUrl,
+            xds: m.istiod.xdsAddress,
+            pid: m.istiod.pid(),
+            configDir: m.config.dir,
+            targets: m.targets,
+            bootstrap: { load: m.bootstrap("load"), cli: m.bootstrap("cli") },
+          },
+        }
       : {};
     console.log(formatReadyLine({ ...stack.ready(), ...meshInfo }));
   } else if (!stack.mesh) printWelcome(stack.endpoints, stack.mongoUri);

@@ -9,6 +9,8 @@
 // 3. PlaceOrder p99 at 50 rps open loop, RSS per process idle and under load, cold start; a CPU profile
 //    of the services when the p99 target is missed (profile.ts)
 // 4. ghz driving the same GetProduct load, against the bench's closed loop and the load generator (ghz.ts)
+// 5. the local mesh against the services mode: the same loads through istiod's routes, istiod's RSS and CPU,
+//    config edit → behaviour change (mesh.ts)
 import { readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
@@ -16,6 +18,7 @@ import { parseArgs } from "node:util";
 import { ROOT } from "../devdb.js";
 import { echoBench } from "./echo.js";
 import { machine } from "./machine.js";
+import { measureMesh } from "./mesh.js";
 import { type BenchResults, markdown, TARGETS } from "./report.js";
 import { measureMode, profilePlaceOrder, type Settings } from "./stacks.js";
 
@@ -52,6 +55,7 @@ async function main() {
   const echo = await echoBench(settings);
   const monolith = await measureMode("monolith", settings);
   const services = await measureMode("services", settings);
+  const mesh = await measureMesh(settings);
   const p99 = services.extras!.placeOrderOpenLoop.latencyMs.p99;
   const profile = p99 > TARGETS.placeOrderP99Ms ? await profilePlaceOrder(settings) : undefined;
   const results: BenchResults = {
@@ -63,6 +67,7 @@ async function main() {
     monolith: monolith.result,
     extras: services.extras!,
     profile,
+    mesh,
     benchSeconds: 0,
   };
   results.benchSeconds = Math.round((performance.now() - started) / 1000);

@@ -14,8 +14,11 @@ export type Mode = "services" | "monolith" | "mesh";
 export type Ready = Record<string, { grpc: string; admin: string }> & { mongodb?: unknown; mesh?: ReadyMesh };
 /** tools/start.ts's ready line in mesh mode: istiod's debug URL and xDS address, the xds targets, client bootstraps. */
 export interface ReadyMesh {
+  /** istiod's HTTP (debug) URL, xDS address, pid and config directory. */
   istiod: string;
   xds: string;
+  pid: number;
+  configDir: string;
   targets: { identity: string; catalog: string; orders: string; payment: string };
   bootstrap: Record<string, unknown>;
 }
