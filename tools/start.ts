@@ -11,6 +11,8 @@
 //                                for the 90/10 split. Builds istiod + istioctl first if needed (setup.sh --mesh).
 //   npm start -- --ports auto    free ports everywhere (tests); prints "meshmart ready {json}"
 //   MONGODB_URI=mongodb://...    use that server instead of the embedded one
+//   Spans go to <data-dir>/traces/<unit>.jsonl (npm run trace -- <order id>); OTEL_SDK_DISABLED=true turns that off,
+//   OTEL_EXPORTER_OTLP_ENDPOINT sends them to a collector as well.
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
@@ -75,6 +77,7 @@ async function main() {
       });
       mongoUri = db.uri;
     }
+    process.env.TRACES_FILE ??= join(args["data-dir"], "traces", "monolith.jsonl");
     return runMonolith(mongoUri);
   }
   if (args.mesh) args.mode = "mesh";
@@ -94,6 +97,7 @@ async function main() {
     ports: auto ? "auto" : "default",
     mongoUri: process.env.MONGODB_URI,
     dataDir: args["data-dir"],
+    traces: { dir: join(args["data-dir"], "traces") },
     stdio: "inherit",
     logFormat: process.env.LOG_FORMAT === "json" ? "json" : "pretty",
     onUnexpectedExit: (unit, code, signal) => {

@@ -1,7 +1,7 @@
 // The recovery loop: finishes or undoes orders left PENDING by a crash or an unreachable peer.
 // An order counts as stuck once it has not moved for `afterMs` — longer than any deadline the saga
 // uses, so no call of the original run can still be in flight.
-import { detached, type Locks, type Logger } from "#kit";
+import { detached, inSpan, type Locks, type Logger } from "#kit";
 import { ORDER_LOCK_TTL_MS } from "./order-service.js";
 import type { OrderStore } from "./orders.js";
 import type { Saga } from "./saga.js";
@@ -38,7 +38,10 @@ export function recoveryLoop({ orders, saga, locks, log, intervalMs, afterMs }: 
             if (current.updatedAt.getTime() !== stuck.updatedAt.getTime()) return current;
             // warn: an interrupted saga is worth seeing at the default test/experiment log level.
             log.warn({ orderId: current._id, step: current.step }, "recovering interrupted order");
-            return saga.recover(current, { call: () => detached(undefined), fresh: () => detached(undefined) });
+            // A trace of its own: the caller that opened the order is long gone.
+            return inSpan("orders recover", { "meshmart.order.id": current._id, "meshmart.saga.step": current.step }, () =>
+              saga.recover(current, { call: () => detached(undefined), fresh: () => detached(undefined) }),
+            );
           },
           { ttlMs: ORDER_LOCK_TTL_MS, waitMs: 1000 },
         );
