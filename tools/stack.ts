@@ -42,6 +42,11 @@ export interface StackOptions {
   logFormat?: "json" | "pretty";
   /** orders' recovery loop: short values let tests see stuck orders finished within seconds. */
   recovery?: { intervalMs: number; afterMs: number };
+  /**
+   * Tracing: each unit writes its spans to `<dir>/<unit>.jsonl` (OTLP/JSON lines, read by tools/trace), sampled
+   * per `sampler`/`ratio` (OTEL_TRACES_SAMPLER/_ARG; default every trace). Off when omitted.
+   */
+  traces?: { dir: string; sampler?: string; ratio?: number };
   /** Extra environment per unit (e.g. FAULT_* knobs at start). */
   env?: Partial<Record<UnitName, Record<string, string>>>;
   /** A unit exited without being asked to (crash): start.ts stops everything, tests record it. */
@@ -105,6 +110,8 @@ export interface Stack {
   mongoUri: string;
   /** The embedded database's directory (undefined with an outside mongoUri). */
   dataDir?: string;
+  /** Where the units write their spans (StackOptions.traces), if tracing is on. */
+  tracesDir?: string;
   /** `meshmart ready` JSON shape: endpoints plus the database URI. */
   ready(): Endpoints & { mongodb: string };
   /** Sends `signal` (SIGKILL by default) and waits for the process to exit; it stays down until start/restart. */
@@ -229,6 +236,12 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       Object.assign(base, MESH_SERVICE_ENV, bootstrapEnv(mesh.workloads[u], mesh.istiod.xdsAddress, mesh.serviceExtras[u]));
     }
     if (u.startsWith("catalog")) base.VERSION = u.slice("catalog-".length);
+    if (opts.traces) {
+      base.TRACES_FILE = join(opts.traces.dir, `${u}.jsonl`);
+      base.OTEL_BSP_SCHEDULE_DELAY = "1000"; // files the tools read a second after the call, not five
+      if (opts.traces.sampler) base.OTEL_TRACES_SAMPLER = opts.traces.sampler;
+      if (opts.traces.ratio !== undefined) base.OTEL_TRACES_SAMPLER_ARG = String(opts.traces.ratio);
+    }
     if (u === "orders") {
       // In the mesh, orders asks istiod where catalog and payment are (routes, subsets, retries, faults).
       base.CATALOG_ADDR = mesh ? mesh.targets.catalog : endpoints["catalog-v1"].grpc;
@@ -238,6 +251,11 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         base.RECOVERY_INTERVAL_MS = String(opts.recovery.intervalMs);
         base.RECOVERY_AFTER_MS = String(opts.recovery.afterMs);
       }
+    }
+    if (u === "payment" && opts.recovery) {
+      // The ledger's reconcile on the same short clock as orders' recovery (a full scan: not every 500 ms).
+      base.RECONCILE_INTERVAL_MS = String(Math.max(opts.recovery.intervalMs, 1000));
+      base.RECONCILE_AFTER_MS = String(opts.recovery.afterMs);
     }
     return { ...base, ...opts.env?.[u] };
   };
@@ -299,6 +317,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     mesh,
     mongoUri: uri,
     dataDir: db?.dir,
+    tracesDir: opts.traces?.dir,
     ready: () => ({ ...endpoints, mongodb: uri }),
     kill: killUnit,
     start: startUnit,

@@ -6,6 +6,7 @@ import type { Machine } from "./machine.js";
 import type { MeshResult } from "./mesh.js";
 import type { ProcessProfile } from "./profile.js";
 import type { ModeResult, PlaceOrderProfile, ServicesExtras, Settings } from "./stacks.js";
+import { type TracingBench, tracingMarkdown } from "./tracing.js";
 
 /** The targets of issue 13 (2 cores, one run), and where each figure stood before it ("before"). */
 export const TARGETS = {
@@ -44,6 +45,8 @@ export interface BenchResults {
   profile?: PlaceOrderProfile;
   /** The local mesh (npm start -- --mesh) measured like the services mode (tools/bench/mesh.ts). */
   mesh?: MeshResult;
+  /** Section 6: tracing off / 10% / 100% (`npm run bench -- --only tracing` measures just this). */
+  tracing?: TracingBench;
   benchSeconds: number;
   /** The 1-minute load average when the run started and when it ended. */
   load?: { start: number; end: number };
@@ -292,6 +295,7 @@ export function markdown(r: BenchResults): string {
         : ""),
     "",
   ];
+  if (r.tracing) out.push(...tracingMarkdown(r.tracing, s));
   if (r.profile?.processes.length) {
     const cpu = Object.entries(r.profile.cpuSeconds).sort((a, b) => b[1] - a[1]);
     const totalCpu = cpu.reduce((n, [, v]) => n + v, 0);

@@ -28,6 +28,8 @@ export interface LocalStack {
   ready: Ready;
   targets: LoadTargets;
   process: ServiceProcess;
+  /** The stack's own data directory (removed by stop()). */
+  dataDir: string;
   /**
    * Ctrl-C to the stack (it stops its services and database), then removes the data directory. A stack
    * still up after `graceMs` (default 30 s) is killed, processes and all; `forced` then says so. `code` is
@@ -81,7 +83,15 @@ export function targetsOf(ready: Ready): LoadTargets {
  */
 export async function startLocalStack(mode: Mode, o: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<LocalStack> {
   const dataDir = mkdtempSync(join(tmpdir(), "meshmart-load-"));
-  const proc = startProcess("tools/start.ts", { LOG_FORMAT: "json", LOG_LEVEL: "warn", ...o.env }, ["--ports", "auto", "--mode", mode, "--data-dir", dataDir]);
+  // Tracing off unless `env` turns it on: the benchmark measures its cost as a variant of its own.
+  const proc = startProcess("tools/start.ts", { LOG_FORMAT: "json", LOG_LEVEL: "warn", OTEL_SDK_DISABLED: "true", ...o.env }, [
+    "--ports",
+    "auto",
+    "--mode",
+    mode,
+    "--data-dir",
+    dataDir,
+  ]);
   const stop = async (graceMs = 30_000) => {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), graceMs)));
@@ -110,7 +120,7 @@ export async function startLocalStack(mode: Mode, o: { env?: Record<string, stri
         reject(new Error(`the ${mode} stack exited (${code}) before it was ready:\n${proc.output().slice(-3000)}`));
       });
     });
-    return { mode, ready, targets: targetsOf(ready), process: proc, stop };
+    return { mode, ready, targets: targetsOf(ready), process: proc, dataDir, stop };
   } catch (err) {
     await stop();
     throw err;
