@@ -14,6 +14,8 @@ import type { FaultSettings } from "../services/kit/src/faults.js";
 import { type DevDb, freePort, ROOT, startDevDb } from "./devdb.js";
 import { DIST } from "./entries.js";
 import { waitForHealth } from "./health-wait.js";
+import type { ControlPlane, ControlPlaneOptions, KubePart } from "./kube/control-plane.js";
+import { type KubeApplied, type KubeMesh, startKubeMesh } from "./kube/mesh.js";
 import type { Manifest } from "./manifests/types.js";
 import { type Bootstrap, bootstrapEnv, bootstrapFor, type Workload, xdsTarget } from "./mesh/bootstrap.js";
 import { type Applied, type LeftOut, loopbackAddress, MeshConfigDir, renderMeshConfig, validateMeshDocs } from "./mesh/config.js";
@@ -56,12 +58,30 @@ export interface MeshOptions {
   log?: (line: string) => void;
   /** istiod exited without being asked to (the services keep their last config). */
   onIstiodExit?: (code: number | null, signal: NodeJS.Signals | null) => void;
+  /**
+   * Run it on a local Kubernetes control plane instead of a config directory (tools/kube/): the manifests
+   * applied with kubectl, a WorkloadEntry per process, istiod in its Kubernetes mode.
+   */
+  kube?: {
+    /** Use this control plane (tests share one); else one is started in `dir` and stopped with the stack. */
+    controlPlane?: ControlPlane;
+    ports?: ControlPlaneOptions["ports"];
+    dir?: string;
+    /** etcd or the API server exited (istiod and the services keep serving their last config). */
+    onExit?: (part: KubePart, code: number | null, signal: NodeJS.Signals | null) => void;
+  };
 }
+
+/** What Mesh.apply answers, for Mesh.revert: a config-directory change, or a kubectl one (kube mode). */
+export type MeshApplied = Applied | KubeApplied;
 
 /** The local mesh of a stack started with `mesh`. */
 export interface Mesh {
   istiod: Istiod;
-  config: MeshConfigDir;
+  /** istiod's config directory (undefined in kube mode: istiod reads the API server). */
+  config?: MeshConfigDir;
+  /** The local control plane and istiod in Kubernetes mode (kube mode only). */
+  kube?: KubeMesh;
   /** What was not given to istiod, and why. */
   leftOut: LeftOut[];
   /** Each unit's workload (address, pod name, service account). */
@@ -71,9 +91,9 @@ export interface Mesh {
   /** The bootstrap of a client workload named in MeshOptions.clients. */
   bootstrap(client: string): Bootstrap;
   /** Validates, writes into istiod's directory (replacing by name), and waits until istiod pushed it and every client acknowledged. */
-  apply(docs: Manifest[]): Promise<Applied>;
+  apply(docs: Manifest[]): Promise<MeshApplied>;
   /** Puts back what apply replaced, and waits the same way. */
-  revert(applied: Applied): Promise<void>;
+  revert(applied: MeshApplied): Promise<void>;
 }
 
 export interface Stack {
@@ -185,8 +205,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     db = await startDevDb({ dir: (opts.dataDir ?? tempDir) as string, port, log: (line) => (dbLog = `${dbLog}${line}\n`.slice(-OUTPUT_KEEP)) }).catch(
       async (err) => {
         if (tempDir) rmSync(tempDir, { recursive: true, force: true });
-        await mesh?.istiod.stop();
-        if (mesh) rmSync(mesh.config.dir, { recursive: true, force: true });
+        await stopMesh(mesh);
         throw new Error(`${err.message}\n(is something else on port ${port}? set MONGODB_URI to use it instead)`);
       },
     );
@@ -308,8 +327,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       if (stopping) return;
       stopping = true;
       await Promise.all([...running.keys()].reverse().map((u) => killUnit(u, "SIGTERM")));
-      await mesh?.istiod.stop();
-      if (mesh) rmSync(mesh.config.dir, { recursive: true, force: true });
+      await stopMesh(mesh);
       await db?.stop();
       if (tempDir) rmSync(tempDir, { recursive: true, force: true });
     },
@@ -336,6 +354,13 @@ async function startMesh(o: MeshOptions, hostOf: Record<UnitName, string>, ports
     UNITS.map((u) => [u, { address: hostOf[u], name: u, serviceAccount: u.startsWith("catalog") ? "catalog" : u }]),
   ) as Record<UnitName, Workload>;
   const clients = (o.clients ?? ["load"]).map((name, i) => ({ address: loopbackAddress(UNITS.length + i), name, serviceAccount: `meshmart-${name}` }));
+  const instances = UNITS.map((u) => ({
+    deployment: DEPLOYMENT[u],
+    name: u,
+    address: hostOf[u],
+    ports: { grpc: ports[u].port, "http-metrics": ports[u].adminPort },
+  }));
+  if (o.kube) return startKubeModeMesh(o, workloads, clients, instances);
   const rendered = renderMeshConfig({
     root: o.root,
     mesh: o.kustomization,
@@ -387,8 +412,57 @@ async function startMesh(o: MeshOptions, hostOf: Record<UnitName, string>, ports
     },
     async revert(applied) {
       const since = Date.now();
-      const r = config.revert(applied);
+      const r = config.revert(applied as Applied);
       await settle(since, r.written, r.removed);
     },
   };
+}
+
+const meshTargets = () => ({
+  identity: xdsTarget("identity", SERVICE_PORT),
+  catalog: xdsTarget("catalog", SERVICE_PORT),
+  orders: xdsTarget("orders", SERVICE_PORT),
+  payment: xdsTarget("payment", SERVICE_PORT),
+});
+
+/** The mesh on a local Kubernetes control plane (tools/kube/mesh.ts): same workloads, clients and targets. */
+async function startKubeModeMesh(
+  o: MeshOptions,
+  workloads: Record<UnitName, Workload>,
+  clients: Workload[],
+  instances: Parameters<typeof startKubeMesh>[0]["instances"],
+): Promise<Mesh> {
+  const k = o.kube ?? {};
+  const kube = await startKubeMesh({
+    controlPlane: k.controlPlane,
+    controlPlaneOptions: { ports: k.ports, dir: k.dir },
+    mesh: o.kustomization,
+    instances,
+    clients,
+    log: o.log,
+    onControlPlaneExit: k.onExit,
+  });
+  if (o.onIstiodExit) kube.istiod.onExit(o.onIstiodExit);
+  return {
+    istiod: kube.istiod,
+    kube,
+    // Stored and validated by the API server; what proxyless gRPC does not execute is the same as without kube.
+    leftOut: [],
+    workloads,
+    targets: meshTargets(),
+    bootstrap(name) {
+      const w = clients.find((c) => c.name === name);
+      if (!w) throw new Error(`mesh: no client workload named ${name} (MeshOptions.clients: ${clients.map((c) => c.name).join(", ")})`);
+      return bootstrapFor(w, kube.istiod.xdsAddress);
+    },
+    apply: (docs) => kube.apply(docs),
+    revert: (applied) => kube.revert(applied as KubeApplied),
+  };
+}
+
+async function stopMesh(mesh: Mesh | undefined): Promise<void> {
+  if (!mesh) return;
+  if (mesh.kube) return mesh.kube.stop();
+  await mesh.istiod.stop();
+  if (mesh.config) rmSync(mesh.config.dir, { recursive: true, force: true });
 }
