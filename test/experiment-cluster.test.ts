@@ -60,6 +60,24 @@ describe("experiments --target cluster with the real kubectl against a real API 
     expect(await paymentFault()).to.equal(undefined);
   });
 
+  it("on a `-p canary` cluster a canary experiment ends at the 90/10 it started from, not the base's 100% v1 (FAKE load)", async () => {
+    const split = async () =>
+      JSON.parse(await cp.kubectlOk(["-n", "meshmart", "get", "virtualservice", "catalog", "-o", "json"]))
+        .spec.http.find((r: { name: string }) => r.name === "default")
+        .route.map((d: { destination: { subset: string }; weight: number }) => `${d.destination.subset} ${d.weight}`);
+    await cp.kubectlOk(["apply", "-k", "mesh/canary"]);
+    try {
+      expect(await split()).to.deep.equal(["v1 90", "v2 10"]);
+      const plan = clusterPlan(loadHypothesis("canary-50"));
+      const { result } = await withClusterFault(plan, split, cp.env());
+      expect(result, "during the experiment").to.deep.equal(["v1 50", "v2 50"]);
+      expect(await split(), "after: what was there").to.deep.equal(["v1 90", "v2 10"]);
+    } finally {
+      await cp.kubectlOk(["apply", "-k", "mesh"]); // the shared control plane goes back to the base for the other tests
+    }
+    expect(await split()).to.deep.equal(["v1 100"]);
+  });
+
   it("runExperiment --target cluster records the real kubectl steps in the report (FAKE load: a fixed run)", async () => {
     const before = await cp.kubectlOk(["-n", "meshmart", "get", "virtualservice", "catalog", "-o", "jsonpath={.spec}"]);
     const lat = { p50: 5, p90: 8, p99: 9, max: 9, mean: 6 };
@@ -80,7 +98,11 @@ describe("experiments --target cluster with the real kubectl against a real API 
       reportsDir: false,
       durationMs: 1000,
     });
-    expect(report.commands?.[0]).to.deep.include({ argv: ["kubectl", "apply", "-f", "mesh/experiments/canary-50.yaml"], code: 0 });
+    expect(report.commands?.[0]).to.deep.include({
+      argv: ["kubectl", "get", "-f", "mesh/experiments/canary-50.yaml", "-o", "json", "--ignore-not-found"],
+      code: 0,
+    });
+    expect(report.commands?.[1]).to.deep.include({ argv: ["kubectl", "apply", "-f", "mesh/experiments/canary-50.yaml"], code: 0 });
     expect(report.commands?.every((c) => c.code === 0)).to.equal(true);
     expect(await cp.kubectlOk(["-n", "meshmart", "get", "virtualservice", "catalog", "-o", "jsonpath={.spec}"]), "reverted").to.equal(before);
   });

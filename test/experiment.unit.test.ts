@@ -2,12 +2,13 @@
 // arithmetic, the chart, and the cluster command plan's exec steps against a FAKE kubectl (a shell script on
 // PATH that records its arguments: `kubectl exec` needs a pod, and no kubelet runs pods here; everything else
 // of the cluster path runs against the real API server in test/experiment-cluster.test.ts).
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
+import { ROOT } from "../tools/devdb.js";
 import { chartSvg } from "../tools/experiment/chart.js";
-import { clusterPlan, findOnPath, withClusterFault } from "../tools/experiment/cluster.js";
+import { clusterPlan, findOnPath, restoreCommands, withClusterFault } from "../tools/experiment/cluster.js";
 import { consistency, evaluate, type RunStats, recoveryMs, type Second } from "../tools/experiment/evaluate.js";
 import { type Hypothesis, loadHypothesis, parseDuration, parseHypothesis } from "../tools/experiment/hypothesis.js";
 import { rebase } from "../tools/experiment/run.js";
@@ -137,55 +138,99 @@ describe("experiment runner (unit)", () => {
       fakeBin = join(dir, "bin");
       mkdirSync(fakeBin);
       log = join(dir, "calls.log");
-      // FAKE kubectl: records each call; "apply -f .../fail.yaml" fails like a rejected manifest would.
-      writeFileSync(join(fakeBin, "kubectl"), `#!/bin/sh\necho "$*" >> ${log}\ncase "$*" in *fail*) echo "rejected" >&2; exit 1;; esac\necho applied\n`);
+      // FAKE kubectl: records each call; `get` prints nothing (as `--ignore-not-found` does for objects that are
+      // not there); "apply -f .../fail.yaml" fails like a rejected manifest would.
+      writeFileSync(
+        join(fakeBin, "kubectl"),
+        `#!/bin/sh\necho "$*" >> ${log}\ncase "$*" in *fail*) echo "rejected" >&2; exit 1;; get\\ *) exit 0;; esac\ncat > /dev/null\necho applied\n`,
+      );
       chmodSync(join(fakeBin, "kubectl"), 0o755);
     });
     after(() => rmSync(dir, { recursive: true, force: true }));
     const calls = () => readFileSync(log, "utf8").trim().split("\n");
     const env = () => ({ ...process.env, PATH: `${fakeBin}:/usr/bin:/bin` });
 
-    /** A project root with mesh/ (kustomization or plain files) and one experiment. */
-    function project(kustomize: boolean) {
+    /** A project root with the real YAML of these experiments. */
+    function project(...names: string[]) {
       const root = mkdtempSync(join(dir, "root-"));
       mkdirSync(join(root, "mesh", "experiments"), { recursive: true });
-      writeFileSync(join(root, "mesh", kustomize ? "kustomization.yaml" : "routes.yaml"), "");
-      writeFileSync(join(root, "mesh", "experiments", "retries-recover.yaml"), "");
+      for (const name of names) copyFileSync(join(ROOT, "mesh", "experiments", `${name}.yaml`), join(root, "mesh", "experiments", `${name}.yaml`));
       return { root, experimentsDir: join(root, "mesh", "experiments") };
     }
 
-    it("applies the experiment's YAML and its extra steps, reverts by re-applying the base", () => {
+    it("saves the live objects, applies the experiment's YAML and its extra steps, then its clean-up steps", () => {
       const h = loadHypothesis("retries-recover");
-      const plan = clusterPlan(h, project(true));
+      const plan = clusterPlan(h, project("retries-recover"));
+      expect(plan.snapshot.argv).to.deep.equal(["kubectl", "get", "-f", "mesh/experiments/retries-recover.yaml", "-o", "json", "--ignore-not-found"]);
+      expect(plan.objects.map((o) => `${o.kind}/${o.namespace}/${o.name}`)).to.deep.equal([
+        "DestinationRule/meshmart/payment",
+        "VirtualService/meshmart/payment",
+      ]);
       expect(plan.apply.map((c) => c.argv.slice(0, 4))).to.deep.equal([
         ["kubectl", "apply", "-f", "mesh/experiments/retries-recover.yaml"],
         ["kubectl", "-n", "meshmart", "exec"],
       ]);
-      expect(plan.revert.map((c) => c.argv.slice(0, 4))).to.deep.equal([
-        ["kubectl", "apply", "-k", "mesh"],
-        ["kubectl", "-n", "meshmart", "exec"],
+      expect(plan.revert.map((c) => c.argv.slice(0, 4))).to.deep.equal([["kubectl", "-n", "meshmart", "exec"]]);
+      expect(plan.revert[0].argv.at(-1)).to.contain("JSON.stringify({})"); // the knob goes back off
+    });
+
+    it("restores what kubectl get printed, server fields stripped: one object, a List, or nothing (then the file's objects are deleted)", () => {
+      const objects = [{ apiVersion: "networking.istio.io/v1", kind: "VirtualService", name: "payment", namespace: "meshmart" }];
+      const spec = { hosts: ["payment"], http: [{ name: "default", route: [{ destination: { host: "payment", port: { number: 50051 } } }] }] };
+      const live = {
+        apiVersion: "networking.istio.io/v1",
+        kind: "VirtualService",
+        metadata: {
+          name: "payment",
+          namespace: "meshmart",
+          resourceVersion: "1234",
+          uid: "u-1",
+          generation: 3,
+          creationTimestamp: "2026-01-01T00:00:00Z",
+          managedFields: [{ manager: "kubectl-client-side-apply" }],
+          annotations: { "meshmart.dev/retry-safe": "PaymentService/*", "kubectl.kubernetes.io/last-applied-configuration": "{}" },
+        },
+        spec,
+        status: {},
+      };
+      for (const printed of [JSON.stringify(live), JSON.stringify({ kind: "List", items: [live] })]) {
+        const [cmd, ...rest] = restoreCommands(objects, printed);
+        expect(rest).to.deep.equal([]);
+        expect(cmd.argv).to.deep.equal(["kubectl", "apply", "-f", "-"]);
+        expect(JSON.parse(cmd.stdin as string).items).to.deep.equal([
+          {
+            apiVersion: "networking.istio.io/v1",
+            kind: "VirtualService",
+            metadata: { name: "payment", namespace: "meshmart", annotations: { "meshmart.dev/retry-safe": "PaymentService/*" } },
+            spec,
+          },
+        ]);
+      }
+      const [del, ...none] = restoreCommands(objects, "");
+      expect(none).to.deep.equal([]);
+      expect(del.argv).to.deep.equal(["kubectl", "delete", "-f", "-", "--ignore-not-found"]);
+      expect(JSON.parse(del.stdin as string).items).to.deep.equal([
+        { apiVersion: "networking.istio.io/v1", kind: "VirtualService", metadata: { name: "payment", namespace: "meshmart" } },
       ]);
-      expect(plan.revert[1].argv.at(-1)).to.contain("JSON.stringify({})"); // the knob goes back off
-      expect(clusterPlan(h, project(false)).revert[0].argv).to.deep.equal(["kubectl", "apply", "-f", "mesh/"]);
     });
 
     it("refuses a local-only experiment and an experiment whose YAML is missing", () => {
       expect(() => clusterPlan(loadHypothesis("kill-payment"))).to.throw(/local-only/);
-      expect(() => clusterPlan(loadHypothesis("canary-50"), project(true))).to.throw(/canary-50\.yaml does not exist/);
+      expect(() => clusterPlan(loadHypothesis("canary-50"), project("retries-recover"))).to.throw(/canary-50\.yaml does not exist/);
     });
 
     it("without kubectl on PATH fails before running anything", async () => {
       expect(findOnPath("kubectl", "/nonexistent")).to.equal(undefined);
       let ran = false;
-      const plan = clusterPlan(loadHypothesis("retries-recover"), project(true));
+      const plan = clusterPlan(loadHypothesis("retries-recover"), project("retries-recover"));
       const err = await withClusterFault(plan, async () => (ran = true), { ...process.env, PATH: "/nonexistent" }).catch((e: Error) => e);
       expect((err as Error).message).to.match(/kubectl is not on PATH/);
       expect(ran).to.equal(false);
     });
 
-    it("with the FAKE kubectl: the exec steps run after the apply and after the revert, around the load, even when it fails", async () => {
+    it("with the FAKE kubectl: the exec steps run after the apply and after the restore, around the load, even when it fails", async () => {
       writeFileSync(log, "");
-      const plan = clusterPlan(loadHypothesis("retries-recover"), project(true));
+      const plan = clusterPlan(loadHypothesis("retries-recover"), project("retries-recover"));
       const order: string[] = [];
       const err = await withClusterFault(
         plan,
@@ -196,11 +241,16 @@ describe("experiment runner (unit)", () => {
         env(),
       ).catch((e: Error) => e);
       expect((err as Error).message).to.equal("load failed");
-      expect(order).to.deep.equal(["load after 2 kubectl calls"]);
+      expect(order).to.deep.equal(["load after 3 kubectl calls"]);
       const c = calls();
-      expect(c[0]).to.equal("apply -f mesh/experiments/retries-recover.yaml");
-      expect(c[2]).to.equal("apply -k mesh");
-      expect(c).to.have.length(4);
+      expect(c.slice(0, 2)).to.deep.equal([
+        "get -f mesh/experiments/retries-recover.yaml -o json --ignore-not-found",
+        "apply -f mesh/experiments/retries-recover.yaml",
+      ]);
+      expect(c[2]).to.match(/^-n meshmart exec/);
+      expect(c[3]).to.equal("delete -f - --ignore-not-found"); // nothing was there in the fake: the file's objects go
+      expect(c[4]).to.match(/^-n meshmart exec/);
+      expect(c).to.have.length(5);
     });
   });
 });

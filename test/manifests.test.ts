@@ -203,7 +203,7 @@ describe("manifests: offline validation of the cluster path", function () {
     });
 
     it("fails a route to a subset that no DestinationRule defines", () => {
-      edit("mesh/base/routes.yaml", "{ host: catalog, subset: v1 }", "{ host: catalog, subset: canary }");
+      edit("mesh/base/routes.yaml", "{ host: catalog, subset: v1, port: { number: 50051 } }", "{ host: catalog, subset: canary, port: { number: 50051 } }");
       expectProblem("mesh/base/routes.yaml", /VirtualService catalog/, /subset canary/);
     });
 

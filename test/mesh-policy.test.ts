@@ -265,6 +265,68 @@ describe("mesh policy: Istio semantics checked offline", function () {
     });
   });
 
+  describe("ports (every Service has 50051 gRPC and 9090 admin)", () => {
+    const meshVs = ["identity", "catalog", "orders", "payment"];
+
+    it("fails the routes as they were before they named ports: all four VirtualServices (Istio's IST0112)", () => {
+      for (const name of meshVs)
+        for (const route of object("VirtualService", name).spec.http) {
+          for (const m of route.match ?? []) delete m.port;
+          route.match = (route.match ?? []).filter((m: Obj) => Object.keys(m).length > 0);
+          if (route.match.length === 0) delete route.match;
+          for (const d of route.route) delete d.destination.port;
+        }
+      const problems = check();
+      for (const name of meshVs)
+        expectProblem(
+          problems,
+          "mesh/base/routes.yaml",
+          new RegExp(`VirtualService ${name}:`),
+          /exposes ports 50051, 9090, so the destination must name one/,
+          /IST0112/,
+        );
+    });
+
+    it("fails a route that names port 50051 without matching on it (the JWKS calls on 9090 would land on 50051)", () => {
+      delete object("VirtualService", "identity").spec.http[1].match;
+      expectProblem(
+        check(),
+        "mesh/base/routes.yaml",
+        /VirtualService identity: spec\.http\[1\] \(default\): sends to identity port 50051 but does not match on port 50051/,
+        /port 9090 take this route too/,
+      );
+    });
+
+    it("fails a destination port the Service does not have", () => {
+      object("VirtualService", "payment").spec.http[0].route[0].destination.port.number = 50052;
+      expectProblem(check(), "mesh/base/routes.yaml", /VirtualService payment: spec\.http\[0\] \(default\)\.route\[0\]\.destination\.port: 50052 is no port/);
+    });
+
+    it("fails an experiment whose copy of a route lost its port", () => {
+      edit(tmp, "mesh/experiments/payment-abort.yaml", "{ host: payment, port: { number: 50051 } }", "{ host: payment }");
+      expectProblem(check(), "mesh/experiments/payment-abort.yaml", /VirtualService payment/, /exposes ports 50051, 9090/);
+    });
+
+    it("fails a gateway route matching a port the Gateway does not listen on (it would never match)", () => {
+      object("VirtualService", "meshmart-ingress").spec.http[4].match[0].port = 50051;
+      expectProblem(
+        check(),
+        "mesh/base/ingress.yaml",
+        /VirtualService meshmart-ingress: spec\.http\[4\] \(orders\)\.match\[0\]\.port: 50051 is no port the Gateway listens on \(80\)/,
+      );
+    });
+  });
+
+  describe("telemetry", () => {
+    it("fails tracing that names no provider (the demo profile has no default tracer), and a provider it lacks", () => {
+      const tracing = object("Telemetry", "default").spec.tracing[0];
+      delete tracing.providers;
+      expectProblem(check(), "mesh/base/telemetry.yaml", /Telemetry default: spec\.tracing\[0\]\.providers: none named/);
+      tracing.providers = [{ name: "zipkin" }];
+      expectProblem(check(), "mesh/base/telemetry.yaml", /spec\.tracing\[0\]\.providers: zipkin is no provider of the demo install/);
+    });
+  });
+
   describe("retries", () => {
     it("fails a retry on UNAVAILABLE for an RPC not declared safe (Register)", () => {
       object("VirtualService", "identity").spec.http[0].retries.retryOn = "connect-failure,refused-stream,unavailable";
@@ -304,7 +366,12 @@ describe("mesh policy: Istio semantics checked offline", function () {
     });
 
     it("fails an experiment routing to a subset no DestinationRule defines", () => {
-      edit(tmp, "mesh/experiments/canary-50.yaml", "{ host: catalog, subset: v2 }\n      weight: 50", "{ host: catalog, subset: v3 }\n      weight: 50");
+      edit(
+        tmp,
+        "mesh/experiments/canary-50.yaml",
+        "{ host: catalog, subset: v2, port: { number: 50051 } }\n      weight: 50",
+        "{ host: catalog, subset: v3, port: { number: 50051 } }\n      weight: 50",
+      );
       expectProblem(check(), "mesh/experiments/canary-50.yaml", /VirtualService catalog/, /subset v3 of catalog is defined by no DestinationRule/);
     });
 

@@ -304,6 +304,7 @@ export function checkMeshPolicy(input: MeshPolicyInput): Problem[] {
   problems.push(...checkIngress(cluster, code));
   problems.push(...checkJwt(cluster, code));
   problems.push(...checkProbeRewrite(cluster));
+  problems.push(...checkTelemetry(cluster));
   const baseRoutes = checkRoutes(code, mesh.objects);
   problems.push(...baseRoutes);
   const canary = input.stacks.find((s) => s.profile === "canary");
@@ -434,8 +435,12 @@ function checkCallsAllowed(cluster: Cluster, code: Map<string, CodeFile[]>): Pro
   return problems;
 }
 
-/** The RPCs an HTTP route can receive (in order, a route with only uri conditions consumes the RPCs it matches). */
-function routesFor(vs: Obj, candidates: Rpc[]): Map<string, number[]> {
+/**
+ * The RPCs an HTTP route can receive (in order, a route with only uri and port conditions consumes the RPCs it
+ * matches). `port` is the port the RPCs arrive on (the host's gRPC port); unknown (a gateway's routes), a port
+ * condition may or may not hold, so it consumes nothing.
+ */
+function routesFor(vs: Obj, candidates: Rpc[], port?: number): Map<string, number[]> {
   const out = new Map<string, number[]>();
   for (const rpc of candidates) {
     const hits: number[] = [];
@@ -450,14 +455,52 @@ function routesFor(vs: Obj, candidates: Rpc[]): Map<string, number[]> {
         (m.uri.exact !== undefined && m.uri.exact === rpc.path) ||
         (m.uri.prefix !== undefined && rpc.path.startsWith(m.uri.prefix)) ||
         (m.uri.regex !== undefined && new RegExp(`^(?:${m.uri.regex})$`).test(rpc.path));
-      const hit = matches.filter(uriOk);
+      const portOk = (m: Obj) => m.port === undefined || port === undefined || m.port === port;
+      const hit = matches.filter((m) => uriOk(m) && portOk(m));
       if (hit.length === 0) continue;
       hits.push(i);
-      if (hit.some((m) => Object.keys(m).every((k) => k === "uri" || k === "name"))) break; // uri alone: nothing falls through
+      const certain = (m: Obj) => Object.keys(m).every((k) => k === "uri" || k === "name" || (k === "port" && port !== undefined));
+      if (hit.some(certain)) break; // nothing falls through
     }
     out.set(rpc.path, hits);
   }
   return out;
+}
+
+/** The gRPC port of a Service (appProtocol grpc, or a port named grpc / grpc-*). */
+function grpcPort(svc: Obj | undefined): number | undefined {
+  return (svc?.spec?.ports ?? []).find((p: Obj) => p.appProtocol === "grpc" || /^grpc(-|$)/.test(String(p.name ?? "")))?.port;
+}
+
+/**
+ * A mesh route to a Service with several ports names the port it sends to (else Istio's IST0112: the
+ * destination is ambiguous) and matches on that port: without the match it also takes the calls made to the
+ * host's other ports (orders fetching identity's JWKS on 9090) and sends them to the wrong one.
+ */
+function checkRoutePorts(vs: Manifest, services: Map<string, Obj>, say: (message: string) => void) {
+  (vs.obj.spec?.http ?? []).forEach((route: Obj, i: number) => {
+    const at = `spec.http[${i}]${route.name ? ` (${route.name})` : ""}`;
+    const matched = (route.match ?? []) as Obj[];
+    for (const [j, d] of (route.route ?? []).entries()) {
+      const host = shortHost(d.destination?.host);
+      const ports: number[] = (services.get(host)?.spec?.ports ?? []).map((p: Obj) => p.port);
+      if (ports.length < 2) continue;
+      const port = d.destination?.port?.number;
+      if (port === undefined) {
+        say(
+          `${at}.route[${j}].destination: Service ${host} exposes ports ${ports.join(", ")}, so the destination must name one (destination.port; Istio's IST0112), and the route match on it`,
+        );
+        continue;
+      }
+      if (!ports.includes(port)) say(`${at}.route[${j}].destination.port: ${port} is no port of Service ${host}`);
+      else if (matched.length === 0 || matched.some((m) => m.port !== port)) {
+        const others = ports.filter((p) => p !== port).join(", ");
+        say(
+          `${at}: sends to ${host} port ${port} but does not match on port ${port} in every match (match[].port), so calls to ${host}'s port ${others} take this route too and land on ${port}`,
+        );
+      }
+    }
+  });
 }
 
 const isGatewayVs = (vs: Obj) => (vs.spec?.gateways ?? ["mesh"]).some((g: string) => g !== "mesh");
@@ -478,7 +521,17 @@ function checkIngress(cluster: Cluster, code: Map<string, CodeFile[]>): Problem[
     const say = (message: string) => problems.push({ file, message: `${describe(obj)}: ${message}` });
     for (const g of obj.spec?.gateways ?? [])
       if (g !== "mesh" && !gateways.some((m) => m.obj.metadata?.name === String(g).split("/").pop())) say(`spec.gateways: ${g} is no Gateway in the manifests`);
+    const listening: number[] = gateways
+      .filter((g) => (obj.spec?.gateways ?? []).some((name: string) => String(name).split("/").pop() === g.obj.metadata?.name))
+      .flatMap((g) => (g.obj.spec?.servers ?? []).map((server: Obj) => server.port?.number));
     (obj.spec?.http ?? []).forEach((route: Obj, i: number) => {
+      // A port condition on a gateway route is the gateway's port: one it does not listen on never matches.
+      (route.match ?? []).forEach((m: Obj, k: number) => {
+        if (m.port !== undefined && !listening.includes(m.port))
+          say(
+            `spec.http[${i}]${route.name ? ` (${route.name})` : ""}.match[${k}].port: ${m.port} is no port the Gateway listens on (${listening.join(", ")}), so the route never matches`,
+          );
+      });
       for (const [j, d] of (route.route ?? []).entries()) {
         const at = `spec.http[${i}]${route.name ? ` (${route.name})` : ""}.route[${j}].destination`;
         const host = shortHost(d.destination?.host);
@@ -610,6 +663,39 @@ function checkJwt(cluster: Cluster, code: Map<string, CodeFile[]>): Problem[] {
   return problems;
 }
 
+/**
+ * The telemetry providers an install made as the README says (`istioctl install --set profile=demo`) has: the
+ * mesh config's built-ins (istio.io/istio pkg/config/mesh/mesh.go) and the demo profile's extension providers
+ * (manifests/helm-profiles/demo.yaml), of the Istio version tools/setup.sh builds.
+ */
+export const DEMO_PROVIDERS = ["prometheus", "stackdriver", "envoy", "otel", "skywalking", "otel-tracing", "jaeger"];
+
+/**
+ * Telemetry names only providers the demo install has, and a tracing block names one: the demo profile
+ * defines no default tracer, so tracing without a provider sends nothing.
+ */
+function checkTelemetry(cluster: Cluster): Problem[] {
+  const problems: Problem[] = [];
+  for (const { file, obj } of cluster.all.filter((m) => m.obj.kind === "Telemetry")) {
+    for (const kind of ["tracing", "accessLogging", "metrics"]) {
+      (obj.spec?.[kind] ?? []).forEach((entry: Obj, i: number) => {
+        const names: string[] = (entry.providers ?? []).map((p: Obj) => p.name);
+        if (names.length === 0 && kind === "tracing")
+          problems.push({
+            file,
+            message: `${describe(obj)}: spec.tracing[${i}].providers: none named, and the demo profile has no default tracer, so no trace is sent (name one: ${DEMO_PROVIDERS.join(", ")})`,
+          });
+        for (const name of names.filter((n) => !DEMO_PROVIDERS.includes(n)))
+          problems.push({
+            file,
+            message: `${describe(obj)}: spec.${kind}[${i}].providers: ${name} is no provider of the demo install (${DEMO_PROVIDERS.join(", ")})`,
+          });
+      });
+    }
+  }
+  return problems;
+}
+
 /** Probes go through Istio's agent only while probe rewriting is on; under STRICT mTLS a kubelet probe would be refused otherwise. */
 function checkProbeRewrite(cluster: Cluster): Problem[] {
   return cluster.workloads
@@ -640,14 +726,18 @@ function retrySafe(vs: Manifest, say: (message: string) => void): Set<string> {
 function checkRoutes(code: Map<string, CodeFile[]>, manifests: Manifest[]): Problem[] {
   const problems: Problem[] = [];
   const served = servedBy(code);
+  const services = new Map<string, Obj>(manifests.filter((m) => m.obj.kind === "Service").map((m) => [m.obj.metadata?.name, m.obj]));
   const vss = manifests.filter((m) => m.obj.kind === "VirtualService");
   for (const vs of vss) {
     const say = (message: string) => problems.push({ file: vs.file, message: `${describe(vs.obj)}: ${message}` });
     const safe = retrySafe(vs, say);
-    const candidates = isGatewayVs(vs.obj)
+    const gateway = isGatewayVs(vs.obj);
+    if (!gateway) checkRoutePorts(vs, services, say); // the gateway's routes: checkIngress
+    const candidates = gateway
       ? RPCS
       : (vs.obj.spec?.hosts ?? []).flatMap((h: string) => (served.get(shortHost(h)) ?? []).flatMap((s) => servicesByName.get(s) ?? []));
-    for (const [path, hits] of routesFor(vs.obj, candidates)) {
+    const port = gateway ? undefined : grpcPort(services.get(shortHost(vs.obj.spec?.hosts?.[0])));
+    for (const [path, hits] of routesFor(vs.obj, candidates, port)) {
       for (const i of hits) {
         const route = vs.obj.spec.http[i];
         const retries = route.retries;
@@ -672,6 +762,7 @@ function checkRoutes(code: Map<string, CodeFile[]>, manifests: Manifest[]): Prob
   const splitOf = (routes: Obj[], host: string) =>
     routes
       .filter((r) => (r.route ?? []).some((d: Obj) => shortHost(d.destination?.host) === host))
+      .filter((r) => (r.route ?? []).every((d: Obj) => [undefined, grpcPort(services.get(host))].includes(d.destination?.port?.number))) // the RPCs' routes
       .map((r) => ({
         header: JSON.stringify((r.match ?? []).map((m: Obj) => m.headers ?? null).find((h: Obj | null) => h) ?? null),
         faulted: Boolean(r.fault),
