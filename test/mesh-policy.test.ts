@@ -151,34 +151,6 @@ describe("mesh policy: Istio semantics checked offline", function () {
       );
     });
 
-    it("fails when an RPC the code calls is not allowed for its caller, naming the code", () => {
-      const paths: string[] = rule("payment", 0).to[0].operation.paths;
-      paths.splice(paths.indexOf("/meshmart.payment.v1.PaymentService/ListPayments"), 1);
-      expectProblem(
-        check(),
-        "mesh/base/authorization.yaml",
-        /orders \(ServiceAccount orders\) calls PaymentService\/ListPayments/,
-        /services\/orders\/src\/saga\.ts/,
-        /no AuthorizationPolicy allows it/,
-      );
-    });
-
-    it("fails when the code starts calling an RPC the policy does not allow", () => {
-      const code = mkdtempSync(join(tmpdir(), "meshmart-mesh-code-"));
-      try {
-        cpSync(join(ROOT, "services"), join(code, "services"), { recursive: true, filter: (src) => !/[/\\](node_modules|test)$/.test(src) });
-        edit(
-          code,
-          "services/orders/src/saga.ts",
-          /await payment\.charge\(/,
-          "await payment.getPayment({ paymentId: order._id }, opts);\n    await payment.charge(",
-        );
-        expectProblem(check(code), "mesh/base/authorization.yaml", /calls PaymentService\/GetPayment/, /services\/orders\/src\/saga\.ts/);
-      } finally {
-        rmSync(code, { recursive: true, force: true });
-      }
-    });
-
     it("fails when a service may no longer reach its database (plain TCP)", () => {
       rule("mongodb", 0).from[0].source.principals = rule("mongodb", 0).from[0].source.principals.filter((p: string) => !p.endsWith("/orders"));
       expectProblem(check(), "mesh/base/authorization.yaml", /orders \(ServiceAccount orders\) calls TCP mongodb:27017/);
@@ -191,17 +163,6 @@ describe("mesh policy: Istio semantics checked offline", function () {
   });
 
   describe("ingress", () => {
-    it("fails a policy that opens an internal RPC to the ingress gateway", () => {
-      rule("catalog", 0).to[0].operation.paths.push("/meshmart.catalog.v1.CatalogService/ReserveStock");
-      expectProblem(
-        check(),
-        "mesh/base/authorization.yaml",
-        /AuthorizationPolicy catalog/,
-        /ingress gateway call CatalogService\/ReserveStock/,
-        /internal RPCs/,
-      );
-    });
-
     it("fails a policy that lets the gateway call an RPC no ingress route sends", () => {
       const vs = object("VirtualService", "meshmart-ingress");
       for (const r of vs.spec.http) if (r.match) r.match = r.match.filter((m: Obj) => m.uri?.exact !== "/meshmart.catalog.v1.CatalogService/SearchProducts");
@@ -407,7 +368,7 @@ describe("mesh policy: Istio semantics checked offline", function () {
       edit(repo, "mesh/base/authorization.yaml", "- /meshmart.payment.v1.PaymentService/Refund", "- /meshmart.payment.v1.PaymentService/Refunds");
       const problems = checkManifests(repo, sharedSchemasDir(ROOT));
       expectProblem(problems, "mesh/base/authorization.yaml", /PaymentService\/Refunds is no RPC in proto/);
-      expectProblem(problems, "mesh/base/authorization.yaml", /calls PaymentService\/Refund .*no AuthorizationPolicy allows it/);
+      // (That orders can then no longer Refund is proven by calls, not here: test/mesh-security.test.ts.)
     } finally {
       rmSync(repo, { recursive: true, force: true });
     }

@@ -49,6 +49,7 @@ export async function startMonolith(opts: MonolithOptions): Promise<RunningServe
     name: "monolith",
     log,
     ...serveOptionsFrom(common),
+    mesh: undefined, // one process on one port: nothing for a mesh to secure between its parts
     host: opts.host,
     port: opts.port,
     adminPort: opts.adminPort,

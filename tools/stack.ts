@@ -18,12 +18,17 @@ import type { ControlPlane, ControlPlaneOptions, KubePart } from "./kube/control
 import { type KubeApplied, type KubeMesh, startKubeMesh } from "./kube/mesh.js";
 import type { Manifest } from "./manifests/types.js";
 import { type Bootstrap, bootstrapEnv, bootstrapFor, type Workload, xdsTarget } from "./mesh/bootstrap.js";
-import { type Applied, type LeftOut, loopbackAddress, MeshConfigDir, renderMeshConfig, validateMeshDocs } from "./mesh/config.js";
+import { type Applied, type LeftOut, MeshConfigDir, renderMeshConfig, validateMeshDocs } from "./mesh/config.js";
 import { type Istiod, startIstiod } from "./mesh/istiod.js";
+import { addressBlock, INGRESS_IDENTITY, MESH_SERVICE_ENV, MeshSecurity, serviceAccount } from "./mesh/security.js";
 
 export const UNITS = ["identity", "catalog-v1", "catalog-v2", "orders", "payment"] as const;
 export type UnitName = (typeof UNITS)[number];
-export type Endpoints = Record<UnitName, { grpc: string; admin: string }>;
+/**
+ * Where each unit answers. In the mesh, `grpc` is its mesh address (mTLS only, as callers in the mesh reach it)
+ * and `local` the plaintext health + reflection port outside the mesh (what health waits and grpcurl use).
+ */
+export type Endpoints = Record<UnitName, { grpc: string; admin: string; local?: string }>;
 
 export interface StackOptions {
   /** "auto": free ports everywhere (tests); "default": DEFAULT_PORTS below. */
@@ -47,13 +52,27 @@ export interface StackOptions {
   mesh?: MeshOptions;
 }
 
+export interface MeshClient {
+  name: string;
+  /** A ServiceAccount of the meshmart namespace; the ingress gateway's identity when omitted. */
+  serviceAccount?: string;
+}
+
 export interface MeshOptions {
   /** The mesh kustomization istiod gets; default "mesh" (the base policy); "mesh/canary": the 90/10 split. */
   kustomization?: string;
   /** A project copy whose manifests are rendered (tests point it at a scratch copy); default this repository. */
   root?: string;
-  /** Client workloads besides the services (a WorkloadEntry each; bootstrap(name) gives theirs). Default: "load". */
-  clients?: string[];
+  /**
+   * Client workloads besides the services (a WorkloadEntry and a certificate each; bootstrap(name) gives theirs).
+   * A name alone stands for an outside caller and gets the ingress gateway's identity (tools/mesh/security.ts);
+   * `serviceAccount` gives another one (meshmart namespace). Default: "load".
+   */
+  clients?: (string | MeshClient)[];
+  /** Workload certificate lifetime (renewed at half of it); default 1 h. */
+  certTtlMs?: number;
+  /** How often each process re-reads its certificate files; default 5 s. */
+  certRefreshMs?: number;
   /** Each line of istiod's log (default: kept for output() only). */
   log?: (line: string) => void;
   /** istiod exited without being asked to (the services keep their last config). */
@@ -88,8 +107,10 @@ export interface Mesh {
   workloads: Record<UnitName, Workload>;
   /** xds targets of the services, as a client in the mesh dials them. */
   targets: { identity: string; catalog: string; orders: string; payment: string };
-  /** The bootstrap of a client workload named in MeshOptions.clients. */
+  /** The bootstrap of a client workload named in MeshOptions.clients (with its certificate provider). */
   bootstrap(client: string): Bootstrap;
+  /** The workload identities: the local CA, every certificate, renew(). */
+  security: MeshSecurity;
   /** Validates, writes into istiod's directory (replacing by name), and waits until istiod pushed it and every client acknowledged. */
   apply(docs: Manifest[]): Promise<MeshApplied>;
   /** Puts back what apply replaced, and waits the same way. */
@@ -182,19 +203,36 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const ports = {} as Record<UnitName, { port: number; adminPort: number }>;
   for (const u of UNITS)
     ports[u] = auto ? { port: await freePort(), adminPort: await freePort() } : { port: DEFAULT_PORTS[u][0], adminPort: DEFAULT_PORTS[u][1] };
-  // In the mesh every process has an address of its own: istiod tells workloads apart by IP.
-  const hostOf = Object.fromEntries(UNITS.map((u, i) => [u, opts.mesh ? loopbackAddress(i) : "127.0.0.1"])) as Record<UnitName, string>;
+  // In the mesh every process has an address of its own (istiod tells workloads apart by IP) and serves the
+  // container port of the manifests there, like a pod; the plaintext local port takes the unit's usual port.
+  const address = addressBlock(auto);
+  const hostOf = Object.fromEntries(UNITS.map((u, i) => [u, opts.mesh ? address(i) : "127.0.0.1"])) as Record<UnitName, string>;
+  const localPorts = {} as Record<UnitName, number>;
+  if (opts.mesh)
+    for (const u of UNITS) {
+      localPorts[u] = ports[u].port;
+      ports[u].port = SERVICE_PORT;
+    }
   const endpoints = Object.fromEntries(
-    UNITS.map((u) => [u, { grpc: `${hostOf[u]}:${ports[u].port}`, admin: `http://${hostOf[u]}:${ports[u].adminPort}` }]),
+    UNITS.map((u) => [
+      u,
+      {
+        grpc: `${hostOf[u]}:${ports[u].port}`,
+        admin: `http://${hostOf[u]}:${ports[u].adminPort}`,
+        ...(opts.mesh ? { local: `${hostOf[u]}:${localPorts[u]}` } : {}),
+      },
+    ]),
   ) as Endpoints;
   if (opts.mesh)
     for (const u of UNITS) {
-      await checkBindable(hostOf[u], ports[u].port, `${u}'s gRPC port`);
+      await checkBindable(hostOf[u], ports[u].port, `${u}'s mesh gRPC port`);
+      await checkBindable(hostOf[u], localPorts[u], `${u}'s local gRPC port`);
       await checkBindable(hostOf[u], ports[u].adminPort, `${u}'s admin port`);
     }
 
   // The mesh first: an invalid mesh file stops the start before anything else runs.
-  const mesh = opts.mesh ? await startMesh(opts.mesh, hostOf, ports) : undefined;
+  const meshDir = opts.mesh ? (opts.dataDir ? join(opts.dataDir, "mesh") : mkdtempSync(join(tmpdir(), "meshmart-mesh-"))) : undefined;
+  const mesh = opts.mesh ? await startMesh(opts.mesh, hostOf, ports, address, meshDir as string, opts.dataDir === undefined) : undefined;
 
   let dbLog = "";
   const tempDir = opts.mongoUri || opts.dataDir ? undefined : mkdtempSync(join(tmpdir(), "meshmart-stack-"));
@@ -205,7 +243,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     db = await startDevDb({ dir: (opts.dataDir ?? tempDir) as string, port, log: (line) => (dbLog = `${dbLog}${line}\n`.slice(-OUTPUT_KEEP)) }).catch(
       async (err) => {
         if (tempDir) rmSync(tempDir, { recursive: true, force: true });
-        await stopMesh(mesh);
+        await mesh?.stop();
         throw new Error(`${err.message}\n(is something else on port ${port}? set MONGODB_URI to use it instead)`);
       },
     );
@@ -224,7 +262,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     };
     if (mesh) {
       base.HOST = hostOf[u];
-      Object.assign(base, bootstrapEnv(mesh.workloads[u], mesh.istiod.xdsAddress));
+      base.LOCAL_GRPC_PORT = String(localPorts[u]);
+      Object.assign(base, MESH_SERVICE_ENV, bootstrapEnv(mesh.workloads[u], mesh.istiod.xdsAddress, mesh.serviceExtras[u]));
     }
     if (u.startsWith("catalog")) base.VERSION = u.slice("catalog-".length);
     if (u === "orders") {
@@ -272,7 +311,12 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     const died = entry.exited.then(() => {
       throw new Error(`${u} exited during startup:\n${outputs.get(u)?.slice(-3000) ?? ""}`);
     });
-    await Promise.race([waitForHealth(endpoints[u].grpc, { timeoutMs: opts.healthTimeoutMs ?? 60_000 }), died]);
+    await Promise.race([
+      waitForHealth(endpoints[u].local ?? endpoints[u].grpc, { timeoutMs: opts.healthTimeoutMs ?? 60_000 }).catch((err: Error) => {
+        throw new Error(`${u}: ${err.message}\n${outputs.get(u)?.slice(-3000) ?? ""}`);
+      }),
+      died,
+    ]);
     died.catch(() => undefined); // it may exit later, on purpose; startup is over
   }
 
@@ -327,7 +371,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       if (stopping) return;
       stopping = true;
       await Promise.all([...running.keys()].reverse().map((u) => killUnit(u, "SIGTERM")));
-      await stopMesh(mesh);
+      await mesh?.stop();
       await db?.stop();
       if (tempDir) rmSync(tempDir, { recursive: true, force: true });
     },
@@ -349,18 +393,31 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
 }
 
 /** Renders and validates the mesh config, writes istiod's directory and starts istiod. */
-async function startMesh(o: MeshOptions, hostOf: Record<UnitName, string>, ports: Record<UnitName, { port: number; adminPort: number }>): Promise<Mesh> {
+async function startMesh(
+  o: MeshOptions,
+  hostOf: Record<UnitName, string>,
+  ports: Record<UnitName, { port: number; adminPort: number }>,
+  address: (n: number) => string,
+  dir: string,
+  temporary: boolean,
+): Promise<Mesh & { serviceExtras: Record<UnitName, Record<string, unknown>>; stop(): Promise<void> }> {
   const workloads = Object.fromEntries(
     UNITS.map((u) => [u, { address: hostOf[u], name: u, serviceAccount: u.startsWith("catalog") ? "catalog" : u }]),
   ) as Record<UnitName, Workload>;
-  const clients = (o.clients ?? ["load"]).map((name, i) => ({ address: loopbackAddress(UNITS.length + i), name, serviceAccount: `meshmart-${name}` }));
-  const instances = UNITS.map((u) => ({
-    deployment: DEPLOYMENT[u],
-    name: u,
-    address: hostOf[u],
-    ports: { grpc: ports[u].port, "http-metrics": ports[u].adminPort },
-  }));
-  if (o.kube) return startKubeModeMesh(o, workloads, clients, instances);
+  const clientList = (o.clients ?? ["load"]).map((c) => (typeof c === "string" ? { name: c } : c));
+  const clientIds = new Map(clientList.map((c) => [c.name, c.serviceAccount ? serviceAccount(c.serviceAccount) : INGRESS_IDENTITY]));
+  // A WorkloadEntry names a ServiceAccount of its own namespace: only meshmart's are written (the certificate is what counts).
+  const clients = clientList.map((c, i) => ({ address: address(UNITS.length + i), name: c.name, serviceAccount: c.serviceAccount }));
+  const security = await MeshSecurity.open(dir, { certTtlMs: o.certTtlMs, refreshMs: o.certRefreshMs, log: o.log });
+  const serviceExtras = {} as Record<UnitName, Record<string, unknown>>;
+  for (const u of UNITS) serviceExtras[u] = await security.bootstrapExtra(serviceAccount(workloads[u].serviceAccount as string));
+  const clientExtras = new Map<string, Record<string, unknown>>();
+  for (const [name, id] of clientIds) clientExtras.set(name, await security.bootstrapExtra(id));
+  const dropSecurity = () => {
+    security.stop();
+    if (temporary) rmSync(dir, { recursive: true, force: true });
+  };
+  if (o.kube) return startKubeModeMesh(o, hostOf, ports, workloads, clients, { security, serviceExtras, clientExtras, dropSecurity });
   const rendered = renderMeshConfig({
     root: o.root,
     mesh: o.kustomization,
@@ -379,6 +436,7 @@ async function startMesh(o: MeshOptions, hostOf: Record<UnitName, string>, ports
   config.write(rendered.docs);
   const istiod = await startIstiod({ configDir: config.dir, log: o.log }).catch((err: Error) => {
     rmSync(config.dir, { recursive: true, force: true });
+    dropSecurity();
     throw new Error(`${err.message}\n(config directory ${config.dir}, from ${[...new Set(rendered.docs.map((d) => d.file))].join(", ")})`);
   });
   if (o.onIstiodExit) istiod.onExit(o.onIstiodExit);
@@ -400,7 +458,14 @@ async function startMesh(o: MeshOptions, hostOf: Record<UnitName, string>, ports
     bootstrap(name) {
       const w = clients.find((c) => c.name === name);
       if (!w) throw new Error(`mesh: no client workload named ${name} (MeshOptions.clients: ${clients.map((c) => c.name).join(", ")})`);
-      return bootstrapFor(w, istiod.xdsAddress);
+      return bootstrapFor(w, istiod.xdsAddress, clientExtras.get(name));
+    },
+    security,
+    serviceExtras,
+    async stop() {
+      await istiod.stop();
+      rmSync(config.dir, { recursive: true, force: true });
+      dropSecurity();
     },
     async apply(docs) {
       const problems = await validateMeshDocs(docs);
@@ -418,51 +483,63 @@ async function startMesh(o: MeshOptions, hostOf: Record<UnitName, string>, ports
   };
 }
 
-const meshTargets = () => ({
-  identity: xdsTarget("identity", SERVICE_PORT),
-  catalog: xdsTarget("catalog", SERVICE_PORT),
-  orders: xdsTarget("orders", SERVICE_PORT),
-  payment: xdsTarget("payment", SERVICE_PORT),
-});
-
-/** The mesh on a local Kubernetes control plane (tools/kube/mesh.ts): same workloads, clients and targets. */
+/** The mesh on a local Kubernetes control plane (tools/kube/mesh.ts): same workloads, clients, certificates and targets. */
 async function startKubeModeMesh(
   o: MeshOptions,
+  hostOf: Record<UnitName, string>,
+  ports: Record<UnitName, { port: number; adminPort: number }>,
   workloads: Record<UnitName, Workload>,
   clients: Workload[],
-  instances: Parameters<typeof startKubeMesh>[0]["instances"],
-): Promise<Mesh> {
+  sec: {
+    security: MeshSecurity;
+    serviceExtras: Record<UnitName, Record<string, unknown>>;
+    clientExtras: Map<string, Record<string, unknown>>;
+    dropSecurity: () => void;
+  },
+): Promise<Mesh & { serviceExtras: Record<UnitName, Record<string, unknown>>; stop(): Promise<void> }> {
   const k = o.kube ?? {};
   const kube = await startKubeMesh({
     controlPlane: k.controlPlane,
     controlPlaneOptions: { ports: k.ports, dir: k.dir },
     mesh: o.kustomization,
-    instances,
+    instances: UNITS.map((u) => ({
+      deployment: DEPLOYMENT[u],
+      name: u,
+      address: hostOf[u],
+      ports: { grpc: ports[u].port, "http-metrics": ports[u].adminPort },
+    })),
     clients,
     log: o.log,
     onControlPlaneExit: k.onExit,
+  }).catch((err: Error) => {
+    sec.dropSecurity();
+    throw err;
   });
   if (o.onIstiodExit) kube.istiod.onExit(o.onIstiodExit);
   return {
     istiod: kube.istiod,
     kube,
-    // Stored and validated by the API server; what proxyless gRPC does not execute is the same as without kube.
+    // Everything is stored and validated by the API server; what proxyless gRPC does not execute is as without kube.
     leftOut: [],
     workloads,
-    targets: meshTargets(),
+    targets: {
+      identity: xdsTarget("identity", SERVICE_PORT),
+      catalog: xdsTarget("catalog", SERVICE_PORT),
+      orders: xdsTarget("orders", SERVICE_PORT),
+      payment: xdsTarget("payment", SERVICE_PORT),
+    },
     bootstrap(name) {
       const w = clients.find((c) => c.name === name);
       if (!w) throw new Error(`mesh: no client workload named ${name} (MeshOptions.clients: ${clients.map((c) => c.name).join(", ")})`);
-      return bootstrapFor(w, kube.istiod.xdsAddress);
+      return bootstrapFor(w, kube.istiod.xdsAddress, sec.clientExtras.get(name));
+    },
+    security: sec.security,
+    serviceExtras: sec.serviceExtras,
+    async stop() {
+      await kube.stop();
+      sec.dropSecurity();
     },
     apply: (docs) => kube.apply(docs),
     revert: (applied) => kube.revert(applied as KubeApplied),
   };
-}
-
-async function stopMesh(mesh: Mesh | undefined): Promise<void> {
-  if (!mesh) return;
-  if (mesh.kube) return mesh.kube.stop();
-  await mesh.istiod.stop();
-  if (mesh.config) rmSync(mesh.config.dir, { recursive: true, force: true });
 }

@@ -129,7 +129,7 @@ async function main() {
       ? { mesh: { istiod: m.istiod.httpUrl, xds: m.istiod.xdsAddress, targets: m.targets, bootstrap: { load: m.bootstrap("load"), cli: m.bootstrap("cli") } } }
       : {};
     console.log(`meshmart ready ${JSON.stringify({ ...stack.ready(), ...meshInfo })}`);
-  } else printWelcome(stack.endpoints, stack.mongoUri);
+  } else if (!stack.mesh) printWelcome(stack.endpoints, stack.mongoUri);
   if (stack.mesh) printMesh(stack);
 }
 
@@ -167,7 +167,14 @@ Local mesh: istiod (pid ${m.istiod.pid()}) serves xDS on ${m.istiod.xdsAddress},
   through it: npm run flow -- --mesh                   (as the mesh client "cli", .cache/mesh/cli-bootstrap.json)
               npm run load -- --target mesh --rate 20 --duration 30s
 Not given to istiod (proxyless gRPC cannot honour it here):
-${m.leftOut.map((l) => `  ${l.kind} ${l.name} (${l.file}): ${l.reason}`).join("\n")}`);
+${m.leftOut.map((l) => `  ${l.kind} ${l.name} (${l.file}): ${l.reason}`).join("\n")}
+
+Security: STRICT mTLS and the AuthorizationPolicies of mesh/ are enforced in every process (grpc-js-xds). Each
+workload holds a certificate for its ServiceAccount from the local CA in ${m.security.identities.ca.dir}
+(renewed while running); "cli" and "load" hold the ingress gateway's identity. The mesh ports accept mTLS only;
+health and reflection are also served in plaintext outside the mesh:
+${UNITS.map((u) => `  ${u.padEnd(11)} mesh ${s.endpoints[u].grpc} (mTLS)   local ${s.endpoints[u].local} (health, reflection)   admin ${s.endpoints[u].admin}`).join("\n")}
+  .cache/bin/grpcurl -plaintext ${s.endpoints.identity.local} list`);
 }
 
 async function runMonolith(mongoUri: string) {

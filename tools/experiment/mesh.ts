@@ -3,8 +3,11 @@
 // the load runs as a proxyless mesh client, and afterwards what was there before is put back. Each change is
 // waited for by observing it (istiod holds the new revision in /debug/configz, then every xDS client has
 // acknowledged a push made after it in /debug/syncz), never by sleeping.
+import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { promisify } from "node:util";
+import { ROOT } from "../devdb.js";
 import type { Manifest } from "../manifests/types.js";
 import { readMeshFile, whyLeftOut } from "../mesh/config.js";
 import type { Stack, UnitName } from "../stack.js";
@@ -17,12 +20,11 @@ import type { FaultLog } from "./local.js";
  */
 export const MESH_REFUSED: Record<string, string> = {
   "outlier-ejection": "Istio does not translate a DestinationRule's outlierDetection for proxyless gRPC clients (only Envoy ejects hosts)",
-  "mtls-plaintext":
-    "it runs a Kubernetes Job without a sidecar against STRICT mTLS; locally there are no pods, and the servers are plain gRPC until mTLS comes to the local mesh",
 };
 
 /** The annotation by which an experiment's YAML asks for a real failure (the kit's knob) on some pods. */
 const FAULT_KNOB = "meshmart.dev/fault-knob";
+const run = promisify(execFile);
 const UNIT_OF_SERVICE: Record<string, UnitName> = { identity: "identity", catalog: "catalog-v1", orders: "orders", payment: "payment" };
 
 /** Why `h` cannot run with --target mesh, or undefined when it can. */
@@ -53,7 +55,8 @@ export async function withMeshFault<T>(
   const refused = meshRefusal(h, experimentsDir);
   if (refused) throw new Error(refused);
   const all = experimentDocs(h, experimentsDir);
-  const docs = all.filter((d) => !whyLeftOut(d.obj));
+  const jobs = all.filter((d) => d.obj.kind === "Job");
+  const docs = all.filter((d) => !whyLeftOut(d.obj) && d.obj.kind !== "Job");
   const skipped = all.filter((d) => whyLeftOut(d.obj));
   const knobs = docs.flatMap((d) => {
     const raw = d.obj.metadata?.annotations?.[FAULT_KNOB];
@@ -67,12 +70,14 @@ export async function withMeshFault<T>(
   const events: FaultLog["events"] = [];
   const note = (what: string) => events.push({ atMs: Date.now() - t0, what });
   for (const d of skipped) note(`not applied: ${d.obj.kind} ${d.obj.metadata?.name}: ${whyLeftOut(d.obj)}`);
-  const applied = await mesh.apply(docs);
-  note(
-    `applied ${docs.map((d) => `${d.obj.kind} ${d.obj.metadata.name}`).join(", ")} from mesh/experiments/${h.name}.yaml; istiod pushed it, every client acknowledged`,
-  );
+  const applied = docs.length > 0 ? await mesh.apply(docs) : undefined;
+  if (applied)
+    note(
+      `applied ${docs.map((d) => `${d.obj.kind} ${d.obj.metadata.name}`).join(", ")} from mesh/experiments/${h.name}.yaml; istiod pushed it, every client acknowledged`,
+    );
   let result: T;
   try {
+    for (const j of jobs) await runJobOutsideTheMesh(stack, j, note);
     for (const k of knobs) {
       await stack.setFaults(k.unit, k.faults);
       note(`${k.unit} fault knobs on: ${JSON.stringify(k.faults)}`);
@@ -80,9 +85,40 @@ export async function withMeshFault<T>(
     result = await during();
   } finally {
     for (const k of knobs) await stack.setFaults(k.unit, {}).catch((err: Error) => note(`${k.unit} knobs NOT reset: ${err.message}`));
-    await mesh.revert(applied);
-    note("reverted to the objects that were there before; istiod pushed it, every client acknowledged");
+    if (applied) {
+      await mesh.revert(applied);
+      note("reverted to the objects that were there before; istiod pushed it, every client acknowledged");
+    }
   }
   // The fault is on for the whole load (applied before it started), as on a cluster.
   return { result, fault: { startMs: 0, endMs: Number.POSITIVE_INFINITY, events } };
+}
+
+/**
+ * A Job of an experiment (mtls-plaintext: grpcurl without a sidecar, so without a mesh certificate) runs here as
+ * the process its container would run, with `<service>:<port>` pointed at that service's mesh address. As on a
+ * cluster, where the runner waits for the Job to fail, it must fail at the connection: an answer, even
+ * PERMISSION_DENIED (the TLS handshake passed), fails the experiment.
+ */
+async function runJobOutsideTheMesh(stack: Stack, job: Manifest, note: (what: string) => void): Promise<void> {
+  const container = job.obj.spec?.template?.spec?.containers?.[0];
+  const image = String(container?.image ?? "");
+  if (!image.startsWith("fullstorydev/grpcurl")) throw new Error(`${job.file}: Job ${job.obj.metadata?.name}: only grpcurl Jobs run locally, not ${image}`);
+  const args = ((container?.args ?? []) as string[]).map((a) => {
+    const m = a.match(/^([a-z-]+):(\d+)$/);
+    const unit = m ? UNIT_OF_SERVICE[m[1]] : undefined;
+    return unit ? stack.endpoints[unit].grpc : a;
+  });
+  const started = Date.now();
+  const r = await run(join(ROOT, ".cache", "bin", "grpcurl"), args, { timeout: 30_000 }).then(
+    (out) => ({ code: 0, text: `${out.stdout}${out.stderr}` }),
+    (err: { code?: number; stdout?: string; stderr?: string }) => ({ code: err.code ?? 1, text: `${err.stdout ?? ""}${err.stderr ?? ""}` }),
+  );
+  const said = r.text.trim().split("\n").slice(-2).join(" ");
+  note(
+    `Job ${job.obj.metadata?.name} as a local process without a mesh certificate: grpcurl ${args.join(" ")} → exit ${r.code} after ${Date.now() - started} ms: ${said}`,
+  );
+  if (r.code === 0) throw new Error(`Job ${job.obj.metadata?.name}: grpcurl got an answer from a mesh port without a certificate: ${said}`);
+  if (/PermissionDenied|code = Unimplemented|SERVING/.test(r.text))
+    throw new Error(`Job ${job.obj.metadata?.name}: the server answered (${said}): the connection should have been refused before any RPC`);
 }

@@ -25,6 +25,9 @@ export const requestIdKey = createContextKey<string>("", { description: "request
 /** The address of the peer that opened the connection (a proxy's, behind one), without the port; "" when unknown. */
 export const peerKey = createContextKey<string>("", { description: "peer address" });
 
+/** The caller's mesh identity from its mTLS certificate ("cluster.local/ns/meshmart/sa/orders"); "" on plaintext. */
+export const principalKey = createContextKey<string>("", { description: "caller's mesh principal" });
+
 /** "127.0.0.1:5000", "::1:5000", "[::1]:5000", "ipv4:10.0.0.1:80", "::ffff:10.0.0.1" → the address alone. */
 export function peerAddress(peer: string | undefined, hasPort = true): string {
   let p = (peer ?? "").replace(/^ipv[46]:/, "");

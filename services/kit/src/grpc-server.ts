@@ -5,8 +5,9 @@ import { Code, ConnectError, createContextValues, createHandlerContext, createSe
 import { createAsyncIterable, invokeUnaryImplementation, transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import * as grpc from "@grpc/grpc-js";
 import { StatusSchema } from "#gen/google/rpc/status_pb.js";
-import { peerAddress, peerKey } from "./context.js";
+import { peerAddress, peerKey, principalKey } from "./context.js";
 import { toConnectError } from "./errors.js";
+import { callerPrincipal } from "./mesh-security.js";
 import { headersToMetadata, metadataToHeaders } from "./metadata.js";
 
 export type AnyServiceImpl = Partial<ServiceImpl<DescService>>;
@@ -97,7 +98,9 @@ function contextFor(service: DescService, method: DescMethod, call: AnyCall, shu
     shutdownSignal,
     requestSignal: cancelled.signal,
     requestHeader: metadataToHeaders(call.metadata),
-    contextValues: createContextValues().set(peerKey, peerAddress(call.getPeer())),
+    contextValues: createContextValues()
+      .set(peerKey, peerAddress(call.getPeer()))
+      .set(principalKey, callerPrincipal(call) ?? ""),
   });
   const finish = () => {
     replied = true;

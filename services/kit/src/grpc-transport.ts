@@ -17,9 +17,10 @@ import * as grpc from "@grpc/grpc-js";
 import { StatusSchema } from "#gen/google/rpc/status_pb.js";
 import { DEFAULT_TIMEOUT_MS } from "./context.js";
 import { methodDefinition } from "./grpc-server.js";
+import { xdsChannelCredentials } from "./mesh-server.js";
 import { MAX_RECEIVE_BYTES_DEFAULT, MAX_SEND_BYTES_DEFAULT } from "./message-limits.js";
 import { headersToMetadata, metadataToHeaders } from "./metadata.js";
-import { isXdsTarget, registerXds } from "./xds.js";
+import { isXdsTarget } from "./xds.js";
 
 export interface GrpcTransportOptions {
   /** "127.0.0.1:50052", "http://127.0.0.1:50052", "dns:///catalog:50051" or "xds:///catalog.meshmart.svc.cluster.local:50051". */
@@ -57,8 +58,9 @@ export function fromGrpcError(err: grpc.ServiceError): ConnectError {
 
 export function createGrpcTransport(opts: GrpcTransportOptions): Transport & { close(): void } {
   const target = opts.target.replace(/^https?:\/\//, "");
-  if (isXdsTarget(target)) registerXds();
-  const client = new grpc.Client(target, grpc.credentials.createInsecure(), { ...CLIENT_CHANNEL_OPTIONS, ...opts.channelOptions });
+  // An xds target is a mesh client: mTLS with the workload certificate wherever istiod says ISTIO_MUTUAL.
+  const credentials = isXdsTarget(target) ? xdsChannelCredentials() : grpc.credentials.createInsecure();
+  const client = new grpc.Client(target, credentials, { ...CLIENT_CHANNEL_OPTIONS, ...opts.channelOptions });
   const defaultTimeoutMs = opts.defaultTimeoutMs ?? DEFAULT_TIMEOUT_MS;
   /** The call's own timeout, else the default; 0 or less means none. */
   const timeoutOf = (t: number | undefined) => {

@@ -9,6 +9,7 @@ export {
   PROPAGATED_HEADERS,
   peerAddress,
   peerKey,
+  principalKey,
   propagatedKey,
   requestIdKey,
   userKey,

@@ -1,6 +1,6 @@
 // The kit's interceptors, Connect-shaped so the grpc-js and connect-node engines share them.
 import type { Interceptor } from "@connectrpc/connect";
-import { capturePropagation, requestIdKey } from "./context.js";
+import { capturePropagation, principalKey, requestIdKey } from "./context.js";
 import { invalidArgument, toConnectError } from "./errors.js";
 import type { Logger } from "./log.js";
 import { clientHandled, clientSeconds, clientStarted, codeName, serverHandled, serverSeconds, serverStarted } from "./metrics.js";
@@ -49,6 +49,8 @@ export function observe(log: Logger): Interceptor {
         code,
         ms: Math.round(seconds * 10000) / 10,
         requestId: req.contextValues.get(requestIdKey),
+        // In the mesh: who called, as the AuthorizationPolicy saw it (from the caller's certificate).
+        ...(req.contextValues.get(principalKey) ? { principal: req.contextValues.get(principalKey) } : {}),
       };
       if (error && code === "Internal") log.error({ ...line, err: (error as { cause?: unknown }).cause ?? error }, "rpc failed");
       else if (error) log.info({ ...line, error: (error as Error).message }, "rpc");

@@ -11,11 +11,14 @@ import { type AdminRoute, adminServer } from "./admin.js";
 import { connectHealthImpl } from "./connect-health.js";
 import { connectReflectionImpls } from "./connect-reflection.js";
 import { peerAddress, peerKey } from "./context.js";
+import { ConfigError } from "./env.js";
 import { type FaultSettings, Faults, faultsFromEnv } from "./faults.js";
 import { type AnyServiceImpl, addConnectService } from "./grpc-server.js";
 import { Health, type ReadinessCheck } from "./health.js";
 import { isValidation, observe, propagation, validation } from "./interceptors.js";
 import { type Logger, logger } from "./log.js";
+import { checkWorkloadCert, meshRefusalLog, workloadCertFiles } from "./mesh-security.js";
+import { bindXdsServer, createXdsServer } from "./mesh-server.js";
 import { MAX_RECEIVE_BYTES_DEFAULT, MAX_SEND_BYTES_DEFAULT } from "./message-limits.js";
 import { addReflection } from "./reflection.js";
 
@@ -70,6 +73,12 @@ export interface ServeOptions {
   maxReceiveBytes?: number;
   /** Largest response message sent; a bigger one fails with RESOURCE_EXHAUSTED. Default MAX_SEND_BYTES_DEFAULT. */
   maxSendBytes?: number;
+  /**
+   * Proxyless mesh mode (grpc-js engine only): the gRPC port is an xDS server governed by istiod (mTLS,
+   * authorization), and `localPort` serves health and reflection in plaintext outside the mesh, for local
+   * tools. The workload certificate named by the xDS bootstrap must be valid, or serve() throws naming the file.
+   */
+  mesh?: MeshServeOptions;
   /** Knobs shared with other callers (monolith mode: the in-memory transport uses the same ones). */
   faultKnobs?: Faults;
   /** Runs after the last call finished: close the database here. */
@@ -79,9 +88,18 @@ export interface ServeOptions {
   log?: Logger;
 }
 
+export interface MeshServeOptions {
+  /** Plaintext port for health and reflection (0: a free one). */
+  localPort: number;
+  /** How long to wait for istiod's inbound listener. Default 30 s. */
+  listenerTimeoutMs?: number;
+}
+
 export interface RunningServer {
   name: string;
   port: number;
+  /** Mesh mode: the plaintext health + reflection port. */
+  localPort?: number;
   adminPort?: number;
   health: Health;
   faults: Faults;
@@ -145,10 +163,50 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const maxSendBytes = opts.maxSendBytes ?? MAX_SEND_BYTES_DEFAULT;
 
   let port: number;
+  let localPort: number | undefined;
   let closeListener: () => Promise<void>;
   let forceClose: () => void;
 
-  if (engine === "grpc-js") {
+  if (opts.mesh) {
+    if (engine !== "grpc-js") throw new ConfigError("ENGINE", `must be grpc-js in mesh mode (grpc-js-xds serves the mesh port), got ${engine}`);
+    // Before anything listens: no valid certificate, no service (never a silent plaintext fallback).
+    const cert = checkWorkloadCert(workloadCertFiles());
+    log.info({ identity: cert.spiffeId, certificateValidUntil: cert.notAfter.toISOString() }, "mesh workload certificate ok");
+    const channelOptions = { ...SERVER_CHANNEL_OPTIONS, "grpc.max_receive_message_length": maxReceiveBytes, "grpc.max_send_message_length": maxSendBytes };
+    const server = createXdsServer({ ...channelOptions, interceptors: [meshRefusalLog(log)] });
+    for (const s of opts.services) addConnectService(server, s.service, s.impl, interceptorsOf(s, interceptors), shutdownController.signal);
+    health.addToServer(server);
+    addReflection(
+      server,
+      opts.services.map((s) => s.service),
+    );
+    const local = new grpc.Server(channelOptions);
+    health.addToServer(local);
+    addReflection(
+      local,
+      opts.services.map((s) => s.service),
+    );
+    localPort = await new Promise<number>((resolve, reject) =>
+      local.bindAsync(`${host}:${opts.mesh?.localPort}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    );
+    try {
+      await bindXdsServer(server, host, opts.port, log, opts.mesh.listenerTimeoutMs ?? 30_000);
+    } catch (err) {
+      server.forceShutdown();
+      local.forceShutdown();
+      throw err;
+    }
+    port = opts.port;
+    closeListener = () =>
+      Promise.all([
+        new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+        new Promise<void>((resolve) => local.tryShutdown(() => resolve())),
+      ]).then(() => undefined);
+    forceClose = () => {
+      server.forceShutdown();
+      local.forceShutdown();
+    };
+  } else if (engine === "grpc-js") {
     const server = new grpc.Server({
       ...SERVER_CHANNEL_OPTIONS,
       "grpc.max_receive_message_length": maxReceiveBytes,
@@ -212,7 +270,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   }
 
   await health.start(opts.healthIntervalMs ?? 2000);
-  log.info({ port, adminPort, engine, services: names, health: health.current }, `${opts.name} listening`);
+  log.info({ port, localPort, adminPort, engine, mesh: !!opts.mesh, services: names, health: health.current }, `${opts.name} listening`);
 
   let shutdownPromise: Promise<void> | undefined;
   const shutdown = () =>
@@ -249,5 +307,5 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     process.once("SIGINT", onSignal);
   }
 
-  return { name: opts.name, port, adminPort, health, faults, log, shutdown };
+  return { name: opts.name, port, localPort, adminPort, health, faults, log, shutdown };
 }

@@ -18,6 +18,13 @@ export const commonDefaults = {
   MAX_RECEIVE_BYTES: MAX_RECEIVE_BYTES_DEFAULT,
   /** Largest response message sent (bytes). */
   MAX_SEND_BYTES: MAX_SEND_BYTES_DEFAULT,
+  /**
+   * true: a proxyless workload of the mesh (grpc-js-xds XdsServer; mTLS and authorization from istiod, the
+   * xDS bootstrap in GRPC_XDS_BOOTSTRAP(_CONFIG) with the workload certificate's files).
+   */
+  MESH: false,
+  /** Mesh mode: the plaintext port outside the mesh with health and reflection only (0: a free one). */
+  LOCAL_GRPC_PORT: 0,
 };
 
 /** env() for a service: also checks that PORT and ADMIN_PORT are ports, before anything is opened. */
@@ -28,6 +35,9 @@ export function serviceEnv<const D extends typeof commonDefaults & { PORT: numbe
   const config = env(defaults, source);
   port("PORT", config.PORT as number);
   port("ADMIN_PORT", config.ADMIN_PORT as number);
+  port("LOCAL_GRPC_PORT", config.LOCAL_GRPC_PORT as number);
+  if (config.MESH && !(config.PORT as number))
+    throw new ConfigError("PORT", "must be set in mesh mode (MESH=true): istiod names the inbound listener by address and port");
   for (const name of ["MAX_RECEIVE_BYTES", "MAX_SEND_BYTES"] as const) {
     const bytes = config[name] as number;
     if (bytes < 1024 || bytes > 2 ** 31 - 1) throw new ConfigError(name, `must be 1024..${2 ** 31 - 1} bytes, got ${bytes}`);
@@ -45,12 +55,17 @@ export interface CommonConfig {
   HEALTH_INTERVAL_MS: number;
   MAX_RECEIVE_BYTES: number;
   MAX_SEND_BYTES: number;
+  MESH: boolean;
+  LOCAL_GRPC_PORT: number;
 }
 
 /** The serve() options that come straight from the common configuration. */
 export function serveOptionsFrom(
   config: CommonConfig,
-): Pick<ServeOptions, "host" | "port" | "adminPort" | "engine" | "graceMs" | "drainDelayMs" | "healthIntervalMs" | "maxReceiveBytes" | "maxSendBytes"> {
+): Pick<
+  ServeOptions,
+  "host" | "port" | "adminPort" | "engine" | "graceMs" | "drainDelayMs" | "healthIntervalMs" | "maxReceiveBytes" | "maxSendBytes" | "mesh"
+> {
   return {
     host: config.HOST,
     port: config.PORT,
@@ -61,6 +76,7 @@ export function serveOptionsFrom(
     healthIntervalMs: config.HEALTH_INTERVAL_MS,
     maxReceiveBytes: config.MAX_RECEIVE_BYTES,
     maxSendBytes: config.MAX_SEND_BYTES,
+    mesh: config.MESH ? { localPort: config.LOCAL_GRPC_PORT } : undefined,
   };
 }
 

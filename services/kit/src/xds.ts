@@ -3,16 +3,36 @@
 // drives routing, retries, timeouts, fault injection and load balancing as Envoy would in a sidecar.
 // @grpc/grpc-js-xds is loaded (and registers its resolver and balancers with grpc-js) only the first time an
 // xds target is dialled, so a process outside the mesh never pays for it.
+// A mesh server (XdsServer, services/kit/src/mesh-server.ts) registers it the same way: without it, it refuses
+// istiod's inbound listener.
 import { createRequire } from "node:module";
+import type * as grpc from "@grpc/grpc-js";
 
-let registered = false;
+export interface XdsModule {
+  register(): void;
+  XdsServer: new (
+    options?: grpc.ServerOptions,
+  ) => grpc.Server & {
+    addServingStateListener(port: string, listener: (status: grpc.StatusObject) => void): void;
+  };
+  XdsServerCredentials: new (fallback: grpc.ServerCredentials) => grpc.ServerCredentials;
+  XdsChannelCredentials: new (fallback: grpc.ChannelCredentials) => grpc.ChannelCredentials;
+}
+
+let xds: XdsModule | undefined;
+
+/** @grpc/grpc-js-xds, registered with grpc-js on first use (once per process). */
+export function xdsModule(): XdsModule {
+  if (!xds) {
+    xds = createRequire(import.meta.url)("@grpc/grpc-js-xds") as XdsModule;
+    xds.register();
+  }
+  return xds;
+}
 
 /** Registers grpc-js-xds with grpc-js, once per process. */
 export function registerXds(): void {
-  if (registered) return;
-  const xds = createRequire(import.meta.url)("@grpc/grpc-js-xds") as { register(): void };
-  xds.register();
-  registered = true;
+  xdsModule();
 }
 
 export function isXdsTarget(target: string): boolean {
