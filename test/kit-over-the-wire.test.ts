@@ -9,7 +9,7 @@ import { createGrpcTransport as connectNodeGrpcTransport } from "@connectrpc/con
 import { expect } from "chai";
 import { Health, HealthCheckResponse_ServingStatus } from "#gen/health/v1/health_pb.js";
 import { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
-import { closeClients, createGrpcTransport, dial, errorReason, forward, NO_FAULTS, type RunningServer, serve, service } from "#kit";
+import { closeClients, createGrpcTransport, dial, errorReason, forward, logger, NO_FAULTS, type RunningServer, serve, service } from "#kit";
 import { catalogConfig, startCatalog } from "../services/catalog/src/server.js";
 import { type DevDb, freePort, startDevDb } from "../tools/devdb.js";
 import { waitForHealth } from "../tools/health-wait.js";
@@ -405,6 +405,66 @@ describe("a service as a real process", () => {
     } finally {
       await proc.stop("SIGKILL");
       await dropDatabase(dbName);
+    }
+  });
+});
+
+describe("a handler's ctx.signal on the grpc-js engine", () => {
+  it("ends when the reply is sent, and aborts on the caller's deadline, on the caller cancelling and past shutdown's grace period", async () => {
+    const started = new Map<string, AbortSignal>();
+    const reasons = new Map<string, ConnectError>();
+    const server = await serve({
+      name: "signal",
+      port: 0,
+      host: "127.0.0.1",
+      graceMs: 300,
+      log: logger("signal", { LOG_LEVEL: "silent" }),
+      services: [
+        service(CatalogService, {
+          getProduct: ({ sku }, ctx) => {
+            started.set(sku, ctx.signal);
+            if (sku === "quick") return { product: { sku } };
+            return new Promise<never>((_, reject) =>
+              ctx.signal.addEventListener("abort", () => {
+                reasons.set(sku, ConnectError.from(ctx.signal.reason));
+                reject(ctx.signal.reason);
+              }),
+            );
+          },
+        }),
+      ],
+    });
+    const client = dial(CatalogService, local(server));
+    const until = async (ok: () => boolean) => {
+      while (!ok()) await new Promise((r) => setTimeout(r, 5));
+    };
+    try {
+      await client.getProduct({ sku: "quick" });
+      expect(started.get("quick")?.aborted, "a finished call's signal").to.equal(true);
+
+      const late = await client.getProduct({ sku: "deadline" }, { timeoutMs: 200 }).catch((e) => ConnectError.from(e));
+      expect((late as ConnectError).code).to.equal(Code.DeadlineExceeded);
+      await until(() => reasons.has("deadline"));
+      // The handler's own deadline timer and grpc-js ending the expired stream ("cancelled") race: either ends it.
+      expect(reasons.get("deadline")?.code).to.be.oneOf([Code.DeadlineExceeded, Code.Canceled]);
+
+      const caller = new AbortController();
+      const cancelled = client.getProduct({ sku: "cancel" }, { signal: caller.signal, timeoutMs: 10_000 }).catch((e) => e);
+      await until(() => started.has("cancel"));
+      caller.abort();
+      await cancelled;
+      await until(() => reasons.has("cancel"));
+      expect(reasons.get("cancel")?.code).to.equal(Code.Canceled);
+
+      const running = client.getProduct({ sku: "shutdown" }, { timeoutMs: 10_000 }).catch((e) => ConnectError.from(e));
+      await until(() => started.has("shutdown"));
+      const t = Date.now();
+      await server.shutdown();
+      expect(Date.now() - t, "shutdown waits out the grace period").to.be.at.least(250);
+      expect(started.get("shutdown")?.aborted, "the running call's signal, at the end of the grace period").to.equal(true);
+      expect(await running).to.be.instanceOf(ConnectError);
+    } finally {
+      await server.shutdown();
     }
   });
 });

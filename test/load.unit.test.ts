@@ -9,6 +9,7 @@ import { type Op, opPicker, parseMix, seededRng } from "../tools/load/mix.js";
 import { Recorder, type SecondStats } from "../tools/load/recorder.js";
 import { arrivalCount, checkBounds, DROPPED, dueMs, MAX_RATE, type Outcome, runOpenLoop } from "../tools/load/schedule.js";
 import { codeName, codeOf } from "../tools/load/shopper.js";
+import { formatReadyLine, parseReadyLine } from "../tools/ready-line.js";
 
 const wait = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -245,5 +246,19 @@ describe("load generator: command-line values", () => {
     });
     expect(parseTargets('{"monolith":{"grpc":"m:5"}}')).to.deep.equal({ identity: "m:5", catalog: "m:5", orders: "m:5", payment: "m:5" });
     expect(() => parseTargets('{"identity":"a:1"}')).to.throw(RangeError, /no address for catalog/);
+  });
+
+  it("writes and reads the `meshmart ready` line through one helper; other lines are not it", () => {
+    const ready = { monolith: { grpc: "127.0.0.1:5", admin: "http://127.0.0.1:6" }, mongodb: "mongodb://127.0.0.1:7/" };
+    const line = formatReadyLine(ready);
+    expect(line).to.match(/^meshmart ready \{/);
+    expect(parseReadyLine(line)).to.deep.equal(ready);
+    expect(parseTargets(line.slice(line.indexOf("{")))).to.deep.equal({
+      identity: "127.0.0.1:5",
+      catalog: "127.0.0.1:5",
+      orders: "127.0.0.1:5",
+      payment: "127.0.0.1:5",
+    });
+    expect(parseReadyLine('{"level":30,"msg":"meshmart ready soon"}')).to.equal(undefined);
   });
 });

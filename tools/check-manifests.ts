@@ -14,7 +14,9 @@ if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1]
       console.error(`\ncheck-manifests: ${problems.length} problem(s)`);
       process.exit(1);
     }
-    console.log("check-manifests: skaffold.yaml and every kustomization render and validate (offline: schemas and cross-checks, no cluster)");
+    console.log(
+      "check-manifests: skaffold.yaml and every kustomization render and validate (offline: schemas, cross-checks, istioctl analyze + validate; no cluster)",
+    );
   } catch (err) {
     console.error((err as Error).message);
     process.exit(2);

@@ -127,7 +127,7 @@ async function main() {
     "## What this does not show",
     "",
     "- These faults are process-level on one machine. The same experiments through Istio (`npm run experiment -- <name> --target cluster`) need a cluster; their command plans are tested offline with a fake kubectl only.",
-    "- STRICT mTLS and the deny-by-default AuthorizationPolicy are validated offline (tools/check-manifests.ts); that a plaintext client or an unlisted caller is refused can only be shown on a cluster (experiment `mtls-plaintext`).",
+    "- STRICT mTLS and the deny-by-default AuthorizationPolicy are enforced by real istiod on the local mesh and proven by calls in `npm test` (test/mesh-security.test.ts: plaintext and foreign-CA clients refused, every unlisted caller PERMISSION_DENIED before the handler; experiment `mtls-plaintext --target mesh`); that Envoy sidecars enforce the same policy can only be shown on a cluster.",
     "",
     "Per-fault reports (JSON, Markdown, SVG chart) are written to `reports/` (not committed).",
     "",

@@ -24,6 +24,7 @@ import { type DevDb, freePort, ROOT, startDevDb } from "./devdb.js";
 import { writeLocalMeshInfo } from "./kube/local.js";
 import { ensureMeshTools } from "./mesh/istiod.js";
 import { startMonolith } from "./monolith.js";
+import { formatReadyLine } from "./ready-line.js";
 import { type Endpoints, type Stack, startStack, UNITS } from "./stack.js";
 
 const { values: args } = parseArgs({
@@ -128,7 +129,7 @@ async function main() {
     const meshInfo = m
       ? { mesh: { istiod: m.istiod.httpUrl, xds: m.istiod.xdsAddress, targets: m.targets, bootstrap: { load: m.bootstrap("load"), cli: m.bootstrap("cli") } } }
       : {};
-    console.log(`meshmart ready ${JSON.stringify({ ...stack.ready(), ...meshInfo })}`);
+    console.log(formatReadyLine({ ...stack.ready(), ...meshInfo }));
   } else if (!stack.mesh) printWelcome(stack.endpoints, stack.mongoUri);
   if (stack.mesh) printMesh(stack);
 }
@@ -182,7 +183,7 @@ async function runMonolith(mongoUri: string) {
   const adminPort = await pick(9090);
   monolith = await startMonolith({ mongoUri, host: "127.0.0.1", port, adminPort });
   const grpc = `127.0.0.1:${port}`;
-  if (auto) return console.log(`meshmart ready ${JSON.stringify({ monolith: { grpc, admin: `http://127.0.0.1:${adminPort}` }, mongodb: mongoUri })}`);
+  if (auto) return console.log(formatReadyLine({ monolith: { grpc, admin: `http://127.0.0.1:${adminPort}` }, mongodb: mongoUri }));
   console.log(`
 meshmart is up as a monolith (database ${mongoUri}): identity, catalog (v1), orders and payment in this
 process, on one port; orders calls catalog and payment in memory.

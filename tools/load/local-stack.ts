@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { type ServiceProcess, startProcess } from "../process.js";
+import { parseReadyLine } from "../ready-line.js";
 import type { LoadTargets } from "./shopper.js";
 
 export type Mode = "services" | "monolith" | "mesh";
@@ -96,9 +97,10 @@ export async function startLocalStack(mode: Mode, o: { env?: Record<string, stri
     const ready = await new Promise<Ready>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`the ${mode} stack was not ready within ${o.timeoutMs ?? 90_000} ms`)), o.timeoutMs ?? 90_000);
       createInterface({ input: proc.child.stdout! }).on("line", (line) => {
-        if (!line.startsWith("meshmart ready ")) return;
+        const found = parseReadyLine<Ready>(line);
+        if (!found) return;
         clearTimeout(timer);
-        resolve(JSON.parse(line.slice("meshmart ready ".length)));
+        resolve(found);
       });
       proc.exited.then((code) => {
         clearTimeout(timer);

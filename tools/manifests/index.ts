@@ -1,17 +1,20 @@
-// Offline checks of the cluster path (no Docker, Kubernetes or Istio here): every kustomization renders with
+// Offline checks of the cluster path (no Docker, Kubernetes or cluster here): every kustomization renders with
 // the pinned kustomize, every rendered object passes its schema strictly (kubernetes-models + unknown-field
 // lists for core kinds, the Istio 1.29.6 CRDs made strict), skaffold.yaml passes v4beta14 and agrees with the
-// renders, and inside what each skaffold profile deploys every reference resolves. Problems name the source
-// file (kustomize's origin annotation) and the field.
+// renders, inside what each skaffold profile deploys every reference resolves, and Istio's own istioctl
+// analyze and validate find nothing (./istioctl.ts). Problems name the source file (kustomize's origin
+// annotation) and the field.
 //
 //   npm run check:manifests            prints every problem as "<file>: <problem>", exits 1 if any
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
+import { istioctlBinary } from "../mesh/config.js";
 import { checkObject, checkReferences, checkReplicas } from "./core-checks.js";
 import { checkDashboardFile } from "./dashboard.js";
 import { checkIstioRefs } from "./istio-refs.js";
-import { checkMeshPolicy } from "./mesh-policy.js";
+import { checkWithIstioctl } from "./istioctl.js";
+import { checkMeshPolicy, experimentFiles } from "./mesh-policy.js";
 import { filesUnder, kustomizationDirs, manifestRoots, renderAll } from "./render.js";
 import { loadSchemas, sharedSchemasDir } from "./schemas.js";
 import { checkSkaffold } from "./skaffold-checks.js";
@@ -25,8 +28,14 @@ export type { Manifest, Problem, Render, Stack } from "./types.js";
 /** The overlay whose Deployments must run at least 2 replicas. */
 export const DEFAULT_OVERLAY = "deploy/overlays/default";
 
-/** Every problem found under `root`; [] when all is well. Throws if the schemas or kustomize are missing. */
-export function checkManifests(root: string, schemasDir = sharedSchemasDir(root)): Problem[] {
+export interface CheckOptions {
+  /** Run istioctl analyze and validate too (default); off only in tests of the other checks, which it slows. */
+  istioctl?: boolean;
+}
+
+/** Every problem found under `root`; [] when all is well. Throws if the schemas, kustomize or istioctl are missing. */
+export function checkManifests(root: string, schemasDir = sharedSchemasDir(root), opts: CheckOptions = {}): Problem[] {
+  const istioctl = opts.istioctl === false ? undefined : istioctlBinary(); // before the slow part: fail fast
   const schemas = loadSchemas(schemasDir);
   const { renders, problems } = renderAll(root);
   const failed = new Set(problems.map((p) => p.file.replace(/\/[^/]+$/, "")));
@@ -55,6 +64,10 @@ export function checkManifests(root: string, schemasDir = sharedSchemasDir(root)
     problems.push(...found);
     for (const stack of stacks) problems.push(...checkReferences(stack), ...checkIstioRefs(stack.objects));
     problems.push(...checkMeshPolicy({ root, stacks, renders, schemas }));
+    if (istioctl) {
+      const experiments = experimentFiles(root).map((file) => ({ file, objects: parseQuietly(root, file) }));
+      problems.push(...checkWithIstioctl({ root, renders, stacks, experiments, bin: istioctl }));
+    }
   }
   return unique(problems);
 }
@@ -69,6 +82,14 @@ function unlisted(root: string, renders: { objects: { file: string }[] }[]): Pro
     .filter((f) => /\.ya?ml$/.test(f) && !/\/kustomization\.ya?ml$/.test(f) && !used.has(f))
     .filter((f) => !kustomizations.has(f))
     .map((file) => ({ file, message: "no kustomization lists this file, so nothing deploys it" }));
+}
+
+/** The objects of a file; documents that do not parse are left out (the mesh policy check reports them). */
+function parseQuietly(root: string, file: string): Obj[] {
+  return parseAllDocuments(readFileSync(join(root, file), "utf8"))
+    .filter((d) => d.errors.length === 0)
+    .map((d) => d.toJS() as Obj | null)
+    .filter((o): o is Obj => o !== null && typeof o === "object" && !Array.isArray(o));
 }
 
 function readSkaffold(root: string, problems: Problem[]): Obj | undefined {

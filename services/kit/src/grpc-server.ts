@@ -1,7 +1,7 @@
 // Serves Connect ServiceImpl handlers on a @grpc/grpc-js server (the faster wire engine here, see docs/architecture.md).
 import { create, type DescMethod, type DescService, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { anyPack } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createContextValues, createHandlerContext, createServiceImplSpec, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues, createServiceImplSpec, type HandlerContext, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import { createAsyncIterable, invokeUnaryImplementation, transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import * as grpc from "@grpc/grpc-js";
 import { StatusSchema } from "#gen/google/rpc/status_pb.js";
@@ -77,34 +77,52 @@ function remainingMs(deadline: grpc.Deadline): number | undefined {
 
 type AnyCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>;
 
+/** ctx.signal's reason once the reply is sent: constant, so ending a call allocates no error (or DOMException). */
+const CALL_OVER = new ConnectError("the call is over", Code.Canceled);
+const timedOut = () => new ConnectError("the operation timed out", Code.DeadlineExceeded);
+
 /**
- * The Connect handler context of a grpc-js call. `finish` must run once the reply is sent: it ends the
- * context (clearing its deadline timer) and, from then on, grpc-js's "cancelled" event (which it also emits
- * after a normal end) is no longer taken for the caller leaving.
+ * The Connect handler context of a grpc-js call, built by hand rather than with createHandlerContext: that one
+ * links three more AbortControllers (deadline, request, shutdown: a listener on the server-wide shutdown signal
+ * per call) and copies the request headers again; here one controller per call is aborted by the deadline
+ * timer, by the caller leaving, or by the server's shutdown (through `inFlight`, one listener per server).
+ * `finish` must run once the reply is sent: it ends ctx.signal (work still tied to the call stops) and the
+ * deadline timer, and from then on grpc-js's "cancelled" event (which it also emits after a normal end) is no
+ * longer taken for the caller leaving.
  */
-function contextFor(service: DescService, method: DescMethod, call: AnyCall, shutdownSignal: AbortSignal) {
-  let replied = false;
-  const cancelled = new AbortController();
-  call.once("cancelled", () => {
-    if (!replied) cancelled.abort(new ConnectError("the caller cancelled", Code.Canceled));
-  });
-  const ctx = createHandlerContext({
+function contextFor(service: DescService, method: DescMethod, url: string, call: AnyCall, inFlight: Set<AbortController>) {
+  const controller = new AbortController();
+  const remaining = remainingMs(call.getDeadline());
+  let timer: NodeJS.Timeout | undefined;
+  let deadline: number | undefined;
+  if (remaining !== undefined) {
+    deadline = Date.now() + remaining;
+    if (remaining <= 0) controller.abort(timedOut());
+    else timer = setTimeout(() => controller.abort(timedOut()), remaining);
+  }
+  const onCancelled = () => controller.abort(new ConnectError("the caller cancelled", Code.Canceled));
+  call.once("cancelled", onCancelled);
+  inFlight.add(controller);
+  const ctx: HandlerContext = {
     service,
     method,
     protocolName: "grpc",
     requestMethod: "POST",
-    url: `/${service.typeName}/${method.name}`,
-    timeoutMs: remainingMs(call.getDeadline()),
-    shutdownSignal,
-    requestSignal: cancelled.signal,
+    url,
+    signal: controller.signal,
+    timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
     requestHeader: metadataToHeaders(call.metadata),
-    contextValues: createContextValues()
+    responseHeader: new Headers(),
+    responseTrailer: new Headers(),
+    values: createContextValues()
       .set(peerKey, peerAddress(call.getPeer()))
       .set(principalKey, callerPrincipal(call) ?? ""),
-  });
+  };
   const finish = () => {
-    replied = true;
-    ctx.abort(); // the call is over: ends ctx.signal for any work still tied to it, and the deadline timer
+    clearTimeout(timer);
+    call.removeListener("cancelled", onCancelled);
+    inFlight.delete(controller);
+    controller.abort(CALL_OVER); // no-op when already aborted
   };
   return { ctx, finish };
 }
@@ -120,13 +138,21 @@ export function addConnectService(
   const spec = createServiceImplSpec(service, impl as ServiceImpl<DescService>);
   const definition: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
   const handlers: grpc.UntypedServiceImplementation = {};
+  // Past the grace period the server's shutdown cancels every call still running.
+  const inFlight = new Set<AbortController>();
+  const cancelAll = () => {
+    for (const c of inFlight) c.abort(shutdownSignal.reason);
+  };
+  if (shutdownSignal.aborted) cancelAll();
+  else shutdownSignal.addEventListener("abort", cancelAll, { once: true });
   for (const method of service.methods) {
     definition[method.localName] = serverMethodDefinition(method);
+    const url = definition[method.localName].path;
     const methodSpec = spec.methods[method.localName];
     if (method.methodKind === "unary") {
       handlers[method.localName] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         if (call.request instanceof UndecodableRequest) return callback(undecodable(method, call.request));
-        const { ctx, finish } = contextFor(service, method, call, shutdownSignal);
+        const { ctx, finish } = contextFor(service, method, url, call, inFlight);
         invokeUnaryImplementation(methodSpec as never, ctx, call.request as never, interceptors)
           .then(
             (out) => {
@@ -143,7 +169,7 @@ export function addConnectService(
     } else if (method.methodKind === "server_streaming") {
       handlers[method.localName] = async (call: grpc.ServerWritableStream<unknown, unknown>) => {
         if (call.request instanceof UndecodableRequest) return void call.emit("error", undecodable(method, call.request));
-        const { ctx, finish } = contextFor(service, method, call, shutdownSignal);
+        const { ctx, finish } = contextFor(service, method, url, call, inFlight);
         try {
           const outputs = transformInvokeImplementation(methodSpec as never, ctx, interceptors)(createAsyncIterable([call.request]) as never);
           let first = true;
@@ -171,9 +197,6 @@ export function addConnectService(
 }
 
 function sendHeader(call: AnyCall, header: Headers) {
-  let any = false;
-  header.forEach(() => {
-    any = true;
-  });
-  if (any) call.sendMetadata(headersToMetadata(header));
+  const md = headersToMetadata(header);
+  if (Object.keys(md.getMap()).length > 0) call.sendMetadata(md);
 }

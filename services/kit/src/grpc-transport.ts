@@ -1,7 +1,7 @@
 // A Connect Transport over @grpc/grpc-js channels: typed Connect clients with grpc-js on the wire
 // (unary and server streaming; the services need nothing else). `xds:///` targets go through the mesh's
 // control plane (xds.ts registers @grpc/grpc-js-xds on the first one), since the channel is grpc-js's own.
-import { type DescMessage, type DescMethodStreaming, type DescMethodUnary, fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
+import { type DescMessage, type DescMethod, type DescMethodStreaming, type DescMethodUnary, fromBinary, type MessageInitShape } from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -68,6 +68,13 @@ export function createGrpcTransport(opts: GrpcTransportOptions): Transport & { c
     return ms > 0 ? ms : undefined;
   };
   const callOptions = (timeoutMs: number | undefined): grpc.CallOptions => (timeoutMs ? { deadline: Date.now() + timeoutMs } : {});
+  // grpc-js serializers and the URL of each method, made on its first call rather than on every call.
+  const perMethod = new WeakMap<DescMethod, { def: grpc.MethodDefinition<unknown, unknown>; url: string }>();
+  const methodOf = (method: DescMethod) => {
+    let m = perMethod.get(method);
+    if (!m) perMethod.set(method, (m = { def: methodDefinition(method), url: createMethodUrl(`http://${target}`, method) }));
+    return m;
+  };
 
   return {
     close: () => client.close(),
@@ -79,7 +86,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): Transport & { c
       input: MessageInitShape<I>,
       contextValues?: ContextValues,
     ): Promise<UnaryResponse<I, O>> {
-      const def = methodDefinition(method);
+      const { def, url } = methodOf(method);
       timeoutMs = timeoutOf(timeoutMs);
       return runUnaryCall<I, O>({
         interceptors: opts.interceptors,
@@ -90,7 +97,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): Transport & { c
           service: method.parent,
           method,
           requestMethod: "POST",
-          url: createMethodUrl(`http://${target}`, method),
+          url,
           header: new Headers(header),
           contextValues: contextValues ?? createContextValues(),
           message: input,
@@ -144,7 +151,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): Transport & { c
     ): Promise<StreamResponse<I, O>> {
       if (method.methodKind !== "server_streaming")
         throw new ConnectError(`${method.methodKind} is not supported by the grpc-js transport`, Code.Unimplemented);
-      const def = methodDefinition(method);
+      const { def, url } = methodOf(method);
       timeoutMs = timeoutOf(timeoutMs);
       return runStreamingCall<I, O>({
         interceptors: opts.interceptors,
@@ -155,7 +162,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): Transport & { c
           service: method.parent,
           method,
           requestMethod: "POST",
-          url: createMethodUrl(`http://${target}`, method),
+          url,
           header: new Headers(header),
           contextValues: contextValues ?? createContextValues(),
           message: input,

@@ -23,8 +23,8 @@ const ledgerEntry = new Schema<LedgerEntry>(
   {
     _id: String,
     kind: { type: String, required: true, enum: ["CHARGE", "REFUND"] },
-    paymentId: { type: String, required: true, index: true },
-    orderId: { type: String, required: true, index: true },
+    paymentId: { type: String, required: true },
+    orderId: { type: String, required: true },
     amountCents: { type: Number, required: true, min: 1 },
     currency: { type: String, required: true },
     idempotencyKey: { type: String, required: true },
@@ -33,6 +33,10 @@ const ledgerEntry = new Schema<LedgerEntry>(
   },
   { versionKey: false, timestamps: { createdAt: true, updatedAt: false } },
 );
+// The lookups below, each with its filter and sort (refunds of a payment; an order's entries, oldest first).
+// MongoDB serves them from these; FerretDB v1 (devdb) scans for any filter but a lone _id (see orders.ts).
+ledgerEntry.index({ paymentId: 1, kind: 1 });
+ledgerEntry.index({ orderId: 1, createdAt: 1, _id: 1 });
 
 export const chargeEntryId = (key: string) => `charge:${key}`;
 export const refundEntryId = (key: string) => `refund:${key}`;
