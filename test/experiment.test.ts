@@ -46,5 +46,18 @@ describe("experiment kill-payment (local stack, real processes)", function () {
     expect(md).to.contain(`# Experiment kill-payment (local)`);
     for (const r of report.invariants.results) expect(md).to.contain(`| ✅ | ${r.description} | ${r.checked} | 0 |`);
     expect(readFileSync(files?.svg as string, "utf8")).to.match(/^<svg[\s\S]*fill="#f4a261"[\s\S]*<\/svg>\n$/);
+    // Issue 16: the waterfalls of the slowest order and of a failed one, the latter from the fault window with
+    // payment's UNAVAILABLE on its failing span; the chart points at both.
+    const { slowest, failed: broken } = report.traces ?? {};
+    expect(slowest?.rows[0].name).to.equal("OrderService/PlaceOrder");
+    expect(new Set(slowest?.rows.map((r) => r.service))).to.include.members(["orders", "catalog v1"]);
+    const at = (broken?.startMs ?? 0) - Date.parse(report.startedAt);
+    expect(at, "the failed order is from the fault window").to.be.within(report.fault.actual.startMs, report.fault.actual.endMs);
+    expect(broken?.rows.some((r) => r.name === "→ PaymentService/Charge" && r.code === "UNAVAILABLE" && r.error)).to.equal(true);
+    expect(files?.traces).to.have.length(2);
+    for (const f of files?.traces ?? []) expect(readFileSync(f, "utf8")).to.match(/^<svg[\s\S]*PlaceOrder[\s\S]*fill="#f4a261"[\s\S]*<\/svg>\n$/);
+    expect(readFileSync(files?.traces[1] as string, "utf8")).to.contain("in the fault window");
+    expect(md).to.contain("## Traces").and.to.contain("-slowest-order.svg").and.to.contain("-failed-order.svg");
+    expect(readFileSync(files?.svg as string, "utf8")).to.contain("failed order");
   });
 });

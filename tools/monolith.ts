@@ -6,6 +6,7 @@ import { buildIdentity, identityConfig, JWKS_PATH } from "../services/identity/s
 import {
   Faults,
   faultsFromEnv,
+  initTracing,
   kitInterceptors,
   logger,
   type RunningServer,
@@ -25,8 +26,9 @@ export interface MonolithOptions {
 }
 
 export async function startMonolith(opts: MonolithOptions): Promise<RunningServer> {
-  const log = logger("monolith");
   const env = { ...process.env, MONGODB_URI: opts.mongoUri, HOST: opts.host };
+  await initTracing("monolith", env); // before the loggers, any database connection or client are made
+  const log = logger("monolith");
   const parts: ServicePart[] = [];
   // The common settings (ENGINE, GRACE_MS, DRAIN_DELAY_MS, message limits, ...) are read as every service reads
   // them, so the two modes differ only in what this file says; the ports are the caller's.

@@ -7,7 +7,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FaultSettings } from "../services/kit/src/faults.js";
@@ -19,8 +18,10 @@ import { type KubeApplied, type KubeMesh, startKubeMesh } from "./kube/mesh.js";
 import type { Manifest } from "./manifests/types.js";
 import { type Bootstrap, bootstrapEnv, bootstrapFor, type Workload, xdsTarget } from "./mesh/bootstrap.js";
 import { type Applied, type LeftOut, MeshConfigDir, renderMeshConfig, validateMeshDocs } from "./mesh/config.js";
-import { type Istiod, startIstiod } from "./mesh/istiod.js";
+import { checkBindable, type Istiod, startIstiod } from "./mesh/istiod.js";
 import { addressBlock, INGRESS_IDENTITY, MESH_SERVICE_ENV, MeshSecurity, serviceAccount } from "./mesh/security.js";
+
+export { checkBindable };
 
 export const UNITS = ["identity", "catalog-v1", "catalog-v2", "orders", "payment"] as const;
 export type UnitName = (typeof UNITS)[number];
@@ -43,6 +44,11 @@ export interface StackOptions {
   logFormat?: "json" | "pretty";
   /** orders' recovery loop: short values let tests see stuck orders finished within seconds. */
   recovery?: { intervalMs: number; afterMs: number };
+  /**
+   * Tracing: each unit writes its spans to `<dir>/<unit>.jsonl` (OTLP/JSON lines, read by tools/trace), sampled
+   * per `sampler`/`ratio` (OTEL_TRACES_SAMPLER/_ARG; default every trace). Off when omitted.
+   */
+  traces?: { dir: string; sampler?: string; ratio?: number };
   /** Extra environment per unit (e.g. FAULT_* knobs at start). */
   env?: Partial<Record<UnitName, Record<string, string>>>;
   /** A unit exited without being asked to (crash): start.ts stops everything, tests record it. */
@@ -124,6 +130,8 @@ export interface Stack {
   mongoUri: string;
   /** The embedded database's directory (undefined with an outside mongoUri). */
   dataDir?: string;
+  /** Where the units write their spans (StackOptions.traces), if tracing is on. */
+  tracesDir?: string;
   /** `meshmart ready` JSON shape: endpoints plus the database URI. */
   ready(): Endpoints & { mongodb: string };
   /** Sends `signal` (SIGKILL by default) and waits for the process to exit; it stays down until start/restart. */
@@ -173,24 +181,6 @@ export const DEPLOYMENT: Record<UnitName, string> = {
 };
 /** The gRPC port of every meshmart Service (services/<svc>/k8s/service.yaml): what mesh clients dial. */
 export const SERVICE_PORT = 50051;
-
-/** Throws a clear error when `host:port` cannot be bound (in use, or an address this machine does not have). */
-export async function checkBindable(host: string, port: number, what: string): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", (err: NodeJS.ErrnoException) => {
-      if (err.code === "EADDRINUSE") reject(new Error(`${host}:${port} (${what}) is already in use`));
-      else if (err.code === "EADDRNOTAVAIL")
-        reject(
-          new Error(
-            `${host} (${what}) is not an address of this machine: the local mesh gives every process its own 127.0.0.x (on macOS: sudo ifconfig lo0 alias ${host})`,
-          ),
-        );
-      else reject(new Error(`${host}:${port} (${what}): ${err.message}`));
-    });
-    srv.listen(port, host, () => srv.close(() => resolve()));
-  });
-}
 
 interface Running {
   child: ChildProcess;
@@ -266,6 +256,12 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       Object.assign(base, MESH_SERVICE_ENV, bootstrapEnv(mesh.workloads[u], mesh.istiod.xdsAddress, mesh.serviceExtras[u]));
     }
     if (u.startsWith("catalog")) base.VERSION = u.slice("catalog-".length);
+    if (opts.traces) {
+      base.TRACES_FILE = join(opts.traces.dir, `${u}.jsonl`);
+      base.OTEL_BSP_SCHEDULE_DELAY = "1000"; // files the tools read a second after the call, not five
+      if (opts.traces.sampler) base.OTEL_TRACES_SAMPLER = opts.traces.sampler;
+      if (opts.traces.ratio !== undefined) base.OTEL_TRACES_SAMPLER_ARG = String(opts.traces.ratio);
+    }
     if (u === "orders") {
       // In the mesh, orders asks istiod where catalog and payment are (routes, subsets, retries, faults).
       base.CATALOG_ADDR = mesh ? mesh.targets.catalog : endpoints["catalog-v1"].grpc;
@@ -336,6 +332,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     mesh,
     mongoUri: uri,
     dataDir: db?.dir,
+    tracesDir: opts.traces?.dir,
     ready: () => ({ ...endpoints, mongodb: uri }),
     kill: killUnit,
     start: startUnit,

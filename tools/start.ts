@@ -15,6 +15,8 @@
 //                                first if needed (setup.sh --mesh --kube).
 //   npm start -- --ports auto    free ports everywhere (tests); prints "meshmart ready {json}"
 //   MONGODB_URI=mongodb://...    use that server instead of the embedded one
+//   Spans go to <data-dir>/traces/<unit>.jsonl (npm run trace -- <order id>); OTEL_SDK_DISABLED=true turns that off,
+//   OTEL_EXPORTER_OTLP_ENDPOINT sends them to a collector as well.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -71,6 +73,7 @@ async function main() {
       });
       mongoUri = db.uri;
     }
+    process.env.TRACES_FILE ??= join(args["data-dir"], "traces", "monolith.jsonl");
     return runMonolith(mongoUri);
   }
   if (args.mesh || args.kube) args.mode = "mesh";
@@ -102,6 +105,7 @@ async function main() {
     ports: auto ? "auto" : "default",
     mongoUri: process.env.MONGODB_URI,
     dataDir: args["data-dir"],
+    traces: { dir: join(args["data-dir"], "traces") },
     stdio: "inherit",
     logFormat: process.env.LOG_FORMAT === "json" ? "json" : "pretty",
     onUnexpectedExit: (unit, code, signal) => {
@@ -127,7 +131,16 @@ async function main() {
   if (auto) {
     const m = stack.mesh;
     const meshInfo = m
-      ? { mesh: { istiod: m.istiod.httpUrl, xds: m.istiod.xdsAddress, targets: m.targets, bootstrap: { load: m.bootstrap("load"), cli: m.bootstrap("cli") } } }
+      ? {
+          mesh: {
+            istiod: m.istiod.httpUrl,
+            xds: m.istiod.xdsAddress,
+            pid: m.istiod.pid(),
+            configDir: m.config?.dir,
+            targets: m.targets,
+            bootstrap: { load: m.bootstrap("load"), cli: m.bootstrap("cli") },
+          },
+        }
       : {};
     console.log(formatReadyLine({ ...stack.ready(), ...meshInfo }));
   } else if (!stack.mesh) printWelcome(stack.endpoints, stack.mongoUri);

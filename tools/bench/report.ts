@@ -3,8 +3,10 @@ import type { Figures } from "./closed-loop.js";
 import type { EchoEngine } from "./echo.js";
 import type { GhzFigures } from "./ghz.js";
 import type { Machine } from "./machine.js";
+import type { MeshResult } from "./mesh.js";
 import type { ProcessProfile } from "./profile.js";
 import type { ModeResult, PlaceOrderProfile, ServicesExtras, Settings } from "./stacks.js";
+import { type TracingBench, tracingMarkdown } from "./tracing.js";
 
 /** The targets of issue 13 (2 cores, one run), and where each figure stood before it ("before"). */
 export const TARGETS = {
@@ -41,6 +43,10 @@ export interface BenchResults {
   monolith: ModeResult;
   extras: ServicesExtras;
   profile?: PlaceOrderProfile;
+  /** The local mesh (npm start -- --mesh) measured like the services mode (tools/bench/mesh.ts). */
+  mesh?: MeshResult;
+  /** Section 6: tracing off / 10% / 100% (`npm run bench -- --only tracing` measures just this). */
+  tracing?: TracingBench;
   benchSeconds: number;
   /** The 1-minute load average when the run started and when it ended. */
   load?: { start: number; end: number };
@@ -289,6 +295,7 @@ export function markdown(r: BenchResults): string {
         : ""),
     "",
   ];
+  if (r.tracing) out.push(...tracingMarkdown(r.tracing, s.concurrency, s.seconds));
   if (r.profile?.processes.length) {
     const cpu = Object.entries(r.profile.cpuSeconds).sort((a, b) => b[1] - a[1]);
     const totalCpu = cpu.reduce((n, [, v]) => n + v, 0);
@@ -332,8 +339,37 @@ export function markdown(r: BenchResults): string {
       out.push(row(["top functions (self)", "%"]), row(["---", "---"]), ...p.functions.slice(0, 6).map((h) => row([`\`${h.name}\``, `${h.selfPercent}%`])), "");
     }
   }
+  if (r.mesh) out.push(...meshSection(r.mesh, sv, s));
   out.push(...HAND_MEASURED);
   return `${out.filter((l, i, all) => !(l === "" && all[i - 1] === "")).join("\n")}`;
+}
+
+/** Mesh mode against services mode: the same closed loops, through istiod's routes (proxyless gRPC). */
+function meshSection(me: MeshResult, sv: ModeResult, s: Settings): string[] {
+  const fig = (f: ModeResult["getProduct"]) => [`${f.rps} rps`, ms(f.p50ms), ms(f.p99ms), f.errors];
+  return [
+    "## Local mesh vs services mode",
+    "",
+    `The same closed loops (${s.concurrency} workers, ${s.seconds} s after ${s.warmupSeconds} s of warm-up) on a stack started with \`npm start -- --mesh\` ` +
+      "(real istiod, every process a proxyless gRPC workload; the bench calls as the mesh client `load`, and orders calls catalog and payment " +
+      "through istiod's routes) and on the plain services stack above. Each on a fresh stack of its own.",
+    "",
+    row(["", "throughput", "p50", "p99", "errors"]),
+    row(["---", "---", "---", "---", "---"]),
+    row(["GetProduct, services", ...fig(sv.getProduct)]),
+    row(["GetProduct, mesh", ...fig(me.getProduct)]),
+    row(["PlaceOrder, services", ...fig(sv.placeOrder)]),
+    row(["PlaceOrder, mesh", ...fig(me.placeOrder)]),
+    "",
+    `istiod (pilot-discovery): ${me.istiod.rssIdleMB} MB RSS idle, ${me.istiod.rssPeakMB} MB peak under the loads, ${me.istiod.cpuPercentUnderLoad}% of one core ` +
+      `while they ran (${me.istiod.cpuSecondsTotal} CPU-seconds since it started, start-up included). Mesh stack cold start ${r2(me.startMs / 1000)} s ` +
+      "(rendering the manifests with kustomize, istioctl validate and istiod's start come before the services').",
+    "",
+    `Config edit → behaviour: canary-100's VirtualService written into istiod's directory until GetProduct answered from catalog-v2: ${me.configEditMs.toV2} ms; ` +
+      `the revert until catalog-v1 again: ${me.configEditMs.backToV1} ms (${me.configEditMs.callsUntilChanged} calls answered on the old config meanwhile). ` +
+      "That is istiod's file watch (50 ms debounce), its push debounce (100 ms) and the client applying the new routes.",
+    "",
+  ];
 }
 
 // Findings from profiling sessions run by hand (not by this script), kept here so each re-run of the bench

@@ -63,13 +63,13 @@ async function peakRssDuring<T>(ready: Ready, work: Promise<T>): Promise<{ resul
 }
 
 /** Plenty of stock, so PlaceOrder measures the saga and not OUT_OF_STOCK. The bench owns this database. */
-async function restock(mongoUri: string) {
+export async function restock(mongoUri: string) {
   const db = await mongoose.createConnection(mongoUri, { dbName: "catalog" }).asPromise();
   await db.collection("products").updateMany({}, { $set: { stock: 1_000_000 } });
   await db.close();
 }
 
-async function timedStart(mode: Mode, env: Record<string, string>): Promise<{ stack: LocalStack; startMs: number }> {
+export async function timedStart(mode: Mode, env: Record<string, string>): Promise<{ stack: LocalStack; startMs: number }> {
   const t = performance.now();
   const stack = await startLocalStack(mode, { env });
   return { stack, startMs: Math.round(performance.now() - t) };
@@ -103,32 +103,9 @@ export async function measureMode(mode: Mode, s: Settings): Promise<{ result: Mo
   const { stack, startMs } = await timedStart(mode, {});
   console.error(`${mode}: cold start ${startMs} ms`);
   try {
-    await restock(stack.ready.mongodb as string); // after start: catalog has seeded its products by now
-    const identity = dial(IdentityService, stack.targets.identity);
-    const catalog = dial(CatalogService, stack.targets.catalog);
-    const orders = dial(OrderService, stack.targets.orders);
-    const email = `bench-${mode}-${Date.now()}@example.com`;
-    await identity.register({ email, password: "correct-horse-1" }, { timeoutMs: 30_000 });
-    const { accessToken } = await identity.login({ email, password: "correct-horse-1" }, { timeoutMs: 30_000 });
-    const call = { timeoutMs: DEADLINE_MS, headers: { authorization: `Bearer ${accessToken}` } };
-    const skus = (await catalog.listProducts({ pageSize: 100 }, call)).products.map((p) => p.sku);
+    const { skus, getProduct, placeOrder } = await benchCalls(stack, mode);
     const rssIdleMB = await rssOf(stack.ready);
-
-    let n = 0;
-    const getProduct = (i: number) => catalog.getProduct({ sku: skus[i % skus.length] }, call);
-    const placeOrder = async (i: number) => {
-      const { order } = await orders.placeOrder(
-        { idempotencyKey: `bench-${mode}-${Date.now()}-${n++}`, items: [{ sku: skus[i % skus.length], quantity: 1 }], card: APPROVED_CARD },
-        call,
-      );
-      if (order?.state !== OrderState.CONFIRMED) throw new Error(`order ${order?.orderId} ${order ? OrderState[order.state] : "missing"}`);
-    };
-    const run = async (name: string, fn: (i: number) => Promise<unknown>) => {
-      await closedLoop(fn, { concurrency: s.concurrency, ms: s.warmupSeconds * 1000 });
-      const f = await closedLoop(fn, { concurrency: s.concurrency, ms: s.seconds * 1000 });
-      console.error(`${mode} ${name}: ${JSON.stringify(f)}`);
-      return f;
-    };
+    const run = (name: string, fn: (i: number) => Promise<unknown>) => warmThenMeasure(`${mode} ${name}`, fn, s);
     const sku = skus[0];
     const measured = await peakRssDuring(
       stack.ready,
@@ -179,6 +156,37 @@ export async function measureMode(mode: Mode, s: Settings): Promise<{ result: Mo
     const { forced } = await stack.stop();
     if (forced) console.error(`${mode}: the stack did not stop within 30 s of Ctrl-C and was killed`);
   }
+}
+
+/** The two calls every closed loop makes, on a restocked stack with a registered shopper. */
+export async function benchCalls(stack: LocalStack, tag: string) {
+  await restock(stack.ready.mongodb as string); // after start: catalog has seeded its products by now
+  const identity = dial(IdentityService, stack.targets.identity);
+  const catalog = dial(CatalogService, stack.targets.catalog);
+  const orders = dial(OrderService, stack.targets.orders);
+  const email = `bench-${tag}-${Date.now()}@example.com`;
+  await identity.register({ email, password: "correct-horse-1" }, { timeoutMs: 30_000 });
+  const { accessToken } = await identity.login({ email, password: "correct-horse-1" }, { timeoutMs: 30_000 });
+  const call = { timeoutMs: DEADLINE_MS, headers: { authorization: `Bearer ${accessToken}` } };
+  const skus = (await catalog.listProducts({ pageSize: 100 }, call)).products.map((p) => p.sku);
+  let n = 0;
+  const getProduct = (i: number) => catalog.getProduct({ sku: skus[i % skus.length] }, call);
+  const placeOrder = async (i: number) => {
+    const { order } = await orders.placeOrder(
+      { idempotencyKey: `bench-${tag}-${Date.now()}-${n++}`, items: [{ sku: skus[i % skus.length], quantity: 1 }], card: APPROVED_CARD },
+      call,
+    );
+    if (order?.state !== OrderState.CONFIRMED) throw new Error(`order ${order?.orderId} ${order ? OrderState[order.state] : "missing"}`);
+  };
+  return { skus, getProduct, placeOrder };
+}
+
+/** A closed loop after its warm-up. */
+export async function warmThenMeasure(name: string, fn: (i: number) => Promise<unknown>, s: Settings): Promise<Figures> {
+  await closedLoop(fn, { concurrency: s.concurrency, ms: s.warmupSeconds * 1000 });
+  const f = await closedLoop(fn, { concurrency: s.concurrency, ms: s.seconds * 1000 });
+  console.error(`${name}: ${JSON.stringify(f)}`);
+  return f;
 }
 
 async function placeOrderOpenLoop(stack: LocalStack, s: Settings): Promise<ServicesExtras["placeOrderOpenLoop"]> {

@@ -18,7 +18,8 @@ function niceMax(v: number): number {
   return ([1, 2, 5, 10].find((m) => m * p >= v) ?? 10) * p;
 }
 
-export function chartSvg(title: string, timeline: Second[], fault: FaultTimes, durationMs: number): string {
+/** `marks`: moments to point at on the latency panel (the orders whose traces the report draws). */
+export function chartSvg(title: string, timeline: Second[], fault: FaultTimes, durationMs: number, marks: { atMs: number; label: string }[] = []): string {
   const seconds = Math.max(1, Math.ceil(durationMs / 1000), ...timeline.map((s) => s.t + 1));
   const plotW = W - PAD.left - PAD.right;
   const x = (t: number) => PAD.left + (t / seconds) * plotW;
@@ -70,6 +71,11 @@ export function chartSvg(title: string, timeline: Second[], fault: FaultTimes, d
   }
   out.push(`<path d="${line((s) => s.p99Ms)}" fill="none" stroke="#e76f51" stroke-width="2"/>`);
   out.push(`<path d="${line((s) => s.p50Ms)}" fill="none" stroke="#264653" stroke-width="2"/>`);
+  for (const m of marks) {
+    const mx = r1(x(m.atMs / 1000));
+    out.push(`<polygon points="${mx},${latTop + LAT_H} ${mx - 5},${latTop + LAT_H + 9} ${mx + 5},${latTop + LAT_H + 9}" fill="#6a4c93"/>`);
+    out.push(`<text x="${mx}" y="${latTop + LAT_H + 20}" text-anchor="middle" fill="#6a4c93">${esc(m.label)}</text>`);
+  }
   // legend
   const lx = W - PAD.right - 250;
   out.push(`<line x1="${lx}" x2="${lx + 18}" y1="14" y2="14" stroke="#264653" stroke-width="2"/><text x="${lx + 22}" y="18">p50</text>`);

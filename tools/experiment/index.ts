@@ -1,7 +1,8 @@
 // npm run experiment -- <name> [--target local|cluster|mesh] [--rate N] [--duration 20s] [--address host:port]
-//   [--mongodb-uri URI] [--out reports]
+//   [--mongodb-uri URI] [--traces-dir DIR] [--out reports]
 // Runs the experiment described by mesh/experiments/<name>.hypothesis.yaml and writes
-// reports/<name>-<timestamp>.{json,md,svg}. Exit 0 when the hypothesis held, 1 when not, 2 on bad usage.
+// reports/<name>-<timestamp>.{json,md,svg} (+ -slowest-order.svg and -failed-order.svg, the waterfalls of two
+// orders' traces). Exit 0 when the hypothesis held, 1 when not, 2 on bad usage.
 import { parseArgs } from "node:util";
 import { ensureMeshTools } from "../mesh/istiod.js";
 import { parseDuration } from "./hypothesis.js";
@@ -16,6 +17,7 @@ async function main() {
       duration: { type: "string" },
       address: { type: "string" },
       "mongodb-uri": { type: "string" },
+      "traces-dir": { type: "string" },
       out: { type: "string" },
     },
   });
@@ -39,6 +41,7 @@ async function main() {
     durationMs,
     address: values.address,
     mongodbUri: values["mongodb-uri"],
+    tracesDir: values["traces-dir"],
     reportsDir: values.out,
     progress: true,
   });

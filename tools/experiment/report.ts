@@ -2,6 +2,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { InvariantReport } from "../invariants.js";
+import { type TraceView, waterfallSvg } from "../trace/waterfall.js";
 import { chartSvg } from "./chart.js";
 import type { CheckResult, FaultTimes, RunStats } from "./evaluate.js";
 import type { Hypothesis } from "./hypothesis.js";
@@ -26,7 +27,28 @@ export interface ExperimentReport {
   consistency: CheckResult[];
   invariants: InvariantReport | { skipped: string };
   commands?: { argv: string[]; why: string; code: number }[];
+  /** The slowest PlaceOrder's trace and a failed one's (in the fault window when there is one), or why there are none. */
+  traces?: { slowest?: TraceView; failed?: TraceView; note: string };
   run: RunStats;
+}
+
+/** Where a trace sits in the run (ms since the load started). */
+const atMs = (r: ExperimentReport, v: TraceView) => v.startMs - Date.parse(r.startedAt);
+
+function traceLine(r: ExperimentReport, what: string, v: TraceView | undefined, file: string): string[] {
+  if (!v) return [`${what}: none recorded.`, ""];
+  const at = atMs(r, v);
+  const during = at >= r.fault.actual.startMs && at <= r.fault.actual.endMs;
+  const failing = v.rows.filter((row) => row.error || (row.code !== "" && row.code !== "OK"));
+  return [
+    `**${what}**: order ${v.orderId || "?"} at ${(at / 1000).toFixed(1)} s${during ? " (in the fault window)" : ""}, ${v.durationMs.toFixed(1)} ms, ` +
+      `${v.rows.length} spans, PlaceOrder answered ${v.code || "?"}` +
+      (failing.length ? `; failing: ${failing.map((row) => `${row.service} ${row.name} ${row.code || "ERROR"}`).join(", ")}` : "") +
+      ".",
+    "",
+    `![${what}](${file})`,
+    "",
+  ];
 }
 
 const fmtRate = (r: number | null) => (r === null ? "–" : `${(r * 100).toFixed(1)}%`);
@@ -76,6 +98,15 @@ export function markdown(r: ExperimentReport, svgName: string): string {
       ...r.invariants.results.map((i) => `| ${mark(i.ok)} | ${i.description} | ${i.checked} | ${i.violations} | ${i.offending.slice(0, 3).join("; ")} |`),
     );
   }
+  lines.push("", "## Traces", "");
+  if (r.traces?.slowest || r.traces?.failed) {
+    lines.push(
+      "Waterfalls of two orders' traces (service, method, duration and gRPC code per span; `npm run trace -- <order id>` draws any other).",
+      "",
+      ...traceLine(r, "Slowest PlaceOrder", r.traces.slowest, traceFiles(svgName).slowest),
+      ...traceLine(r, "A failed order", r.traces.failed, traceFiles(svgName).failed),
+    );
+  } else lines.push(`No traces: ${r.traces?.note || "none recorded"}.`);
   lines.push("", "## Per operation", "", "| op | calls | codes | p50 ms | p99 ms | max ms |", "|---|---|---|---|---|---|");
   for (const [op, s] of Object.entries(r.run.byOp)) {
     if (!s) continue;
@@ -90,14 +121,30 @@ export function markdown(r: ExperimentReport, svgName: string): string {
   return `${lines.join("\n")}\n`;
 }
 
-/** Writes the three files; returns their paths. */
-export function writeReport(r: ExperimentReport, dir: string): { json: string; md: string; svg: string } {
+/** The waterfalls' file names beside the chart's. */
+const traceFiles = (svg: string) => ({ slowest: svg.replace(/\.svg$/, "-slowest-order.svg"), failed: svg.replace(/\.svg$/, "-failed-order.svg") });
+
+/** Writes the report files (JSON, markdown, the chart, and a waterfall per drawn trace); returns their paths. */
+export function writeReport(r: ExperimentReport, dir: string): { json: string; md: string; svg: string; traces: string[] } {
   mkdirSync(dir, { recursive: true });
   const stamp = r.startedAt.replace(/[:.]/g, "-");
   const base = join(dir, `${r.name}-${stamp}`);
   const paths = { json: `${base}.json`, md: `${base}.md`, svg: `${base}.svg` };
   writeFileSync(paths.json, `${JSON.stringify(r, null, 2)}\n`);
-  writeFileSync(paths.svg, chartSvg(`${r.name} (${r.target}): latency and errors per second`, r.run.timeline, r.fault.actual, r.load.durationMs));
+  const marks = (["slowest", "failed"] as const).flatMap((k) => {
+    const v = r.traces?.[k];
+    return v ? [{ atMs: atMs(r, v), label: k === "slowest" ? "slowest order" : "failed order" }] : [];
+  });
+  writeFileSync(paths.svg, chartSvg(`${r.name} (${r.target}): latency and errors per second`, r.run.timeline, r.fault.actual, r.load.durationMs, marks));
   writeFileSync(paths.md, markdown(r, `${r.name}-${stamp}.svg`));
-  return paths;
+  const traces: string[] = [];
+  const files = traceFiles(paths.svg);
+  for (const k of ["slowest", "failed"] as const) {
+    const v = r.traces?.[k];
+    if (!v) continue;
+    const run = { runMs: r.load.durationMs, fault: r.fault.actual, atMs: atMs(r, v) };
+    writeFileSync(files[k], waterfallSvg(`${r.name} (${r.target}): ${k === "slowest" ? "the slowest PlaceOrder" : "a failed order"}`, v, run));
+    traces.push(files[k]);
+  }
+  return { ...paths, traces };
 }

@@ -1,7 +1,7 @@
 // Runs one experiment end to end: load (tools/load) while the fault is on, then the hypothesis checks, the
 // invariants over the whole data set, and the report files.
-import { mkdirSync, writeFileSync } from "node:fs";
-import { cpus, loadavg } from "node:os";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { PaymentService, PaymentState } from "../../gen/meshmart/payment/v1/payment_pb.js";
@@ -13,6 +13,8 @@ import { DEFAULT_TARGETS } from "../load/args.js";
 import { type LoadOptions, runLoad as realRunLoad } from "../load/index.js";
 import { readMeshFile } from "../mesh/config.js";
 import { type Stack, startStack, UNITS, type UnitName } from "../stack.js";
+import { pickTraces } from "../trace/pick.js";
+import { readSpans, type SpanRecord } from "../trace/spans.js";
 import { clusterPlan, type Settle, withClusterFault } from "./cluster.js";
 import { consistency, evaluate, type FaultTimes, orderOutcomes, type RunStats, recoveryMs, secondsIn, successRate } from "./evaluate.js";
 import { EXPERIMENTS_DIR, type Hypothesis, loadHypothesis } from "./hypothesis.js";
@@ -46,6 +48,11 @@ export interface ExperimentOptions {
   targets?: LoadOptions["targets"];
   /** cluster: waits until each kubectl change is in effect, by observing it (tools/kube/mesh.ts for the local control plane). */
   settle?: Settle;
+  /**
+   * cluster: a directory of OTLP/JSON-lines span files (an OpenTelemetry collector's file exporter fed by the
+   * services' OTEL_EXPORTER_OTLP_ENDPOINT) to draw the report's traces from. Locally the stack's own files are used.
+   */
+  tracesDir?: string;
   /** Another load function (tests of the cluster path use a fake, named as such). */
   runLoad?: RunLoad;
   /** Overrides the hypothesis's fault timing (tests run shorter). */
@@ -66,7 +73,7 @@ export function scaledFault(h: Hypothesis, durationMs: number): Hypothesis["faul
   return { ...h.fault, startAfterMs: Math.round(h.fault.startAfterMs * f), durationMs: Math.round(h.fault.durationMs * f) };
 }
 
-export async function runExperiment(opts: ExperimentOptions): Promise<{ report: ExperimentReport; files?: { json: string; md: string; svg: string } }> {
+export async function runExperiment(opts: ExperimentOptions): Promise<{ report: ExperimentReport; files?: ReturnType<typeof writeReport> }> {
   const h = loadHypothesis(opts.name, opts.hypothesesDir);
   const target = opts.target ?? "local";
   if (target === "mesh") {
@@ -87,10 +94,14 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
   let invariants: InvariantReport | { skipped: string };
   let commands: ExperimentReport["commands"];
   let logsOf: ((u: UnitName | "database") => string) | undefined;
+  let spans: SpanRecord[] | undefined;
+  let tracesNote = "";
 
   if (target === "local") {
     const recovery = opts.recovery ?? LOCAL_RECOVERY;
-    const stack = opts.stack ?? (await startStack({ logLevel: "warn", recovery }));
+    // The runner's own stack writes spans into a directory of its own, read once the stack has stopped (and flushed).
+    const ownTraces = opts.stack ? undefined : mkdtempSync(join(tmpdir(), "meshmart-experiment-traces-"));
+    const stack = opts.stack ?? (await startStack({ logLevel: "warn", recovery, traces: ownTraces ? { dir: ownTraces } : undefined }));
     try {
       const at = stack.endpoints;
       // runLoad first registers and logs in its shoppers (seconds on a busy machine): the fault clock starts
@@ -127,12 +138,15 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
           ? { skipped: "the hypothesis asks for none" }
           : await checkDataSet(stack.mongoUri, { settleTimeoutMs: recovery.afterMs + 60_000, accepted });
       logsOf = (u) => (u === "database" ? stack.dbOutput() : stack.output(u));
+      if (stack.tracesDir && opts.stack) spans = readSpans(stack.tracesDir);
     } finally {
       if (!opts.stack) await stack.stop();
     }
+    ({ spans, tracesNote } = ownSpans(ownTraces, spans));
   } else if (target === "mesh") {
     const recovery = opts.recovery ?? LOCAL_RECOVERY;
-    const stack = opts.stack ?? (await startStack({ logLevel: "warn", recovery, mesh: {} }));
+    const ownTraces = opts.stack ? undefined : mkdtempSync(join(tmpdir(), "meshmart-experiment-traces-"));
+    const stack = opts.stack ?? (await startStack({ logLevel: "warn", recovery, mesh: {}, traces: ownTraces ? { dir: ownTraces } : undefined }));
     try {
       const mesh = stack.mesh;
       if (!mesh) throw new Error("--target mesh: the stack given was not started with mesh");
@@ -147,9 +161,11 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
           ? { skipped: "the hypothesis asks for none" }
           : await checkDataSet(stack.mongoUri, { settleTimeoutMs: recovery.afterMs + 60_000, accepted });
       logsOf = (u) => (u === "database" ? stack.dbOutput() : stack.output(u));
+      if (stack.tracesDir && opts.stack) spans = readSpans(stack.tracesDir);
     } finally {
       if (!opts.stack) await stack.stop();
     }
+    ({ spans, tracesNote } = ownSpans(ownTraces, spans));
   } else {
     const plan = clusterPlan(h, opts.root ? { root: opts.root, experimentsDir: join(opts.root, "mesh", "experiments") } : {});
     const a = opts.address;
@@ -186,6 +202,11 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
       : {
           skipped: `no --mongodb-uri given; payment audit over ListPayments instead: ${await auditCharges(targets.payment ?? DEFAULT_TARGETS.payment, accepted)}`,
         };
+    if (opts.tracesDir) spans = readSpans(opts.tracesDir);
+    else
+      tracesNote =
+        'on a cluster the spans go to the mesh\'s tracer (OTEL_EXPORTER_OTLP_ENDPOINT, see README "Tracing"); ' +
+        "pass --traces-dir with a collector's file export (OTLP JSON lines) to draw them here";
   }
 
   const actual: FaultTimes = { startMs: fault.startMs, endMs: fault.endMs, restoredMs: fault.restoredMs };
@@ -209,6 +230,12 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
     const r = successRate(secondsIn(run.timeline, w, actual));
     return Number.isNaN(r) ? null : r;
   };
+  const t0 = Date.parse(run.startedAt);
+  const picked = spans ? pickTraces(spans, { fromMs: t0 + actual.startMs, toMs: t0 + actual.endMs }) : {};
+  const traces: ExperimentReport["traces"] = {
+    ...picked,
+    note: spans ? (picked.slowest ? "" : `no PlaceOrder trace among the ${spans.length} spans recorded (sampled out?)`) : tracesNote,
+  };
   const report: ExperimentReport = {
     name: h.name,
     target,
@@ -225,6 +252,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
     consistency: arithmetic,
     invariants,
     commands,
+    traces,
     run,
   };
   const dir = opts.reportsDir === undefined ? join(ROOT, "reports") : opts.reportsDir;
@@ -236,6 +264,16 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
     for (const u of [...UNITS, "database" as const]) writeFileSync(join(logDir, `${u}.log`), logsOf(u));
   }
   return { report, files };
+}
+
+/** The spans the runner's own stack wrote (its directory then removed), else those already read from a given stack. */
+function ownSpans(ownTraces: string | undefined, given: SpanRecord[] | undefined): { spans?: SpanRecord[]; tracesNote: string } {
+  if (ownTraces) {
+    const spans = readSpans(ownTraces);
+    rmSync(ownTraces, { recursive: true, force: true });
+    return { spans, tracesNote: "" };
+  }
+  return { spans: given, tracesNote: given ? "" : "the stack given to the runner was started without tracing (StackOptions.traces)" };
 }
 
 /** Cluster audit through payment's own RPC: orders with more than one approved payment (a double charge). */

@@ -14,8 +14,11 @@ export type Mode = "services" | "monolith" | "mesh";
 export type Ready = Record<string, { grpc: string; admin: string }> & { mongodb?: unknown; mesh?: ReadyMesh };
 /** tools/start.ts's ready line in mesh mode: istiod's debug URL and xDS address, the xds targets, client bootstraps. */
 export interface ReadyMesh {
+  /** istiod's HTTP (debug) URL, xDS address, pid and config directory. */
   istiod: string;
   xds: string;
+  pid: number;
+  configDir: string;
   targets: { identity: string; catalog: string; orders: string; payment: string };
   bootstrap: Record<string, unknown>;
 }
@@ -78,7 +81,15 @@ export function targetsOf(ready: Ready): LoadTargets {
  */
 export async function startLocalStack(mode: Mode, o: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<LocalStack> {
   const dataDir = mkdtempSync(join(tmpdir(), "meshmart-load-"));
-  const proc = startProcess("tools/start.ts", { LOG_FORMAT: "json", LOG_LEVEL: "warn", ...o.env }, ["--ports", "auto", "--mode", mode, "--data-dir", dataDir]);
+  // Tracing off unless `env` turns it on: the benchmark measures its cost as a variant of its own.
+  const proc = startProcess("tools/start.ts", { LOG_FORMAT: "json", LOG_LEVEL: "warn", OTEL_SDK_DISABLED: "true", ...o.env }, [
+    "--ports",
+    "auto",
+    "--mode",
+    mode,
+    "--data-dir",
+    dataDir,
+  ]);
   const stop = async (graceMs = 30_000) => {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), graceMs)));

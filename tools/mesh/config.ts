@@ -19,6 +19,7 @@
 //     when istiod holds exactly that version (observed in /debug/configz, no sleeping)
 //   objectKey(obj): "Kind/namespace/name"       whyLeftOut(obj): the reason an object is not for istiod, or undefined
 //   readMeshFile(path, label): Manifest[]       a YAML file's objects (namespace meshmart by default)
+//   renderKustomization(dir, root?): Manifest[] one kustomization rendered (e.g. mesh/canary, to apply it)
 //   LOOPBACK: loopbackAddress(i) → "127.0.0.<10+i>"
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -98,6 +99,13 @@ const protocolOf = (port: Obj): string => {
   if (p === "http" || p.startsWith("http-")) return "HTTP";
   return "TCP";
 };
+
+/** The objects of one kustomization (e.g. "mesh/canary"), rendered as a cluster would get them. */
+export function renderKustomization(dir: string, root = ROOT): Manifest[] {
+  const { renders, problems } = renderAll(root, [dir]);
+  if (problems.length > 0) throw new Error(problems.map((p) => `${p.file}: ${p.message}`).join("\n"));
+  return renders[0]?.objects ?? [];
+}
 
 export function renderMeshConfig(opts: RenderOptions): MeshConfig {
   const root = opts.root ?? ROOT;
@@ -225,7 +233,9 @@ export async function validateMeshDocs(docs: Manifest[]): Promise<Problem[]> {
 /** Maps istioctl's messages ("... VirtualService/meshmart/payment ...", "... <file>: ...") to source files. */
 function problemsOf(out: string, docs: Manifest[], sources: Map<string, string>): Problem[] {
   const problems: Problem[] = [];
-  const lines = out
+  // Warnings ("<file> has warnings:" and their bullets) come first; the errors follow "Error: N error(s) occurred".
+  const errorsAt = out.search(/^Error: /m);
+  const lines = (errorsAt >= 0 ? out.slice(errorsAt) : out)
     .split("\n")
     .map((l) => l.replace(/^\s*\*\s*/, "").trim())
     .filter((l) => l && !/^Error: \d+ errors? occurred:?$/.test(l) && !/^\d+ errors? occurred:?$/.test(l));

@@ -4,6 +4,7 @@
 //
 // API (the sec and kube helpers build on it; keep it stable):
 //   ensureMeshTools()                                                          setup.sh --mesh (builds if needed)
+//   checkBindable(host, port, what)                                            a clear error for a port/address in use
 //   startIstiod({ configDir, ports?, env?, registryArgs?, log? }): Promise<Istiod>  free ports, waits until it serves
 //   Istiod: xdsAddress ("127.0.0.1:port", plaintext xDS), httpUrl (debug endpoints), pid, output(),
 //           configz(), syncz(), waitForConfig(objs), waitForPush(since), kill(signal), restart(), stop(),
@@ -13,7 +14,7 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
-import { connect } from "node:net";
+import { connect, createServer } from "node:net";
 import { join } from "node:path";
 import { freePort, ROOT } from "../devdb.js";
 import type { Obj } from "../manifests/types.js";
@@ -132,6 +133,8 @@ export async function startIstiod(opts: IstiodOptions): Promise<Istiod> {
 
   const launch = async () => {
     expected = false;
+    // istiod only logs a port it cannot bind and keeps running: check them first, for an error that names the port.
+    for (const [what, port] of Object.entries(ports)) await checkBindable("127.0.0.1", port, `istiod's ${what} port`);
     const c = spawn(bin, args, {
       env: { ...process.env, ENABLE_CA_SERVER: "false", POD_NAMESPACE: "istio-system", ...opts.env },
       stdio: ["ignore", "pipe", "pipe"],
@@ -227,6 +230,24 @@ export async function startIstiod(opts: IstiodOptions): Promise<Istiod> {
     throw err;
   }
   return istiod;
+}
+
+/** Throws a clear error when `host:port` cannot be bound (in use, or an address this machine does not have). */
+export async function checkBindable(host: string, port: number, what: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", (err: NodeJS.ErrnoException) => {
+      if (err.code === "EADDRINUSE") reject(new Error(`${host}:${port} (${what}) is already in use`));
+      else if (err.code === "EADDRNOTAVAIL")
+        reject(
+          new Error(
+            `${host} (${what}) is not an address of this machine: the local mesh gives every process its own 127.0.0.x (on macOS: sudo ifconfig lo0 alias ${host})`,
+          ),
+        );
+      else reject(new Error(`${host}:${port} (${what}): ${err.message}`));
+    });
+    srv.listen(port, host, () => srv.close(() => resolve()));
+  });
 }
 
 function accepts(port: number): Promise<boolean> {

@@ -1,5 +1,10 @@
 // identity: users, passwords and the access tokens (JWTs) every other service trusts.
-import { main } from "#kit";
+import { initTracing, main } from "#kit";
 import { identityConfig, startIdentity } from "./server.js";
 
-main(() => startIdentity(identityConfig(), { signals: true }));
+// Tracing first: the database connection and the clients are made with it on or off.
+main(async () => {
+  const config = identityConfig();
+  await initTracing("identity");
+  return startIdentity(config, { signals: true });
+});

@@ -2,6 +2,7 @@
 import mongoose, { type Connection } from "mongoose";
 import { ConfigError } from "./env.js";
 import { type ReadinessCheck, within } from "./health.js";
+import { traceCommands, tracingEnabled } from "./tracing.js";
 
 // Mongoose records `new Error().stack` on every query (to explain a query run twice); with tsx's source maps
 // on, building that stack was a few percent of a service's CPU under load, for a message we never need.
@@ -17,8 +18,11 @@ export async function openDatabase(uri: string, dbName?: string, variable = "MON
     heartbeatFrequencyMS: 2000,
     bufferCommands: false,
     autoIndex: true,
+    // Command events only when tracing: they are where the database spans come from.
+    monitorCommands: tracingEnabled(),
   });
   await conn.asPromise();
+  traceCommands(conn.getClient());
   return conn;
 }
 

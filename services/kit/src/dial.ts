@@ -4,6 +4,7 @@ import { type Client, createClient, createRouterTransport, type Interceptor, typ
 import { createGrpcTransport } from "./grpc-transport.js";
 import { clientMetrics } from "./interceptors.js";
 import { interceptorsOf, type ServiceEntry } from "./serve.js";
+import { clientSpans } from "./tracing-rpc.js";
 
 const transports = new Map<string, Transport & { close?(): void }>();
 let inMemory: Transport | undefined;
@@ -13,7 +14,11 @@ export function dial<S extends DescService>(service: S, target: string, opts: { 
   if (inMemory) return createClient(service, inMemory);
   let transport = transports.get(target);
   if (!transport || opts.interceptors || opts.timeoutMs) {
-    transport = createGrpcTransport({ target, interceptors: [clientMetrics(), ...(opts.interceptors ?? [])], defaultTimeoutMs: opts.timeoutMs });
+    transport = createGrpcTransport({
+      target,
+      interceptors: [clientMetrics(), ...clientSpans(), ...(opts.interceptors ?? [])],
+      defaultTimeoutMs: opts.timeoutMs,
+    });
     if (!opts.interceptors && !opts.timeoutMs) transports.set(target, transport);
   }
   return createClient(service, transport);
@@ -34,7 +39,7 @@ export function useInMemoryTransport(entries: ServiceEntry[], serverInterceptors
     (router) => {
       for (const e of entries) router.service(e.service, e.impl, { interceptors: interceptorsOf(e, serverInterceptors) });
     },
-    { router: { interceptors: serverInterceptors }, transport: { interceptors: [clientMetrics()] } },
+    { router: { interceptors: serverInterceptors }, transport: { interceptors: [clientMetrics(), ...clientSpans()] } },
   );
   return inMemory;
 }

@@ -32,4 +32,5 @@ export { DEFAULT_PAGE_SIZE, decodePageToken, encodePageToken, pageSize } from ".
 export { projectRoot } from "./project-root.js";
 export { type Engine, interceptorsOf, kitInterceptors, type RunningServer, type ServeOptions, type ServiceEntry, serve, service } from "./serve.js";
 export { type CommonConfig, commonDefaults, type ServicePart, serveOptionsFrom, servePart, serviceEnv } from "./service-config.js";
+export { annotate, flushTracing, initTracing, inSpan, type TracingConfig, tracingConfig, tracingEnabled } from "./tracing.js";
 export { violations } from "./validate.js";

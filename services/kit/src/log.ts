@@ -1,6 +1,7 @@
 // Structured logs: pino, one JSON line per event, or one readable line with LOG_FORMAT=pretty.
 import { createRequire } from "node:module";
 import { type DestinationStream, type Logger, pino } from "pino";
+import { traceLogFields, tracingEnabled } from "./tracing.js";
 
 export type { Logger };
 
@@ -24,7 +25,8 @@ function loadPretty(): Pretty | undefined {
  */
 export function logger(service: string, source: Record<string, string | undefined> = process.env, destination?: DestinationStream): Logger {
   const level = source.LOG_LEVEL ?? "info";
-  const options = { level, base: { service }, redact: ["password", "card.number", "authorization"] };
+  // mixin: the current trace and span ids on every line logged during a traced call (none while tracing is off).
+  const options = { level, base: { service }, redact: ["password", "card.number", "authorization"], ...(tracingEnabled() ? { mixin: traceLogFields } : {}) };
   if (source.LOG_FORMAT === "pretty") {
     const pretty = loadPretty();
     if (pretty)

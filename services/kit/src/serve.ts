@@ -21,6 +21,8 @@ import { checkWorkloadCert, meshRefusalLog, workloadCertFiles } from "./mesh-sec
 import { bindXdsServer, createXdsServer } from "./mesh-server.js";
 import { MAX_RECEIVE_BYTES_DEFAULT, MAX_SEND_BYTES_DEFAULT } from "./message-limits.js";
 import { addReflection } from "./reflection.js";
+import { flushTracing } from "./tracing.js";
+import { serverSpans } from "./tracing-rpc.js";
 
 export type Engine = "grpc-js" | "connect-node";
 
@@ -117,9 +119,9 @@ export const SERVER_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.max_connection_age_grace_ms": 30_000,
 };
 
-/** What runs around every handler, outermost first: propagation, metrics and the log line, faults, validation. */
+/** What runs around every handler, outermost first: the trace span (when tracing is on), propagation, metrics and the log line, faults, validation. */
 export function kitInterceptors(log: Logger, faults?: Faults): Interceptor[] {
-  return [propagation(), observe(log), ...(faults ? [faults.interceptor()] : []), validation()];
+  return [...serverSpans(), propagation(), observe(log), ...(faults ? [faults.interceptor()] : []), validation()];
 }
 
 /**
@@ -289,6 +291,7 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
       }
       if (admin) await new Promise<void>((r) => admin.close(() => r()));
       await opts.onShutdown?.();
+      await flushTracing();
       log.info("stopped");
     })());
 

@@ -3,7 +3,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { FailureReason, type OrderSchema, type OrderService, OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
-import { currentUser, decodePageToken, detached, encodePageToken, forward, type Locks, money, pageSize } from "#kit";
+import { annotate, currentUser, decodePageToken, detached, encodePageToken, forward, type Locks, money, pageSize } from "#kit";
 import { DuplicateSkuError, IdempotencyKeyReusedError, NotYourOrderError, OrderNotFoundError } from "./errors.js";
 import { type OrderRecord, type OrderStore, orderIdFor, requestHashOf } from "./orders.js";
 import type { Saga } from "./saga.js";
@@ -30,6 +30,7 @@ export function orderService({ orders, saga, locks }: Deps): ServiceImpl<typeof 
       }
       const cardLast4 = card?.number.slice(-4) ?? "";
       const id = orderIdFor(user.id, idempotencyKey);
+      annotate({ "meshmart.order.id": id }); // `npm run trace -- <order id>` finds the trace by it
       const requestHash = requestHashOf(items, cardLast4);
       const lines = items.map(({ sku, quantity }) => ({ sku, quantity, name: "", unitPriceCents: 0 }));
       // One saga run per order at a time; a repeat waits for the first, then answers with its outcome. The lock

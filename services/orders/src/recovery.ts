@@ -1,7 +1,7 @@
 // The recovery loop: finishes or undoes orders left PENDING by a crash or an unreachable peer.
 // An order counts as stuck once it has not moved for `afterMs` — longer than any deadline the saga
 // uses, so no call of the original run can still be in flight.
-import { detached, type Locks, type Logger } from "#kit";
+import { detached, inSpan, type Locks, type Logger } from "#kit";
 import { ORDER_LOCK_TTL_MS } from "./order-service.js";
 import type { OrderStore } from "./orders.js";
 import type { Saga } from "./saga.js";
@@ -32,7 +32,10 @@ export function recoveryLoop({ orders, saga, locks, log, intervalMs, afterMs }: 
             const current = await orders.get(stuck._id);
             if (current?.state !== "PENDING") return current; // gone or finished meanwhile
             log.info({ orderId: current._id, step: current.step }, "recovering interrupted order");
-            return saga.recover(current, { call: () => detached(undefined), fresh: () => detached(undefined) });
+            // A trace of its own: the caller that opened the order is long gone.
+            return inSpan("orders recover", { "meshmart.order.id": current._id, "meshmart.saga.step": current.step }, () =>
+              saga.recover(current, { call: () => detached(undefined), fresh: () => detached(undefined) }),
+            );
           },
           { ttlMs: ORDER_LOCK_TTL_MS, waitMs: 1000 },
         );

@@ -15,7 +15,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
 import type { Card, PaymentService } from "#gen/meshmart/payment/v1/payment_pb.js";
 import { PaymentState } from "#gen/meshmart/payment/v1/payment_pb.js";
-import { errorReason, type Logger, money, toCents } from "#kit";
+import { annotate, errorReason, inSpan, type Logger, money, toCents } from "#kit";
 import type { FailureReasonName, OrderRecord, OrderStore, SagaStep } from "./orders.js";
 
 export interface SagaDeps {
@@ -63,6 +63,11 @@ function classify(err: unknown): Failure {
 
 export type Saga = ReturnType<typeof orderSaga>;
 
+/** Each saga step is a span (when tracing is on), so a PlaceOrder's trace reads as its steps. */
+function traced<T>(step: string, order: OrderRecord, fn: () => Promise<T>): Promise<T> {
+  return inSpan(`saga ${step}`, { "meshmart.order.id": order._id, "meshmart.saga.step": step }, fn);
+}
+
 export function orderSaga({ orders, catalog, payment, log, afterStep }: SagaDeps) {
   /** Records the step (with `fields`) in the database. */
   async function step(order: OrderRecord, next: SagaStep, fields: Partial<OrderRecord> = {}): Promise<OrderRecord> {
@@ -78,7 +83,8 @@ export function orderSaga({ orders, catalog, payment, log, afterStep }: SagaDeps
     return moved;
   }
 
-  async function reserve(order: OrderRecord, opts: CallOptions) {
+  const reserve = (order: OrderRecord, opts: CallOptions) => traced("reserve", order, () => reserveStep(order, opts));
+  async function reserveStep(order: OrderRecord, opts: CallOptions) {
     await afterStep?.("RESERVING", order);
     const { reservation } = await catalog.reserveStock({ reservationId: order._id, items: order.items.map(({ sku, quantity }) => ({ sku, quantity })) }, opts);
     const items = (reservation?.items ?? []).map((i) => ({
@@ -94,14 +100,16 @@ export function orderSaga({ orders, catalog, payment, log, afterStep }: SagaDeps
     });
   }
 
-  async function charge(order: OrderRecord, card: Card, opts: CallOptions) {
+  const charge = (order: OrderRecord, card: Card, opts: CallOptions) => traced("charge", order, () => chargeStep(order, card, opts));
+  async function chargeStep(order: OrderRecord, card: Card, opts: CallOptions) {
     // Written before the charge is sent, with what was reserved: the one write between the order's insert and DONE.
     if (order.step !== "CHARGING") order = await step(order, "CHARGING", { items: order.items, totalCents: order.totalCents, currency: order.currency });
     const res = await payment.charge({ idempotencyKey: order._id, orderId: order._id, amount: money(order.totalCents, order.currency), card }, opts);
     return pass(order, "CHARGED", { paymentId: res.payment?.paymentId ?? "" });
   }
 
-  async function commit(order: OrderRecord, opts: CallOptions) {
+  const commit = (order: OrderRecord, opts: CallOptions) => traced("commit", order, () => commitStep(order, opts));
+  async function commitStep(order: OrderRecord, opts: CallOptions) {
     await afterStep?.("COMMITTING", order);
     await catalog.commitReservation({ reservationId: order._id }, opts);
     return step(order, "DONE", { state: "CONFIRMED", paymentId: order.paymentId });
@@ -113,7 +121,9 @@ export function orderSaga({ orders, catalog, payment, log, afterStep }: SagaDeps
    * first: if catalog says the reservation was already committed, the sale happened, and the order is
    * confirmed rather than refunded.
    */
-  async function compensate(order: OrderRecord, reason: FailureReasonName, message: string, plan: CallPlan): Promise<OrderRecord> {
+  const compensate = (order: OrderRecord, reason: FailureReasonName, message: string, plan: CallPlan) =>
+    traced("compensate", order, () => compensateStep(order, reason, message, plan));
+  async function compensateStep(order: OrderRecord, reason: FailureReasonName, message: string, plan: CallPlan): Promise<OrderRecord> {
     order = await step(order, "COMPENSATING", { failureReason: order.failureReason ?? reason, failureMessage: order.failureMessage || message });
     try {
       const released = await catalog.releaseStock({ reservationId: order._id }, plan.fresh()).then(
@@ -155,6 +165,7 @@ export function orderSaga({ orders, catalog, payment, log, afterStep }: SagaDeps
 
   /** Cannot tell what happened: keep the order PENDING (with why) for the recovery loop, which asks once nothing is in flight. */
   async function leavePending(order: OrderRecord, why: Failure): Promise<OrderRecord> {
+    annotate({ "meshmart.order.left_pending": why.message });
     log.warn({ orderId: order._id, step: order.step, why: why.message }, "outcome unknown; order left PENDING for recovery");
     return orders.update(order._id, { failureReason: why.reason, failureMessage: why.message, ...(order.paymentId ? { paymentId: order.paymentId } : {}) });
   }

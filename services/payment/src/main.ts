@@ -1,5 +1,10 @@
 // payment: a simulated card processor with a ledger.
-import { main } from "#kit";
+import { initTracing, main } from "#kit";
 import { paymentConfig, startPayment } from "./server.js";
 
-main(() => startPayment(paymentConfig(), { signals: true }));
+// Tracing first: the database connection and the clients are made with it on or off.
+main(async () => {
+  const config = paymentConfig();
+  await initTracing("payment");
+  return startPayment(config, { signals: true });
+});
