@@ -39,6 +39,8 @@ RUN npm run build -- ${SERVICE}
 # an edited file; /app/main.ts imports the service's entry point so every service has the same command.
 FROM build AS dev
 ARG SERVICE
+# In a pod a service listens on the pod's address (probes, sidecar); started by hand it defaults to 127.0.0.1.
+ENV HOST=0.0.0.0
 RUN echo "import \"./services/${SERVICE}/src/main.ts\";" > main.ts && chown node:node main.ts
 USER node
 EXPOSE 50051 9090
@@ -51,6 +53,7 @@ RUN rm -rf /usr/local/lib/node_modules /usr/local/bin/npm /usr/local/bin/npx /us
       /usr/local/bin/yarn /usr/local/bin/yarnpkg /opt/yarn-*
 WORKDIR /app
 ENV NODE_ENV=production
+ENV HOST=0.0.0.0
 COPY --from=deps /app/node_modules ./node_modules
 # package.json: "type": "module" makes main.js an ES module.
 COPY package.json ./

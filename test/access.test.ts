@@ -131,7 +131,7 @@ describe("access", function () {
     aliceOrder = placed.order?.orderId ?? "";
     expect(placed.order?.userId).to.not.equal("");
     const err = await rejection(orders.getOrder({ orderId: aliceOrder }, { headers: { authorization: `Bearer ${bob}` } }));
-    expect(err.code).to.equal(Code.PermissionDenied);
+    expect(err.code).to.equal(Code.NotFound); // as for an unknown id: no existence leak
     const bobs = await orders.listOrders({}, { headers: { authorization: `Bearer ${bob}` } });
     expect(bobs.orders.map((o) => o.orderId)).to.not.include(aliceOrder);
     const alices = await orders.listOrders({}, { headers: { authorization: `Bearer ${alice}` } });

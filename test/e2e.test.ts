@@ -2,6 +2,7 @@
 // as separate processes (services mode) and as one process (monolith mode); the real grpcurl binary walks
 // register → login → products → orders against each.
 import { execFile } from "node:child_process";
+import { readdirSync } from "node:fs";
 import { expect } from "chai";
 import { type LocalStack, startLocalStack } from "../tools/load/local-stack.js";
 import { type Endpoints, UNITS } from "../tools/stack.js";
@@ -119,6 +120,30 @@ for (const mode of ["services", "monolith"] as const) {
       const result = JSON.parse(out.trim().split("\n").at(-1) ?? "{}");
       expect(result.state).to.equal("CONFIRMED");
       expect(result.stockAfter).to.equal(result.stockBefore - 1);
+    });
+
+    it("refuses a second `start.ts --fresh` on its data directory, deleting nothing, and keeps taking orders", async () => {
+      const files = readdirSync(stack.dataDir).sort();
+      // (With MONGODB_URI set the stack uses that server and its directory stays empty: the owner file still tells.)
+      if (!process.env.MONGODB_URI) expect(files.length, "the running database has files").to.be.greaterThan(0);
+      const second = await new Promise<{ code: number | null; stderr: string }>((resolve) =>
+        execFile(
+          process.execPath,
+          ["--import", "tsx", "tools/start.ts", "--fresh", "--ports", "auto", "--mode", mode, "--data-dir", stack.dataDir],
+          { timeout: 60_000 },
+          (err, _stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stderr }),
+        ),
+      );
+      expect(second.code).to.equal(1);
+      expect(second.stderr).to.contain(`the data directory ${stack.dataDir} is in use by pid`);
+      expect(second.stderr).to.contain("Nothing was deleted or started");
+      expect(readdirSync(stack.dataDir).sort()).to.deep.equal(files);
+      const { order } = await placeOrder({
+        idempotencyKey: "e2e-after-second-start",
+        items: [{ sku: "mug-blue", quantity: 1 }],
+        card: card("4242424242424242"),
+      });
+      expect(order.state).to.equal("ORDER_STATE_CONFIRMED");
     });
   });
 }

@@ -38,6 +38,11 @@ describe("experiment kill-payment (local stack, real processes)", function () {
     expect(report.consistency.filter((c) => !c.ok)).to.deep.equal([]);
     expect(Object.values(report.orderOutcomes).reduce((a, b) => a + b, 0)).to.equal(report.run.placedOrders.length);
     expect(report.checks.find((c) => c.check.startsWith("invariants"))?.ok).to.equal(true);
+    // Not held trivially: orders were confirmed, and every status-code check of the hypothesis held.
+    expect(report.orderOutcomes["ok CONFIRMED"] ?? 0).to.be.above(0);
+    const codeChecks = report.checks.filter((c) => c.check.startsWith("status codes"));
+    expect(codeChecks.length).to.be.above(0);
+    expect(codeChecks.filter((c) => !c.ok)).to.deep.equal([]);
     // The files say the same as the object.
     const json = JSON.parse(readFileSync(files?.json as string, "utf8"));
     expect(json.run.sent).to.equal(report.run.sent);

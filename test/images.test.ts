@@ -104,6 +104,8 @@ describe("images: the Dockerfile and the file sets it builds and runs", function
         "USER node",
       ).to.equal(true);
       const cs = copies(last);
+      // A pod listens on its own address; a service started by hand defaults to 127.0.0.1 (kit's HOST default).
+      for (const s of [last, stage(svc, "dev")]) expect(s.lines, `${s.name ?? "final"} stage sets HOST`).to.include("ENV HOST=0.0.0.0");
       expect(
         cs.filter((c) => c.src === "/app/node_modules").map((c) => c.from),
         "node_modules from the deps stage",

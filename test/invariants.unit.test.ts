@@ -23,7 +23,7 @@ function consistent(): DataSet {
     ],
     payments: [
       { _id: "pay_ok", orderId: "ord_ok", state: "APPROVED", amountCents: 2500 },
-      { _id: "pay_failed", orderId: "ord_failed", state: "REFUNDED", amountCents: 1250 },
+      { _id: "pay_failed", orderId: "ord_failed", state: "REFUNDED", amountCents: 1250, refundedCents: 1250 },
       { _id: "pay_declined", orderId: "ord_declined", state: "DECLINED", amountCents: 1250 },
     ],
     ledger: [
@@ -65,7 +65,7 @@ describe("invariants (unit, hand-built data sets)", () => {
   it("a CONFIRMED order whose ledger does not add up to its total fails confirmed-charged-once", () => {
     const d = consistent();
     d.ledger.push({ _id: "charge:again", kind: "CHARGE", orderId: "ord_ok", paymentId: "pay_ok", amountCents: 2500 });
-    expect(failing(d)).to.deep.equal(["confirmed-charged-once"]);
+    expect(failing(d)).to.deep.equal(["confirmed-charged-once", "ledger-matches-payments"]);
     expect(offending(d, "confirmed-charged-once")[0]).to.contain("nets 5000");
   });
 
@@ -87,8 +87,8 @@ describe("invariants (unit, hand-built data sets)", () => {
   it("a FAILED order left charged (refund missing) fails failed-not-charged", () => {
     const d = consistent();
     d.ledger = d.ledger.filter((e) => e.kind !== "REFUND");
-    expect(failing(d)).to.deep.equal(["failed-not-charged"]);
-    expect(offending(d, "failed-not-charged")).to.deep.equal(["ord_failed: ledger nets 1250"]);
+    expect(failing(d)).to.deep.equal(["failed-not-charged", "ledger-matches-payments"]); // the payment says refunded
+    expect(offending(d, "failed-not-charged")).to.deep.equal(["ord_failed: ledger nets 1250 USD"]);
   });
 
   it("a FAILED order still holding its stock fails failed-stock-released", () => {
@@ -118,7 +118,7 @@ describe("invariants (unit, hand-built data sets)", () => {
   it("money held for an order id orders does not know fails no-orphan-charges", () => {
     const d = consistent();
     d.ledger.push({ _id: "charge:ghost", kind: "CHARGE", orderId: "ord_ghost", paymentId: "pay_ghost", amountCents: 999 });
-    expect(failing(d)).to.deep.equal(["no-orphan-charges"]);
+    expect(failing(d)).to.deep.equal(["no-orphan-charges", "ledger-matches-payments"]); // no such payment either
     expect(offending(d, "no-orphan-charges")[0]).to.contain("ord_ghost");
   });
 
@@ -141,6 +141,37 @@ describe("invariants (unit, hand-built data sets)", () => {
   it("an order a client was answered with but that is not stored fails accepted-orders-exist", () => {
     expect(failing(consistent(), ["ord_ok", "ord_lost"])).to.deep.equal(["accepted-orders-exist"]);
     expect(offending(consistent(), "accepted-orders-exist", ["ord_lost"])).to.deep.equal(["ord_lost: answered to a client, not stored"]);
+  });
+
+  it("a payment without its CHARGE entry (a Charge interrupted between its two writes) fails ledger-matches-payments", () => {
+    const d = consistent();
+    d.ledger = d.ledger.filter((e) => e._id !== "charge:ord_failed");
+    expect(failing(d)).to.include("ledger-matches-payments");
+    expect(offending(d, "ledger-matches-payments")).to.deep.equal(["pay_failed: REFUNDED with 0 CHARGE entries"]);
+  });
+
+  it("a payment whose state or refunded amount does not follow from its REFUND entries fails ledger-matches-payments", () => {
+    const d = consistent();
+    d.payments[1].state = "PARTIALLY_REFUNDED";
+    expect(failing(d)).to.deep.equal(["ledger-matches-payments"]);
+    expect(offending(d, "ledger-matches-payments")).to.deep.equal(["pay_failed: PARTIALLY_REFUNDED, its entries say REFUNDED"]);
+    const behind = consistent();
+    behind.payments[1].refundedCents = 0; // a Refund interrupted after its entry, before the payment's update
+    expect(offending(behind, "ledger-matches-payments")).to.deep.equal(["pay_failed: REFUND entries add up to 1250, the payment says 0"]);
+  });
+
+  it("a declined payment with a ledger entry fails ledger-matches-payments", () => {
+    const d = consistent();
+    d.ledger.push({ _id: "charge:ord_declined", kind: "CHARGE", orderId: "ord_declined", paymentId: "pay_declined", amountCents: 1250 });
+    expect(failing(d)).to.include("ledger-matches-payments");
+    expect(offending(d, "ledger-matches-payments")).to.deep.equal(["pay_declined: declined, but 1 ledger entries"]);
+  });
+
+  it("never adds amounts in different currencies: a USD charge is not undone by a EUR refund", () => {
+    const d = consistent();
+    d.ledger.find((e) => e.kind === "REFUND")!.currency = "EUR";
+    expect(failing(d)).to.deep.equal(["failed-not-charged", "ledger-matches-payments"]);
+    expect(offending(d, "failed-not-charged")).to.deep.equal(["ord_failed: ledger nets 1250 USD + -1250 EUR"]);
   });
 
   it("lists at most 20 offending ids but counts them all", () => {

@@ -119,7 +119,7 @@ describe("the kit over the wire (catalog as the sample service)", () => {
           HOST: "127.0.0.1",
           VERSION: "v2",
           ENGINE: "connect-node",
-          GRACE_MS: "4000",
+          GRACE_MS: "20000",
         }),
       );
       try {
@@ -158,10 +158,11 @@ describe("the kit over the wire (catalog as the sample service)", () => {
           stop.abort();
           transport.close();
         }
-        // The cancelled stream let the server drain at once instead of waiting out its 4 s grace period.
+        // The cancelled stream let the server drain at once instead of waiting out its 20 s grace period
+        // (the margin is wide: a loaded machine takes seconds to close, never twenty).
         const started = Date.now();
         await other.shutdown();
-        expect(Date.now() - started).to.be.lessThan(2000);
+        expect(Date.now() - started).to.be.lessThan(10_000);
       } finally {
         await other?.shutdown();
         await dropDatabase(dbName2);
@@ -174,7 +175,7 @@ describe("the kit over the wire (catalog as the sample service)", () => {
       await client.getProduct({ sku: "mug-blue" }, { timeoutMs: 60_000 }); // warm the channel
       const before = timers();
       await Promise.all(Array.from({ length: 100 }, () => client.getProduct({ sku: "mug-blue" }, { timeoutMs: 60_000 })));
-      expect(timers() - before).to.be.lessThan(10); // one deadline timer per call would be ~100
+      expect(timers() - before).to.be.lessThan(50); // one deadline timer per call would be ~100 (margin for other work)
     });
 
     it("ends a call that outlives its deadline with DEADLINE_EXCEEDED", async () => {
@@ -345,7 +346,7 @@ describe("health watchers at shutdown", () => {
   it("see NOT_SERVING and are let go, so shutdown does not wait out its grace period", async () => {
     const dbName = uniqueDbName("kit_watch");
     const server = await startCatalog(
-      catalogConfig({ MONGODB_URI: testMongoUri(), DB_NAME: dbName, PORT: "0", ADMIN_PORT: "0", HOST: "127.0.0.1", GRACE_MS: "4000" }),
+      catalogConfig({ MONGODB_URI: testMongoUri(), DB_NAME: dbName, PORT: "0", ADMIN_PORT: "0", HOST: "127.0.0.1", GRACE_MS: "20000" }),
     );
     const transport = createGrpcTransport({ target: local(server), defaultTimeoutMs: 0 });
     try {
@@ -356,7 +357,7 @@ describe("health watchers at shutdown", () => {
       while (seen.length === 0) await new Promise((r) => setImmediate(r)); // first update: SERVING
       const started = Date.now();
       await server.shutdown();
-      expect(Date.now() - started).to.be.lessThan(2000);
+      expect(Date.now() - started).to.be.lessThan(10_000); // not the 20 s grace period (wide margin for a loaded machine)
       await watching;
       expect(seen).to.deep.equal([HealthCheckResponse_ServingStatus.SERVING, HealthCheckResponse_ServingStatus.NOT_SERVING]);
     } finally {

@@ -10,12 +10,15 @@ export interface OrderDoc {
   state: string; // PENDING | CONFIRMED | FAILED
   step?: string;
   totalCents?: number;
+  currency?: string; // USD when unset (the store's default)
 }
 export interface PaymentDoc {
   _id: string;
   orderId: string;
   state: string; // APPROVED | DECLINED | PARTIALLY_REFUNDED | REFUNDED
   amountCents: number;
+  currency?: string;
+  refundedCents?: number;
 }
 export interface LedgerDoc {
   _id: string;
@@ -23,6 +26,7 @@ export interface LedgerDoc {
   orderId: string;
   paymentId: string;
   amountCents: number;
+  currency?: string;
 }
 export interface ReservationDoc {
   _id: string; // the order id
@@ -64,6 +68,8 @@ export const INVARIANTS = {
   "no-orphan-charges": "no money is held for an order id that orders does not know",
   "stock-conserved": "for every SKU: stock + committed + reserved = the seeded stock",
   "accepted-orders-exist": "every order a client was told about exists in orders' database (none lost)",
+  "ledger-matches-payments":
+    "every payment has exactly its ledger entries (one CHARGE of its amount and currency unless declined; REFUNDs adding up to its refunded amount, its state following from them) and no entry lacks its payment",
 } as const;
 export type InvariantName = keyof typeof INVARIANTS;
 
@@ -71,8 +77,18 @@ const MAX_OFFENDING = 20;
 
 /** Runs every check over `data`. `accepted`: order ids clients were answered with (from a load run), to find lost orders. */
 export function checkInvariants(data: DataSet, opts: { accepted?: string[] } = {}): InvariantResult[] {
-  const netByOrder = new Map<string, number>();
-  for (const e of data.ledger) netByOrder.set(e.orderId, (netByOrder.get(e.orderId) ?? 0) + (e.kind === "CHARGE" ? e.amountCents : -e.amountCents));
+  // Net held per order and currency: amounts in different currencies are never added up.
+  const USD = "USD";
+  const netByOrder = new Map<string, Map<string, number>>();
+  for (const e of data.ledger) {
+    const nets = netByOrder.get(e.orderId) ?? new Map<string, number>();
+    const c = e.currency ?? USD;
+    nets.set(c, (nets.get(c) ?? 0) + (e.kind === "CHARGE" ? e.amountCents : -e.amountCents));
+    netByOrder.set(e.orderId, nets);
+  }
+  const netOf = (orderId: string, currency: string) => netByOrder.get(orderId)?.get(currency) ?? 0;
+  const heldOf = (orderId: string) => [...(netByOrder.get(orderId) ?? [])].filter(([, n]) => n !== 0);
+  const show = (held: [string, number][]) => held.map(([c, n]) => `${n} ${c}`).join(" + ");
   const paymentsByOrder = new Map<string, PaymentDoc[]>();
   for (const p of data.payments) paymentsByOrder.set(p.orderId, [...(paymentsByOrder.get(p.orderId) ?? []), p]);
   const reservation = new Map(data.reservations.map((r) => [r._id, r]));
@@ -92,10 +108,13 @@ export function checkInvariants(data: DataSet, opts: { accepted?: string[] } = {
 
   const chargedOnce = confirmed.flatMap((o) => {
     const approved = (paymentsByOrder.get(o._id) ?? []).filter((p) => p.state === "APPROVED");
-    const net = netByOrder.get(o._id) ?? 0;
+    const currency = o.currency ?? USD;
+    const net = netOf(o._id, currency);
+    const elsewhere = heldOf(o._id).filter(([c]) => c !== currency);
     if (approved.length !== 1) return [`${o._id}: ${approved.length} approved payments`];
-    if (o.totalCents !== undefined && net !== o.totalCents) return [`${o._id}: ledger nets ${net}, order total ${o.totalCents}`];
-    if (net <= 0) return [`${o._id}: ledger nets ${net}`];
+    if (o.totalCents !== undefined && net !== o.totalCents) return [`${o._id}: ledger nets ${net} ${currency}, order total ${o.totalCents}`];
+    if (net <= 0) return [`${o._id}: ledger nets ${net} ${currency}`];
+    if (elsewhere.length > 0) return [`${o._id}: also holds ${show(elsewhere)}`];
     return [];
   });
   const committed = confirmed.flatMap((o) => {
@@ -103,8 +122,8 @@ export function checkInvariants(data: DataSet, opts: { accepted?: string[] } = {
     return r?.state === "COMMITTED" ? [] : [`${o._id}: reservation ${r?.state ?? "missing"}`];
   });
   const failedUncharged = failed.flatMap((o) => {
-    const net = netByOrder.get(o._id) ?? 0;
-    return net === 0 ? [] : [`${o._id}: ledger nets ${net}`];
+    const held = heldOf(o._id);
+    return held.length === 0 ? [] : [`${o._id}: ledger nets ${show(held)}`];
   });
   const released = failed.flatMap((o) => {
     const r = reservation.get(o._id);
@@ -113,7 +132,33 @@ export function checkInvariants(data: DataSet, opts: { accepted?: string[] } = {
     return [];
   });
   const pending = data.orders.filter((o) => o.state === "PENDING").map((o) => `${o._id}: PENDING at ${o.step ?? "?"}`);
-  const orphans = [...netByOrder].filter(([id, net]) => net !== 0 && !orderIds.has(id)).map(([id, net]) => `${id}: ${net} cents held, no such order`);
+  const orphans = [...netByOrder.keys()]
+    .filter((id) => heldOf(id).length > 0 && !orderIds.has(id))
+    .map((id) => `${id}: ${show(heldOf(id))} cents held, no such order`);
+
+  // The ledger against the payments, entry by entry.
+  const entriesByPayment = new Map<string, LedgerDoc[]>();
+  for (const e of data.ledger) entriesByPayment.set(e.paymentId, [...(entriesByPayment.get(e.paymentId) ?? []), e]);
+  const paymentIds = new Set(data.payments.map((p) => p._id));
+  const ledgerMismatch = [
+    ...data.payments.flatMap((p) => {
+      const mine = entriesByPayment.get(p._id) ?? [];
+      const charges = mine.filter((e) => e.kind === "CHARGE");
+      const refunded = mine.filter((e) => e.kind === "REFUND").reduce((s, e) => s + e.amountCents, 0);
+      const currency = p.currency ?? USD;
+      if (p.state === "DECLINED") return mine.length === 0 ? [] : [`${p._id}: declined, but ${mine.length} ledger entries`];
+      if (charges.length !== 1) return [`${p._id}: ${p.state} with ${charges.length} CHARGE entries`];
+      const [c] = charges;
+      if (c.amountCents !== p.amountCents || (c.currency ?? USD) !== currency || c.orderId !== p.orderId)
+        return [`${p._id}: CHARGE entry ${c.amountCents} ${c.currency ?? USD} for ${c.orderId}, payment ${p.amountCents} ${currency} for ${p.orderId}`];
+      if (mine.some((e) => (e.currency ?? USD) !== currency)) return [`${p._id}: an entry in another currency than ${currency}`];
+      if (refunded > p.amountCents) return [`${p._id}: refunded ${refunded} of ${p.amountCents}`];
+      if (refunded !== (p.refundedCents ?? 0)) return [`${p._id}: REFUND entries add up to ${refunded}, the payment says ${p.refundedCents ?? 0}`];
+      const state = refunded === 0 ? "APPROVED" : refunded < p.amountCents ? "PARTIALLY_REFUNDED" : "REFUNDED";
+      return p.state === state ? [] : [`${p._id}: ${p.state}, its entries say ${state}`];
+    }),
+    ...data.ledger.filter((e) => !paymentIds.has(e.paymentId)).map((e) => `${e._id}: entry for payment ${e.paymentId}, which does not exist`),
+  ];
 
   const committedQty = new Map<string, number>();
   const reservedQty = new Map<string, number>();
@@ -154,6 +199,7 @@ export function checkInvariants(data: DataSet, opts: { accepted?: string[] } = {
     result("no-orphan-charges", netByOrder.size, orphans),
     result("stock-conserved", skus.size, conserved),
     result("accepted-orders-exist", new Set(accepted).size, lost),
+    result("ledger-matches-payments", data.payments.length + data.ledger.length, ledgerMismatch),
   ];
 }
 
@@ -214,7 +260,7 @@ export async function waitForNoPending(
 
 export interface InvariantReport {
   ok: boolean;
-  /** How long the data took to settle (no PENDING order) after the load stopped. */
+  /** How long the data took to settle (no PENDING order, the ledger reconciled) after the load stopped. */
   settleMs: number;
   counts: { orders: number; confirmed: number; failed: number; pending: number; payments: number; ledgerEntries: number };
   results: InvariantResult[];
@@ -225,13 +271,23 @@ export async function checkDataSet(
   mongoUri: string,
   opts: { settleTimeoutMs: number; accepted?: string[]; dbNames?: typeof DB_NAMES },
 ): Promise<InvariantReport> {
+  const started = Date.now();
   const settled = await waitForNoPending(mongoUri, { timeoutMs: opts.settleTimeoutMs, dbName: opts.dbNames?.orders });
-  const data = await readDataSet(mongoUri, opts.dbNames);
-  const results = checkInvariants(data, { accepted: opts.accepted });
+  // The ledger settles too: payment's reconcile pass writes what an interrupted call left out (bounded wait).
+  let data = await readDataSet(mongoUri, opts.dbNames);
+  let results = checkInvariants(data, { accepted: opts.accepted });
+  let settleMs = settled.waitedMs;
+  const ledgerOk = () => results.find((r) => r.name === "ledger-matches-payments")?.ok !== false;
+  while (!ledgerOk() && Date.now() - started < opts.settleTimeoutMs) {
+    await new Promise((r) => setTimeout(r, 500));
+    settleMs = Date.now() - started;
+    data = await readDataSet(mongoUri, opts.dbNames);
+    results = checkInvariants(data, { accepted: opts.accepted });
+  }
   const by = (s: string) => data.orders.filter((o) => o.state === s).length;
   return {
     ok: results.every((r) => r.ok),
-    settleMs: settled.waitedMs,
+    settleMs,
     counts: {
       orders: data.orders.length,
       confirmed: by("CONFIRMED"),

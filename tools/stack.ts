@@ -272,6 +272,11 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         base.RECOVERY_AFTER_MS = String(opts.recovery.afterMs);
       }
     }
+    if (u === "payment" && opts.recovery) {
+      // The ledger's reconcile on the same short clock as orders' recovery (a full scan: not every 500 ms).
+      base.RECONCILE_INTERVAL_MS = String(Math.max(opts.recovery.intervalMs, 1000));
+      base.RECONCILE_AFTER_MS = String(opts.recovery.afterMs);
+    }
     return { ...base, ...opts.env?.[u] };
   };
 

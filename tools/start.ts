@@ -19,15 +19,16 @@
 //   OTEL_EXPORTER_OTLP_ENDPOINT sends them to a collector as well.
 import { execFileSync } from "node:child_process";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import type { RunningServer } from "../services/kit/src/index.js";
 import { type DevDb, freePort, ROOT, startDevDb } from "./devdb.js";
+import { claim, inUse, ownerFile, refusal } from "./in-use.js";
 import { writeLocalMeshInfo } from "./kube/local.js";
 import { ensureMeshTools } from "./mesh/istiod.js";
 import { startMonolith } from "./monolith.js";
 import { formatReadyLine } from "./ready-line.js";
-import { type Endpoints, type Stack, startStack, UNITS } from "./stack.js";
+import { DEFAULT_PORTS, type Endpoints, type Stack, startStack, UNITS } from "./stack.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -48,6 +49,8 @@ let stack: Stack | undefined;
 let db: DevDb | undefined;
 let monolith: RunningServer | undefined;
 let stopping = false;
+let release: () => void = () => undefined;
+process.on("exit", () => release());
 
 async function stopAll(code: number): Promise<never> {
   if (stopping) return new Promise<never>(() => undefined);
@@ -56,6 +59,7 @@ async function stopAll(code: number): Promise<never> {
   await stack?.stop();
   await monolith?.shutdown();
   await db?.stop();
+  release();
   process.exit(code);
 }
 process.on("SIGINT", () => void stopAll(0));
@@ -63,6 +67,13 @@ process.on("SIGTERM", () => void stopAll(0));
 
 async function main() {
   if (args.ports !== "auto" && args.ports !== "default") throw new Error(`--ports must be auto or default, got "${args.ports}"`);
+  // Before anything is deleted or opened: is a stack already running on this data directory or these ports?
+  const ownDb = !process.env.MONGODB_URI;
+  const fixed = args.mode === "monolith" ? [50050, 9090] : Object.values(DEFAULT_PORTS).flat();
+  const why = refusal(args["data-dir"], await inUse(args["data-dir"], auto ? [] : [...fixed, ...(ownDb ? [27017] : [])]));
+  if (why) throw new Error(why);
+  mkdirSync(dirname(ownerFile(args["data-dir"])), { recursive: true });
+  release = claim(args["data-dir"]);
   if (args.fresh) rmSync(args["data-dir"], { recursive: true, force: true });
   if (args.mode === "monolith") {
     let mongoUri = process.env.MONGODB_URI;

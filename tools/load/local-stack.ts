@@ -28,6 +28,8 @@ export interface LocalStack {
   ready: Ready;
   targets: LoadTargets;
   process: ServiceProcess;
+  /** The stack's own data directory (removed by stop()). */
+  dataDir: string;
   /**
    * Ctrl-C to the stack (it stops its services and database), then removes the data directory. A stack
    * still up after `graceMs` (default 30 s) is killed, processes and all; `forced` then says so. `code` is
@@ -118,7 +120,7 @@ export async function startLocalStack(mode: Mode, o: { env?: Record<string, stri
         reject(new Error(`the ${mode} stack exited (${code}) before it was ready:\n${proc.output().slice(-3000)}`));
       });
     });
-    return { mode, ready, targets: targetsOf(ready), process: proc, stop };
+    return { mode, ready, targets: targetsOf(ready), process: proc, dataDir, stop };
   } catch (err) {
     await stop();
     throw err;

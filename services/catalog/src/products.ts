@@ -100,13 +100,19 @@ export function productStore(db: Connection) {
      */
     settle: async (sku: string, holder: string) => (await Product.updateOne({ _id: sku }, { $pull: { holds: holder } })).modifiedCount === 1,
 
-    /** Inserts the seed products that are missing; existing ones (and their stock) are left alone. */
+    /**
+     * Inserts the seed products that are missing; existing ones are never written. Insert-only, because an
+     * upsert that matches is a write: mongoose adds `$set: {updatedAt}` and FerretDB v1 writes the whole
+     * document back, so a catalog starting up next to a serving one undid reservations made meanwhile.
+     */
     seed: async (products: SeedProduct[]) => {
+      const present = new Set((await Product.find({ _id: { $in: products.map((p) => p.sku) } }, { _id: 1 }).lean()).map((p) => p._id));
       let inserted = 0;
       for (const { sku, ...rest } of products) {
+        if (present.has(sku)) continue;
         try {
-          const r = await Product.updateOne({ _id: sku }, { $setOnInsert: { ...rest, holds: [] } }, { upsert: true });
-          inserted += r.upsertedCount;
+          await Product.create({ _id: sku, ...rest, holds: [] });
+          inserted++;
         } catch (err) {
           if ((err as { code?: number }).code !== 11000) throw err; // v1 and v2 seeding at once: the other one won
         }

@@ -154,9 +154,14 @@ describe("identity", () => {
         await rejection(identity.login({ email, password: "not-it-42" }));
         return performance.now() - start;
       };
-      const median = (xs: number[]) => xs.sort((a, b) => a - b)[1];
-      const wrong = median([await time("linus@example.com"), await time("linus@example.com"), await time("linus@example.com")]);
-      const unknown = median([await time("nobody@example.com"), await time("nobody@example.com"), await time("nobody@example.com")]);
+      // The fastest of 5 each: on a shared machine a timing only gets slower, so the minimum is the fair one.
+      const fastest = async (email: string) => {
+        let best = Number.POSITIVE_INFINITY;
+        for (let i = 0; i < 5; i++) best = Math.min(best, await time(email));
+        return best;
+      };
+      const wrong = await fastest("linus@example.com");
+      const unknown = await fastest("nobody@example.com");
       expect(unknown).to.be.greaterThan(wrong * 0.3); // both run one scrypt; without the dummy verify, unknown is ~10x faster
     });
   });

@@ -35,11 +35,16 @@ export interface GrpcTransportOptions {
  * Client channel defaults: keepalive pings find dead connections behind proxies and NATs; message limits
  * mirror the servers' (send what a server accepts, receive what a server may send — see serve.ts), so an
  * oversized message fails fast at the caller with RESOURCE_EXHAUSTED instead of crossing the network.
+ * Reconnect backoff bounded to 1 s: grpc-js grows it up to 120 s by default, and while it waits every call
+ * fails at once, so a peer back after a long outage went unnoticed for up to two minutes. A retry a second
+ * against a peer that is down costs a refused connection on loopback or one SYN in a cluster.
  */
 export const CLIENT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.keepalive_time_ms": 30_000,
   "grpc.keepalive_timeout_ms": 10_000,
   "grpc.keepalive_permit_without_calls": 0,
+  "grpc.initial_reconnect_backoff_ms": 250,
+  "grpc.max_reconnect_backoff_ms": 1000,
   "grpc.max_send_message_length": MAX_RECEIVE_BYTES_DEFAULT,
   "grpc.max_receive_message_length": MAX_SEND_BYTES_DEFAULT,
 };

@@ -28,6 +28,8 @@ export interface LockOptions {
 
 export type Locks = ReturnType<typeof lockTable>;
 
+const lostLease = (key: string) => new ConnectError(`lost the lease on "${key}" while working (it ran out and was taken); retry`, Code.Aborted);
+
 export function lockTable(db: Connection, collection = "locks") {
   // The driver's collection, not a mongoose model: a lock is taken and dropped for every guarded step, and a
   // model would build, validate and cast a document each time for three plain fields.
@@ -54,24 +56,55 @@ export function lockTable(db: Connection, collection = "locks") {
     }
   }
 
-  /** Runs `fn` while holding `key`; callers for the same key run one after another. */
-  async function withLock<T>(key: string, fn: () => Promise<T>, opts: LockOptions = {}): Promise<T> {
+  /**
+   * Runs `fn` while holding `key`; callers for the same key run one after another. `fn` gets a signal that
+   * aborts when the lease is lost (a renewal found the lock no longer ours: it ran out while this process
+   * stalled and another holder took it); withLock then rejects with ABORTED even if `fn` finished, since
+   * another holder may have interleaved, and the caller retries (every guarded step is idempotent).
+   */
+  async function withLock<T>(key: string, fn: (lease: AbortSignal) => Promise<T>, opts: LockOptions = {}): Promise<T> {
     const prev = queues.get(key) ?? Promise.resolve();
     const run = prev
       .catch(() => undefined)
       .then(async () => {
         const ttlMs = opts.ttlMs ?? 5_000;
         const owner = await acquire(key, ttlMs, opts.waitMs ?? 5_000, opts.signal);
-        // Renew while working, so the lease only runs out when this process is gone.
-        const renew = setInterval(() => {
-          Lock.updateOne({ _id: key, owner }, { $set: { expiresAt: new Date(Date.now() + ttlMs) } }).catch(() => undefined);
-        }, ttlMs / 3);
+        const lease = new AbortController();
+        // Renew while working, so the lease only runs out when this process is gone. One renewal at a time,
+        // and release waits for the one in flight: FerretDB applies an update as read-modify-write, so a
+        // renewal still running when the lock is deleted would write our lock back over the next holder's.
+        let done = false;
+        let timer: NodeJS.Timeout | undefined;
+        let renewing: Promise<void> = Promise.resolve();
+        const renewLater = () => {
+          if (done) return;
+          timer = setTimeout(() => {
+            renewing = Lock.updateOne({ _id: key, owner }, { $set: { expiresAt: new Date(Date.now() + ttlMs) } }).then(
+              (r) => {
+                if (r.matchedCount === 0) lease.abort(lostLease(key));
+                else renewLater();
+              },
+              () => renewLater(), // a database hiccup: the lease still runs for a while; try again
+            );
+          }, ttlMs / 3);
+        };
+        renewLater();
+        let result: T;
         try {
-          return await fn();
+          result = await fn(lease.signal);
         } finally {
-          clearInterval(renew);
-          await Lock.deleteOne({ _id: key, owner }).catch(() => undefined);
+          done = true;
+          clearTimeout(timer);
+          await renewing;
+          // A lost lease is someone else's lock now: never delete it. Finding ours gone at release also
+          // means it was lost (taken over after the last renewal).
+          if (!lease.signal.aborted) {
+            const released = await Lock.deleteOne({ _id: key, owner }).catch(() => undefined);
+            if (released?.deletedCount === 0) lease.abort(lostLease(key));
+          }
         }
+        lease.signal.throwIfAborted();
+        return result;
       });
     queues.set(key, run);
     try {
@@ -81,11 +114,12 @@ export function lockTable(db: Connection, collection = "locks") {
     }
   }
 
-  /** Holds every key (sorted, so two callers never wait on each other in a cycle). */
-  async function withLocks<T>(keys: string[], fn: () => Promise<T>, opts: LockOptions = {}): Promise<T> {
+  /** Holds every key (sorted, so two callers never wait on each other in a cycle); `fn`'s signal aborts when any lease is lost. */
+  async function withLocks<T>(keys: string[], fn: (lease: AbortSignal) => Promise<T>, opts: LockOptions = {}): Promise<T> {
     const sorted = [...new Set(keys)].sort();
-    const step = (i: number): Promise<T> => (i === sorted.length ? fn() : withLock(sorted[i], () => step(i + 1), opts));
-    return step(0);
+    const step = (i: number, leases: AbortSignal[]): Promise<T> =>
+      i === sorted.length ? fn(AbortSignal.any(leases)) : withLock(sorted[i], (lease) => step(i + 1, [...leases, lease]), opts);
+    return step(0, []);
   }
 
   return { withLock, withLocks };

@@ -8,7 +8,9 @@ import { type RunningServer, type ServeOptions, type ServiceEntry, serve } from 
 
 /** Env defaults common to every service; spread into the service's own defaults. */
 export const commonDefaults = {
-  HOST: "0.0.0.0",
+  /** Loopback unless set: a service started by hand is not reachable from the network (internal RPCs have no
+   *  caller check in code; the mesh's AuthorizationPolicy guards them). The images set HOST=0.0.0.0. */
+  HOST: "127.0.0.1",
   MONGODB_URI: "mongodb://127.0.0.1:27017",
   ENGINE: oneOf(["grpc-js", "connect-node"], "grpc-js"),
   GRACE_MS: 10_000,

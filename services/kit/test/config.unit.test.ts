@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { ConfigError, env, oneOf } from "#kit";
+import { ConfigError, commonDefaults, env, oneOf, serviceEnv } from "#kit";
 import { faultsFromEnv } from "../src/faults.js";
 
 describe("env", () => {
@@ -25,6 +25,15 @@ describe("env", () => {
         .that.contains(variable);
     });
   }
+});
+
+describe("serviceEnv", () => {
+  const defaults = { ...commonDefaults, PORT: 50052, ADMIN_PORT: 9092 };
+
+  it("listens on loopback unless HOST is set (the images set 0.0.0.0)", () => {
+    expect(serviceEnv(defaults, {}).HOST).to.equal("127.0.0.1");
+    expect(serviceEnv(defaults, { HOST: "0.0.0.0" }).HOST).to.equal("0.0.0.0");
+  });
 });
 
 describe("faultsFromEnv", () => {

@@ -1,5 +1,6 @@
 // Lease locks across processes (two connections stand in for two processes: the in-process queue does not
 // help them), against the real embedded database.
+import { Code, ConnectError } from "@connectrpc/connect";
 import { expect } from "chai";
 import mongoose, { type Connection } from "mongoose";
 import { lockTable } from "#kit";
@@ -29,13 +30,13 @@ describe("lease locks", () => {
       async () => {
         events.push("a in");
         aIn();
-        await new Promise((r) => setTimeout(r, 900)); // three lease lengths: only renewal keeps it
+        await new Promise((r) => setTimeout(r, 4000)); // two lease lengths: only renewal keeps it
         events.push("a out");
       },
-      { ttlMs: 300 },
+      { ttlMs: 2000 }, // renewed every ~670 ms: room for a slow renewal on a loaded machine
     );
     await aHasIt; // a holds the lock before b asks (a fixed pause was not enough on a busy machine)
-    const waiter = lockTable(b).withLock("k1", async () => events.push("b in"), { ttlMs: 300, waitMs: 5000 });
+    const waiter = lockTable(b).withLock("k1", async () => events.push("b in"), { ttlMs: 2000, waitMs: 20_000 });
     await Promise.all([holder, waiter]);
     expect(events).to.deep.equal(["a in", "a out", "b in"]);
   });
@@ -75,5 +76,61 @@ describe("lease locks", () => {
       .withLock("k3", async () => "never", { waitMs: 200 })
       .catch((e) => e);
     expect(String(err)).to.match(/busy/);
+  });
+  it("releases only after a renewal in flight has landed (else it could write the lock back over the next holder's)", async () => {
+    // FerretDB applies the renewal as read-modify-write: one still running when the lock is deleted can put
+    // the old owner's document back after the next holder inserted its own (seen 5 times in 200 handovers).
+    // The renewal is held back here so that it is surely in flight when the holder finishes.
+    const coll = a.collection("locks");
+    const events: string[] = [];
+    const { updateOne, deleteOne } = coll;
+    let renewalSent: () => void = () => undefined;
+    const sent = new Promise<void>((r) => (renewalSent = r));
+    coll.updateOne = async function (this: typeof coll, ...args: Parameters<typeof updateOne>) {
+      events.push("renewal sent");
+      renewalSent();
+      await new Promise((r) => setTimeout(r, 300));
+      const result = await updateOne.apply(this, args);
+      events.push("renewal landed");
+      return result;
+    } as typeof updateOne;
+    coll.deleteOne = async function (this: typeof coll, ...args: Parameters<typeof deleteOne>) {
+      events.push("released");
+      return deleteOne.apply(this, args);
+    } as typeof deleteOne;
+    try {
+      await lockTable(a).withLock("k5", () => sent, { ttlMs: 150 });
+    } finally {
+      coll.updateOne = updateOne;
+      coll.deleteOne = deleteOne;
+    }
+    expect(events).to.deep.equal(["renewal sent", "renewal landed", "released"]);
+    expect(await coll.findOne({ _id: "k5" as never })).to.equal(null);
+  });
+
+  it("aborts a holder whose lease was taken over, and leaves the new holder's lock alone", async () => {
+    const coll = a.collection("locks");
+    let sawAbort = false;
+    const outcome = await lockTable(a)
+      .withLock(
+        "k6",
+        async (lease) => {
+          // As if this process stalled past its lease: it expired and another process took the lock.
+          await coll.deleteOne({ _id: "k6" as never });
+          await coll.insertOne({ _id: "k6" as never, owner: "next-holder", expiresAt: new Date(Date.now() + 60_000) });
+          // The next renewal (every ttl/3) finds the lock no longer ours; 10 s is only the limit of the wait.
+          await new Promise((r) => {
+            lease.addEventListener("abort", r);
+            setTimeout(r, 10_000).unref();
+          });
+          sawAbort = lease.aborted;
+          return "finished";
+        },
+        { ttlMs: 150 },
+      )
+      .catch((e) => e);
+    expect(sawAbort, "the holder's signal aborted").to.equal(true);
+    expect(ConnectError.from(outcome).code).to.equal(Code.Aborted);
+    expect((await coll.findOne({ _id: "k6" as never }))?.owner).to.equal("next-holder");
   });
 });

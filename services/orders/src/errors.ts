@@ -8,12 +8,6 @@ export class OrderNotFoundError extends DomainError {
   }
 }
 
-export class NotYourOrderError extends DomainError {
-  constructor(orderId: string) {
-    super(Code.PermissionDenied, "NOT_YOUR_ORDER", `order "${orderId}" belongs to another user`, { order_id: orderId });
-  }
-}
-
 export class IdempotencyKeyReusedError extends DomainError {
   constructor(key: string) {
     super(Code.AlreadyExists, "IDEMPOTENCY_KEY_REUSED", `idempotency key "${key}" was used for a different order`, { idempotency_key: key });

@@ -4,7 +4,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { FailureReason, type OrderSchema, type OrderService, OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
 import { annotate, currentUser, decodePageToken, detached, encodePageToken, forward, type Locks, money, pageSize } from "#kit";
-import { DuplicateSkuError, IdempotencyKeyReusedError, NotYourOrderError, OrderNotFoundError } from "./errors.js";
+import { DuplicateSkuError, IdempotencyKeyReusedError, OrderNotFoundError } from "./errors.js";
 import { type OrderRecord, type OrderStore, orderIdFor, requestHashOf } from "./orders.js";
 import type { Saga } from "./saga.js";
 
@@ -53,8 +53,8 @@ export function orderService({ orders, saga, locks }: Deps): ServiceImpl<typeof 
     async getOrder({ orderId }, ctx) {
       const user = currentUser(ctx);
       const order = await orders.get(orderId);
-      if (!order) throw new OrderNotFoundError(orderId);
-      if (order.userId !== user.id) throw new NotYourOrderError(orderId);
+      // Another user's order gets the very answer an unknown id gets: saying "not yours" would confirm it exists.
+      if (!order || order.userId !== user.id) throw new OrderNotFoundError(orderId);
       return { order: toProto(order) };
     },
 

@@ -31,7 +31,13 @@ export function recoveryLoop({ orders, saga, locks, log, intervalMs, afterMs }: 
           async () => {
             const current = await orders.get(stuck._id);
             if (current?.state !== "PENDING") return current; // gone or finished meanwhile
-            log.info({ orderId: current._id, step: current.step }, "recovering interrupted order");
+            // Still quiet? The lock may have been held (and waited for) by a PlaceOrder retry that ran the saga
+            // again and left the order PENDING with a Charge still being written: acting on the old snapshot
+            // would fail the order and release its stock while the charge lands, never to be refunded. Any
+            // write moves updatedAt, and the order counts as stuck again only `afterMs` after that.
+            if (current.updatedAt.getTime() !== stuck.updatedAt.getTime()) return current;
+            // warn: an interrupted saga is worth seeing at the default test/experiment log level.
+            log.warn({ orderId: current._id, step: current.step }, "recovering interrupted order");
             // A trace of its own: the caller that opened the order is long gone.
             return inSpan("orders recover", { "meshmart.order.id": current._id, "meshmart.saga.step": current.step }, () =>
               saga.recover(current, { call: () => detached(undefined), fresh: () => detached(undefined) }),

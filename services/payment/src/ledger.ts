@@ -42,8 +42,8 @@ export const chargeEntryId = (key: string) => `charge:${key}`;
 export const refundEntryId = (key: string) => `refund:${key}`;
 
 export interface LedgerTotals {
-  chargedCents: number;
-  refundedCents: number;
+  /** Per currency: amounts in different currencies are never added up. */
+  byCurrency: Record<string, { chargedCents: number; refundedCents: number }>;
   entries: LedgerEntry[];
 }
 
@@ -70,10 +70,20 @@ export function ledgerBook(db: Connection) {
     /** Cents refunded so far on a payment: the ledger is the truth, the payment's refundedCents a copy. */
     refunded: async (paymentId: string) => sum(await Ledger.find({ paymentId, kind: "REFUND" }).lean<LedgerEntry[]>(), "REFUND"),
 
-    /** Read-only audit of one order: what was charged and refunded, and every entry, oldest first. */
+    /** Read-only audit of one order: what was charged and refunded per currency, and every entry, oldest first. */
     async totals(orderId: string): Promise<LedgerTotals> {
       const entries = await Ledger.find({ orderId }).sort({ createdAt: 1, _id: 1 }).lean<LedgerEntry[]>();
-      return { chargedCents: sum(entries, "CHARGE"), refundedCents: sum(entries, "REFUND"), entries };
+      const currencies = [...new Set(entries.map((e) => e.currency))].sort();
+      const byCurrency = Object.fromEntries(
+        currencies.map((c) => {
+          const mine = entries.filter((e) => e.currency === c);
+          return [c, { chargedCents: sum(mine, "CHARGE"), refundedCents: sum(mine, "REFUND") }];
+        }),
+      );
+      return { byCurrency, entries };
     },
+
+    /** Every entry's identity and amount (no reasons or hashes), for the reconcile pass. */
+    all: () => Ledger.find({}, { _id: 1, kind: 1, paymentId: 1, amountCents: 1 }).lean<Pick<LedgerEntry, "_id" | "kind" | "paymentId" | "amountCents">[]>(),
   };
 }

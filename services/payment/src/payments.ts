@@ -164,6 +164,47 @@ export function paymentStore(db: Connection, locks: Locks, now: () => Date = () 
       return p;
     },
 
+    /**
+     * Writes what interrupted calls left out, for payments created before `before` (older than any Charge
+     * still running): the CHARGE entry of a payment stored without one (a crash between the two inserts;
+     * orders' recovery then finds the payment through ListPayments and never repeats the Charge), and a
+     * payment's refunded amount and state when they lag its REFUND entries (a crash between the entry and
+     * the payment's update). Returns what it found missing.
+     */
+    async reconcile(before: Date): Promise<{ chargeEntries: number; refundsSettled: number }> {
+      const [payments, entries] = await Promise.all([
+        Payment.find({ state: { $ne: "DECLINED" }, createdAt: { $lt: before } }).lean<PaymentRecord[]>(),
+        ledger.all(),
+      ]);
+      const ids = new Set(entries.map((e) => e._id));
+      const refunded = new Map<string, number>();
+      for (const e of entries) if (e.kind === "REFUND") refunded.set(e.paymentId, (refunded.get(e.paymentId) ?? 0) + e.amountCents);
+      let chargeEntries = 0;
+      let refundsSettled = 0;
+      for (const p of payments) {
+        if (!ids.has(chargeEntryId(p.idempotencyKey))) {
+          await ledger.record({
+            _id: chargeEntryId(p.idempotencyKey),
+            kind: "CHARGE",
+            paymentId: p._id,
+            orderId: p.orderId,
+            amountCents: p.amountCents,
+            currency: p.currency,
+            idempotencyKey: p.idempotencyKey,
+            requestHash: p.requestHash,
+            reason: "",
+          });
+          chargeEntries++;
+        }
+        // Under the payment's lock, as Refund settles: a refund in progress finishes first.
+        if ((refunded.get(p._id) ?? 0) !== (p.refundedCents ?? 0)) {
+          await locks.withLock(`payment:${p._id}`, () => settle(p._id));
+          refundsSettled++;
+        }
+      }
+      return { chargeEntries, refundsSettled };
+    },
+
     /** Refunds once per idempotency key; never more than the payment has left. */
     async refund(input: RefundInput): Promise<PaymentRecord> {
       const { idempotencyKey: key, paymentId } = input;

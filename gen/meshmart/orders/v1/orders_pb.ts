@@ -459,8 +459,8 @@ export const OrderService: GenService<{
     output: typeof PlaceOrderResponseSchema;
   },
   /**
-   * GetOrder returns one of the caller's orders; NOT_FOUND for an unknown id, PERMISSION_DENIED for
-   * another user's order.
+   * GetOrder returns one of the caller's orders; NOT_FOUND for an unknown id and for another user's order
+   * (the same answer, so an id says nothing about whether it exists).
    *
    * @generated from rpc meshmart.orders.v1.OrderService.GetOrder
    */

@@ -1,0 +1,68 @@
+// The compensation path with money on it: the card was charged, then the sale could not be completed, so the
+// saga must refund the charge (payment REFUNDED, the order's ledger nets to zero) and give the stock back.
+// Nothing else in the suite makes a refund happen: with the refund loop disabled every other orders test passed.
+// Real catalog and payment servers; the saga's step hook releases the reservation just before the commit,
+// which catalog then refuses (a release that won a race against the commit).
+import { create } from "@bufbuild/protobuf";
+import { expect } from "chai";
+import mongoose, { type Connection } from "mongoose";
+import { CardSchema, PaymentState } from "#gen/meshmart/payment/v1/payment_pb.js";
+import { logger, openDatabase, toCents } from "#kit";
+import { ledgerTotals } from "../../payment/src/payments.js";
+import { type OrderRecord, orderIdFor, orderStore } from "../src/orders.js";
+import { orderSaga } from "../src/saga.js";
+import { APPROVE, type Peers, startPeers } from "./fixture.js";
+
+describe("orders compensation after an approved charge", () => {
+  let peers: Peers;
+  let db: Connection;
+
+  before(async () => {
+    peers = await startPeers();
+    db = await openDatabase(peers.mongoUri, peers.dbNames.orders);
+  });
+  after(async () => {
+    await db?.close();
+    await peers?.stop();
+  });
+
+  it("refunds the charge in full and gives the stock back when the commit is refused", async () => {
+    const orders = orderStore(db);
+    const id = orderIdFor("carol", "k-refund");
+    const sku = "headlamp";
+    const stockBefore = (await peers.catalogClient.getProduct({ sku })).product?.stock ?? -1;
+    let released = false;
+    const saga = orderSaga({
+      orders,
+      catalog: peers.catalogClient,
+      payment: peers.paymentClient,
+      log: logger("orders", { LOG_LEVEL: "silent" }),
+      afterStep: async (step, order) => {
+        if (step !== "COMMITTING" || order._id !== id) return;
+        await peers.catalogClient.releaseStock({ reservationId: id });
+        released = true;
+      },
+    });
+    const opened = (await orders.open({
+      _id: id,
+      userId: "carol",
+      idempotencyKey: "k-refund",
+      requestHash: "h",
+      items: [{ sku, quantity: 2, name: "", unitPriceCents: 0 }],
+      cardLast4: "4242",
+    })) as OrderRecord;
+    const plan = { call: () => ({ timeoutMs: 10_000 }), fresh: () => ({ timeoutMs: 10_000 }) };
+    const done = await saga.run(opened, create(CardSchema, APPROVE), plan);
+
+    expect(released, "the commit was refused after the charge").to.equal(true);
+    expect({ state: done.state, step: done.step }).to.deep.equal({ state: "FAILED", step: "DONE" });
+    const { payments } = await peers.paymentClient.listPayments({ orderId: id });
+    expect(payments.map((p) => p.state)).to.deep.equal([PaymentState.REFUNDED]);
+    const charged = toCents(payments[0].amount!);
+    expect(charged).to.be.above(0);
+    expect(toCents(payments[0].refundedAmount!)).to.equal(charged);
+    const payConn = mongoose.connections.find((c) => c.name === peers.dbNames.payment) as Connection;
+    expect((await ledgerTotals(payConn, id)).byCurrency).to.deep.equal({ USD: { chargedCents: charged, refundedCents: charged } });
+    expect((await peers.catalogClient.getProduct({ sku })).product?.stock).to.equal(stockBefore);
+  });
+});
