@@ -295,7 +295,7 @@ export function markdown(r: BenchResults): string {
         : ""),
     "",
   ];
-  if (r.tracing) out.push(...tracingMarkdown(r.tracing, s.concurrency, s.seconds));
+  if (r.tracing) out.push(...tracingMarkdown(r.tracing, s));
   if (r.profile?.processes.length) {
     const cpu = Object.entries(r.profile.cpuSeconds).sort((a, b) => b[1] - a[1]);
     const totalCpu = cpu.reduce((n, [, v]) => n + v, 0);

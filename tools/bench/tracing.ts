@@ -30,6 +30,9 @@ export interface TracingBench {
   /** When and on which commit (this section may be measured apart from the rest: `--only tracing`). */
   date: string;
   commit: string;
+  /** The closed loops' settings of this section's runs. */
+  seconds: number;
+  concurrency: number;
   runs: TracingRun[];
 }
 
@@ -74,7 +77,7 @@ export async function measureTracing(s: Settings, rounds = 2): Promise<TracingBe
     }
   }
   const { date, commit } = machine();
-  return { date, commit, runs };
+  return { date, commit, seconds: s.seconds, concurrency: s.concurrency, runs };
 }
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / (xs.length || 1);
@@ -82,7 +85,8 @@ const pct = (a: number, b: number) => (b > 0 ? `${a >= b ? "+" : ""}${(((a - b) 
 const f2 = (x: number) => (x < 10 ? x.toFixed(2) : x.toFixed(1));
 
 /** The BENCHMARKS.md section. */
-export function tracingMarkdown(t: TracingBench, concurrency: number, seconds: number): string[] {
+export function tracingMarkdown(t: TracingBench, fallback: { concurrency: number; seconds: number }): string[] {
+  const { concurrency, seconds } = { ...fallback, ...(t.seconds ? { seconds: t.seconds, concurrency: t.concurrency } : {}) };
   const by = (name: string) => t.runs.filter((r) => r.variant === name);
   const off = by("off");
   const agg = (runs: TracingRun[]) => ({
