@@ -87,7 +87,8 @@ async function main() {
   const result = { email, orderId: order.orderId, state: OrderState[order.state], failureReason: FailureReason[order.failureReason], stockBefore, stockAfter };
   if (args.json) console.log(JSON.stringify(result));
   closeClients();
-  if (read?.state !== order.state) process.exit(1);
+  // Exit explicitly: with --mesh, grpc-js-xds's client of istiod keeps the event loop alive after the channels close.
+  process.exit(read?.state === order.state ? 0 : 1);
 }
 
 main().catch((err) => {

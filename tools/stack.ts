@@ -13,6 +13,8 @@ import type { FaultSettings } from "../services/kit/src/faults.js";
 import { type DevDb, freePort, ROOT, startDevDb } from "./devdb.js";
 import { DIST } from "./entries.js";
 import { waitForHealth } from "./health-wait.js";
+import type { ControlPlane, ControlPlaneOptions, KubePart } from "./kube/control-plane.js";
+import { type KubeApplied, type KubeMesh, startKubeMesh } from "./kube/mesh.js";
 import type { Manifest } from "./manifests/types.js";
 import { type Bootstrap, bootstrapEnv, bootstrapFor, type Workload, xdsTarget } from "./mesh/bootstrap.js";
 import { type Applied, type LeftOut, MeshConfigDir, renderMeshConfig, validateMeshDocs } from "./mesh/config.js";
@@ -81,12 +83,30 @@ export interface MeshOptions {
   log?: (line: string) => void;
   /** istiod exited without being asked to (the services keep their last config). */
   onIstiodExit?: (code: number | null, signal: NodeJS.Signals | null) => void;
+  /**
+   * Run it on a local Kubernetes control plane instead of a config directory (tools/kube/): the manifests
+   * applied with kubectl, a WorkloadEntry per process, istiod in its Kubernetes mode.
+   */
+  kube?: {
+    /** Use this control plane (tests share one); else one is started in `dir` and stopped with the stack. */
+    controlPlane?: ControlPlane;
+    ports?: ControlPlaneOptions["ports"];
+    dir?: string;
+    /** etcd or the API server exited (istiod and the services keep serving their last config). */
+    onExit?: (part: KubePart, code: number | null, signal: NodeJS.Signals | null) => void;
+  };
 }
+
+/** What Mesh.apply answers, for Mesh.revert: a config-directory change, or a kubectl one (kube mode). */
+export type MeshApplied = Applied | KubeApplied;
 
 /** The local mesh of a stack started with `mesh`. */
 export interface Mesh {
   istiod: Istiod;
-  config: MeshConfigDir;
+  /** istiod's config directory (undefined in kube mode: istiod reads the API server). */
+  config?: MeshConfigDir;
+  /** The local control plane and istiod in Kubernetes mode (kube mode only). */
+  kube?: KubeMesh;
   /** What was not given to istiod, and why. */
   leftOut: LeftOut[];
   /** Each unit's workload (address, pod name, service account). */
@@ -98,9 +118,9 @@ export interface Mesh {
   /** The workload identities: the local CA, every certificate, renew(). */
   security: MeshSecurity;
   /** Validates, writes into istiod's directory (replacing by name), and waits until istiod pushed it and every client acknowledged. */
-  apply(docs: Manifest[]): Promise<Applied>;
+  apply(docs: Manifest[]): Promise<MeshApplied>;
   /** Puts back what apply replaced, and waits the same way. */
-  revert(applied: Applied): Promise<void>;
+  revert(applied: MeshApplied): Promise<void>;
 }
 
 export interface Stack {
@@ -399,6 +419,7 @@ async function startMesh(
     security.stop();
     if (temporary) rmSync(dir, { recursive: true, force: true });
   };
+  if (o.kube) return startKubeModeMesh(o, hostOf, ports, workloads, clients, { security, serviceExtras, clientExtras, dropSecurity });
   const rendered = renderMeshConfig({
     root: o.root,
     mesh: o.kustomization,
@@ -458,8 +479,69 @@ async function startMesh(
     },
     async revert(applied) {
       const since = Date.now();
-      const r = config.revert(applied);
+      const r = config.revert(applied as Applied);
       await settle(since, r.written, r.removed);
     },
+  };
+}
+
+/** The mesh on a local Kubernetes control plane (tools/kube/mesh.ts): same workloads, clients, certificates and targets. */
+async function startKubeModeMesh(
+  o: MeshOptions,
+  hostOf: Record<UnitName, string>,
+  ports: Record<UnitName, { port: number; adminPort: number }>,
+  workloads: Record<UnitName, Workload>,
+  clients: Workload[],
+  sec: {
+    security: MeshSecurity;
+    serviceExtras: Record<UnitName, Record<string, unknown>>;
+    clientExtras: Map<string, Record<string, unknown>>;
+    dropSecurity: () => void;
+  },
+): Promise<Mesh & { serviceExtras: Record<UnitName, Record<string, unknown>>; stop(): Promise<void> }> {
+  const k = o.kube ?? {};
+  const kube = await startKubeMesh({
+    controlPlane: k.controlPlane,
+    controlPlaneOptions: { ports: k.ports, dir: k.dir },
+    mesh: o.kustomization,
+    instances: UNITS.map((u) => ({
+      deployment: DEPLOYMENT[u],
+      name: u,
+      address: hostOf[u],
+      ports: { grpc: ports[u].port, "http-metrics": ports[u].adminPort },
+    })),
+    clients,
+    log: o.log,
+    onControlPlaneExit: k.onExit,
+  }).catch((err: Error) => {
+    sec.dropSecurity();
+    throw err;
+  });
+  if (o.onIstiodExit) kube.istiod.onExit(o.onIstiodExit);
+  return {
+    istiod: kube.istiod,
+    kube,
+    // Everything is stored and validated by the API server; what proxyless gRPC does not execute is as without kube.
+    leftOut: [],
+    workloads,
+    targets: {
+      identity: xdsTarget("identity", SERVICE_PORT),
+      catalog: xdsTarget("catalog", SERVICE_PORT),
+      orders: xdsTarget("orders", SERVICE_PORT),
+      payment: xdsTarget("payment", SERVICE_PORT),
+    },
+    bootstrap(name) {
+      const w = clients.find((c) => c.name === name);
+      if (!w) throw new Error(`mesh: no client workload named ${name} (MeshOptions.clients: ${clients.map((c) => c.name).join(", ")})`);
+      return bootstrapFor(w, kube.istiod.xdsAddress, sec.clientExtras.get(name));
+    },
+    security: sec.security,
+    serviceExtras: sec.serviceExtras,
+    async stop() {
+      await kube.stop();
+      sec.dropSecurity();
+    },
+    apply: (docs) => kube.apply(docs),
+    revert: (applied) => kube.revert(applied as KubeApplied),
   };
 }

@@ -9,16 +9,22 @@
 //   npm start -- --mesh          the services in a local Istio mesh: real istiod from the rendered mesh/ policy,
 //                                orders → catalog/payment as proxyless gRPC (tools/mesh/); --mesh-config mesh/canary
 //                                for the 90/10 split. Builds istiod + istioctl first if needed (setup.sh --mesh).
+//   npm start -- --mesh --kube   the same mesh on a local Kubernetes control plane (tools/kube/): etcd +
+//                                kube-apiserver on loopback, the manifests applied with kubectl, a WorkloadEntry per
+//                                process, istiod in Kubernetes mode; KUBECONFIG=.cache/kube/kubeconfig. Builds them
+//                                first if needed (setup.sh --mesh --kube).
 //   npm start -- --ports auto    free ports everywhere (tests); prints "meshmart ready {json}"
 //   MONGODB_URI=mongodb://...    use that server instead of the embedded one
 //   Spans go to <data-dir>/traces/<unit>.jsonl (npm run trace -- <order id>); OTEL_SDK_DISABLED=true turns that off,
 //   OTEL_EXPORTER_OTLP_ENDPOINT sends them to a collector as well.
+import { execFileSync } from "node:child_process";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import type { RunningServer } from "../services/kit/src/index.js";
 import { type DevDb, freePort, ROOT, startDevDb } from "./devdb.js";
 import { claim, inUse, ownerFile, refusal } from "./in-use.js";
+import { writeLocalMeshInfo } from "./kube/local.js";
 import { ensureMeshTools } from "./mesh/istiod.js";
 import { startMonolith } from "./monolith.js";
 import { formatReadyLine } from "./ready-line.js";
@@ -30,6 +36,7 @@ const { values: args } = parseArgs({
     ports: { type: "string", default: "default" },
     mode: { type: "string", default: "services" },
     mesh: { type: "boolean", default: false },
+    kube: { type: "boolean", default: false },
     "mesh-config": { type: "string", default: "mesh" },
     "data-dir": { type: "string", default: join(ROOT, ".cache", "devdb", "data") },
   },
@@ -80,11 +87,13 @@ async function main() {
     process.env.TRACES_FILE ??= join(args["data-dir"], "traces", "monolith.jsonl");
     return runMonolith(mongoUri);
   }
-  if (args.mesh) args.mode = "mesh";
+  if (args.mesh || args.kube) args.mode = "mesh";
   if (args.mode !== "services" && args.mode !== "mesh") throw new Error(`--mode must be services, monolith or mesh, got "${args.mode}"`);
   const mesh = args.mode === "mesh";
   // istiod and istioctl are built only for the mesh (several minutes of Go the first time): not for plain npm start.
   if (mesh) ensureMeshTools();
+  // The control plane too only when asked for (about 6 minutes of Go the first time).
+  if (args.kube) execFileSync(join(ROOT, "tools", "setup.sh"), ["--kube"], { stdio: ["ignore", "inherit", "inherit"] });
 
   stack = await startStack({
     mesh: mesh
@@ -92,6 +101,16 @@ async function main() {
           kustomization: args["mesh-config"],
           clients: ["load", "cli"],
           onIstiodExit: (code, signal) => void istiodDied(code, signal),
+          kube: args.kube
+            ? {
+                ports: auto ? "auto" : undefined,
+                dir: join(ROOT, ".cache", "kube"),
+                onExit: (part, code, signal) =>
+                  console.error(
+                    `${part} exited (${signal ?? code}): istiod and the services keep serving on the config they last received, but kubectl, experiments and config changes fail until you restart npm start -- --mesh --kube`,
+                  ),
+              }
+            : undefined,
         }
       : undefined,
     ports: auto ? "auto" : "default",
@@ -110,6 +129,15 @@ async function main() {
     const dir = join(ROOT, ".cache", "mesh");
     mkdirSync(dir, { recursive: true });
     for (const client of ["cli", "load"]) writeFileSync(join(dir, `${client}-bootstrap.json`), `${JSON.stringify(stack.mesh.bootstrap(client), null, 2)}\n`);
+    const kube = stack.mesh.kube;
+    // For `KUBECONFIG=.cache/kube/kubeconfig npm run experiment -- <name> --target cluster` in another terminal.
+    if (kube)
+      writeLocalMeshInfo({
+        kubeconfig: kube.controlPlane.kubeconfig,
+        istiod: kube.istiod.httpUrl,
+        targets: { ...stack.mesh.targets, xdsBootstrap: JSON.stringify(stack.mesh.bootstrap("load")) },
+        mongodb: stack.mongoUri,
+      });
   }
   if (auto) {
     const m = stack.mesh;
@@ -119,7 +147,7 @@ async function main() {
             istiod: m.istiod.httpUrl,
             xds: m.istiod.xdsAddress,
             pid: m.istiod.pid(),
-            configDir: m.config.dir,
+            configDir: m.config?.dir,
             targets: m.targets,
             bootstrap: { load: m.bootstrap("load"), cli: m.bootstrap("cli") },
           },
@@ -151,8 +179,15 @@ function printMesh(s: Stack) {
   const m = s.mesh;
   if (!m) return;
   console.log(`
-Local mesh: istiod (pid ${m.istiod.pid()}) serves xDS on ${m.istiod.xdsAddress}, reading ${m.config.dir}
-(the kustomize-rendered ${args["mesh-config"]}/ policy + a ServiceEntry per Service and a WorkloadEntry per process).
+Local mesh: istiod (pid ${m.istiod.pid()}) serves xDS on ${m.istiod.xdsAddress}, ${
+    m.kube
+      ? `in Kubernetes mode, watching the local API server ${m.kube.controlPlane.server}
+(${m.kube.applied.join(" and ")} applied with kubectl, a WorkloadEntry per process; no pod runs: no kubelet).
+  kubectl:    export KUBECONFIG=${m.kube.controlPlane.kubeconfig}; .cache/bin/kubectl get ns,svc,sa,deploy,workloadentries -n meshmart
+  experiment: KUBECONFIG=${m.kube.controlPlane.kubeconfig} npm run experiment -- canary-50 --target cluster`
+      : `reading ${m.config?.dir}
+(the kustomize-rendered ${args["mesh-config"]}/ policy + a ServiceEntry per Service and a WorkloadEntry per process).`
+  }
   watch it:   curl ${m.istiod.httpUrl}/debug/configz   (config)   ${m.istiod.httpUrl}/debug/syncz   (who got what)
   through it: npm run flow -- --mesh                   (as the mesh client "cli", .cache/mesh/cli-bootstrap.json)
               npm run load -- --target mesh --rate 20 --duration 30s

@@ -8,14 +8,16 @@ import { PaymentService, PaymentState } from "../../gen/meshmart/payment/v1/paym
 import { createGrpcTransport } from "../../services/kit/src/grpc-transport.js";
 import { ROOT } from "../devdb.js";
 import { checkDataSet, type InvariantReport } from "../invariants.js";
+import { localMeshInfo, localSettle } from "../kube/local.js";
 import { DEFAULT_TARGETS } from "../load/args.js";
 import { type LoadOptions, runLoad as realRunLoad } from "../load/index.js";
+import { readMeshFile } from "../mesh/config.js";
 import { type Stack, startStack, UNITS, type UnitName } from "../stack.js";
 import { pickTraces } from "../trace/pick.js";
 import { readSpans, type SpanRecord } from "../trace/spans.js";
-import { clusterPlan, withClusterFault } from "./cluster.js";
+import { clusterPlan, type Settle, withClusterFault } from "./cluster.js";
 import { consistency, evaluate, type FaultTimes, orderOutcomes, type RunStats, recoveryMs, secondsIn, successRate } from "./evaluate.js";
-import { type Hypothesis, loadHypothesis } from "./hypothesis.js";
+import { EXPERIMENTS_DIR, type Hypothesis, loadHypothesis } from "./hypothesis.js";
 import { driveLocalFault, type FaultLog } from "./local.js";
 import { meshRefusal, withMeshFault } from "./mesh.js";
 import { type ExperimentReport, writeReport } from "./report.js";
@@ -42,6 +44,10 @@ export interface ExperimentOptions {
   address?: string;
   /** cluster: a mongodb:// URI reaching the cluster's database (port-forward), to check the invariants. */
   mongodbUri?: string;
+  /** cluster: where the load goes (e.g. xds:/// targets through the local control plane's mesh); overrides `address`. */
+  targets?: LoadOptions["targets"];
+  /** cluster: waits until each kubectl change is in effect, by observing it (tools/kube/mesh.ts for the local control plane). */
+  settle?: Settle;
   /**
    * cluster: a directory of OTLP/JSON-lines span files (an OpenTelemetry collector's file exporter fed by the
    * services' OTEL_EXPORTER_OTLP_ENDPOINT) to draw the report's traces from. Locally the stack's own files are used.
@@ -163,7 +169,19 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
   } else {
     const plan = clusterPlan(h, opts.root ? { root: opts.root, experimentsDir: join(opts.root, "mesh", "experiments") } : {});
     const a = opts.address;
-    const targets = a ? { identity: a, catalog: a, orders: a, payment: a } : DEFAULT_TARGETS;
+    // KUBECONFIG naming the local control plane (npm start -- --mesh --kube): load through its mesh, wait on its istiod.
+    const local = opts.targets || a ? undefined : localMeshInfo(opts.env ?? process.env);
+    const targets = opts.targets ?? local?.targets ?? (a ? { identity: a, catalog: a, orders: a, payment: a } : DEFAULT_TARGETS);
+    const experimentFile = join(opts.root ? join(opts.root, "mesh", "experiments") : EXPERIMENTS_DIR, `${h.name}.yaml`);
+    const settle =
+      opts.settle ??
+      (local
+        ? localSettle(
+            local,
+            readMeshFile(experimentFile).map((m) => m.obj),
+          )
+        : undefined);
+    const mongodbUri = opts.mongodbUri ?? local?.mongodb;
     let t0 = 0;
     const done = await withClusterFault(
       plan,
@@ -172,15 +190,18 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
         return runLoad({ ...loadOpts, targets });
       },
       opts.env,
+      settle,
     );
     run = done.result;
     commands = done.commands.map(({ argv, why, code }) => ({ argv, why, code }));
     // The Istio fault is on for the whole load; applied just before it started.
     fault = { startMs: 0, endMs: durationMs, events: [{ atMs: 0, what: `applied ${plan.apply[0].argv.join(" ")} (${t0 ? "ok" : "?"})` }] };
     const accepted = run.placedOrders.filter((o) => o.code === "ok").map((o) => o.orderId);
-    invariants = opts.mongodbUri
-      ? await checkDataSet(opts.mongodbUri, { settleTimeoutMs: 60_000, accepted })
-      : { skipped: `no --mongodb-uri given; payment audit over ListPayments instead: ${await auditCharges(targets.payment, accepted)}` };
+    invariants = mongodbUri
+      ? await checkDataSet(mongodbUri, { settleTimeoutMs: 60_000, accepted })
+      : {
+          skipped: `no --mongodb-uri given; payment audit over ListPayments instead: ${await auditCharges(targets.payment ?? DEFAULT_TARGETS.payment, accepted)}`,
+        };
     if (opts.tracesDir) spans = readSpans(opts.tracesDir);
     else
       tracesNote =

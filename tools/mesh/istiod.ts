@@ -9,6 +9,7 @@
 //   Istiod: xdsAddress ("127.0.0.1:port", plaintext xDS), httpUrl (debug endpoints), pid, output(),
 //           configz(), syncz(), waitForConfig(objs), waitForPush(since), kill(signal), restart(), stop(),
 //           onExit(fn)
+//   istiodAt(httpUrl): configz(), syncz(), waitForPush(): the debug view of an istiod started elsewhere
 //   `registryArgs` replaces the file-registry flags (--registries= --configDir=) for Kubernetes mode.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
@@ -184,6 +185,7 @@ export async function startIstiod(opts: IstiodOptions): Promise<Istiod> {
     clearTimeout(force);
   };
 
+  const debug = istiodAt(httpUrl);
   const istiod: Istiod = {
     xdsAddress: `127.0.0.1:${ports.grpc}`,
     httpUrl,
@@ -191,12 +193,7 @@ export async function startIstiod(opts: IstiodOptions): Promise<Istiod> {
     pid: () => child?.pid,
     running: () => !!child && child.exitCode === null && child.signalCode === null,
     output: () => out,
-    async configz() {
-      return getJson<Obj[]>(`${httpUrl}/debug/configz`);
-    },
-    async syncz() {
-      return getJson<SyncStatus[]>(`${httpUrl}/debug/syncz`);
-    },
+    ...debug,
     async waitForConfig(objs, gone = [], timeoutMs = 30_000) {
       const deadline = Date.now() + timeoutMs;
       const keyOf = (c: Obj) => `${c.kind}/${c.metadata?.namespace}/${c.metadata?.name}`;
@@ -210,22 +207,6 @@ export async function startIstiod(opts: IstiodOptions): Promise<Istiod> {
           throw new Error(
             `istiod did not take the config within ${timeoutMs} ms (${[...missing.map((k) => `${k} not as written`), ...still.map((k) => `${k} still there`)].join(", ")}); its log:\n${explain(out)}`,
           );
-        await sleepTick();
-      }
-    },
-    async waitForPush(since, proxies, timeoutMs = 30_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const status = await istiod.syncz();
-        const wanted = proxies ?? status.map((s) => s.proxy);
-        const behind = wanted.filter((p) => {
-          const s = status.find((x) => x.proxy === p);
-          const res = Object.values(s?.resources ?? {});
-          const pushed = res.some((r) => r.sentTime && Date.parse(r.sentTime) >= since);
-          return !s || !pushed || res.some((r) => r.sent !== r.acked);
-        });
-        if (behind.length === 0) return;
-        if (Date.now() > deadline) throw new Error(`istiod's push after the config change was not acknowledged within ${timeoutMs} ms by ${behind.join(", ")}`);
         await sleepTick();
       }
     },
@@ -278,6 +259,37 @@ function accepts(port: number): Promise<boolean> {
     });
     socket.once("error", () => resolve(false));
   });
+}
+
+/** What istiod's debug endpoints tell about the istiod serving HTTP at `httpUrl` (one started elsewhere, too). */
+export type IstiodDebug = Pick<Istiod, "configz" | "syncz" | "waitForPush">;
+
+export function istiodAt(httpUrl: string): IstiodDebug {
+  const debug: IstiodDebug = {
+    async configz() {
+      return getJson<Obj[]>(`${httpUrl}/debug/configz`);
+    },
+    async syncz() {
+      return getJson<SyncStatus[]>(`${httpUrl}/debug/syncz`);
+    },
+    async waitForPush(since, proxies, timeoutMs = 30_000) {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const status = await debug.syncz();
+        const wanted = proxies ?? status.map((s) => s.proxy);
+        const behind = wanted.filter((p) => {
+          const s = status.find((x) => x.proxy === p);
+          const res = Object.values(s?.resources ?? {});
+          const pushed = res.some((r) => r.sentTime && Date.parse(r.sentTime) >= since);
+          return !s || !pushed || res.some((r) => r.sent !== r.acked);
+        });
+        if (behind.length === 0) return;
+        if (Date.now() > deadline) throw new Error(`istiod's push after the config change was not acknowledged within ${timeoutMs} ms by ${behind.join(", ")}`);
+        await sleepTick();
+      }
+    },
+  };
+  return debug;
 }
 
 /** The lines of istiod's output that say why it stopped (its log is long; errors and fatal lines first). */
