@@ -120,6 +120,9 @@ async function main() {
     stdio: "inherit",
     logFormat: process.env.LOG_FORMAT === "json" ? "json" : "pretty",
     onUnexpectedExit: (unit, code, signal) => {
+      // While starting, startStack stops what it started and throws (main's catch reports it); exiting here
+      // first would leave those processes running with no parent.
+      if (!stack) return;
       console.error(`${unit} exited (${signal ?? code}); stopping the rest`);
       void stopAll(1);
     },
