@@ -11,7 +11,9 @@ import { chartSvg } from "../tools/experiment/chart.js";
 import { clusterPlan, findOnPath, restoreCommands, withClusterFault } from "../tools/experiment/cluster.js";
 import { consistency, evaluate, type RunStats, recoveryMs, type Second } from "../tools/experiment/evaluate.js";
 import { type Hypothesis, loadHypothesis, parseDuration, parseHypothesis } from "../tools/experiment/hypothesis.js";
+import { driveLocalFault } from "../tools/experiment/local.js";
 import { rebase } from "../tools/experiment/run.js";
+import type { Stack } from "../tools/stack.js";
 import { CLUSTER_EXPERIMENTS, LOCAL_EXPERIMENTS } from "./support/experiments.js";
 
 const NAMES = [...CLUSTER_EXPERIMENTS, ...LOCAL_EXPERIMENTS];
@@ -252,5 +254,18 @@ describe("experiment runner (unit)", () => {
       expect(c[4]).to.match(/^-n meshmart exec/);
       expect(c).to.have.length(5);
     });
+  });
+});
+
+describe("local fault driver", () => {
+  it("a fault that starts late still lasts its planned duration (payment down 5 s even when second 0 was slow)", async () => {
+    // STAND-IN for the stack: only kill/start are used by a kill fault; they record and return at once.
+    const calls: string[] = [];
+    const stack = { kill: async (u: string) => void calls.push(`kill ${u}`), start: async (u: string) => void calls.push(`start ${u}`) } as unknown as Stack;
+    const h = { name: "late", fault: { startAfterMs: 1000, durationMs: 1000, local: { action: "kill", unit: "payment" } } } as unknown as Hypothesis;
+    // The estimated load start is 2.5 s ago: the planned start (1 s) and end (2 s) have both passed already.
+    const log = await driveLocalFault(stack, h, Date.now() - 2500);
+    expect(calls).to.deep.equal(["kill payment", "start payment"]);
+    expect(log.endMs - log.startMs).to.be.at.least(990);
   });
 });

@@ -26,6 +26,8 @@ export async function driveLocalFault(stack: Stack, h: Hypothesis, t0: number, t
 
   await until(timing.startAfterMs);
   if (signal?.aborted) return { startMs: now(), endMs: now(), events: [{ atMs: now(), what: "not started: the load ended first" }] };
+  // A start later than planned (a slow first second makes the estimated t0 early) still gets the whole
+  // planned duration: the fault ends durationMs after it really began, not at the planned end.
   const startMs = now();
   let endMs: number;
   let restoredMs: number | undefined;
@@ -33,7 +35,7 @@ export async function driveLocalFault(stack: Stack, h: Hypothesis, t0: number, t
     case "kill": {
       await stack.kill(fault.unit, fault.signal ?? "SIGKILL");
       note(`${fault.unit} killed (${fault.signal ?? "SIGKILL"})`);
-      await until(timing.startAfterMs + timing.durationMs);
+      await until(startMs + timing.durationMs);
       endMs = now();
       note(`${fault.unit} starting again`);
       await stack.start(fault.unit);
@@ -60,7 +62,7 @@ export async function driveLocalFault(stack: Stack, h: Hypothesis, t0: number, t
       const { delayMs, delayPercent, errorPercent, methods } = fault;
       await stack.setFaults(fault.unit, { delayMs, delayPercent, errorPercent, methods });
       note(`${fault.unit} fault knobs on: ${JSON.stringify({ delayMs, delayPercent, errorPercent, methods })}`);
-      await until(timing.startAfterMs + timing.durationMs);
+      await until(startMs + timing.durationMs);
       endMs = now();
       await stack.setFaults(fault.unit, {});
       restoredMs = now();
@@ -79,7 +81,7 @@ export async function driveLocalFault(stack: Stack, h: Hypothesis, t0: number, t
       break;
     }
     case "none":
-      await until(timing.startAfterMs + timing.durationMs);
+      await until(startMs + timing.durationMs);
       endMs = now();
       break;
   }
