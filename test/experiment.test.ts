@@ -60,7 +60,12 @@ describe("experiment kill-payment (local stack, real processes)", function () {
     expect(at, "the failed order is from the fault window").to.be.within(report.fault.actual.startMs, report.fault.actual.endMs);
     expect(broken?.rows.some((r) => r.name === "→ PaymentService/Charge" && r.code === "UNAVAILABLE" && r.error)).to.equal(true);
     expect(files?.traces).to.have.length(2);
-    for (const f of files?.traces ?? []) expect(readFileSync(f, "utf8")).to.match(/^<svg[\s\S]*PlaceOrder[\s\S]*fill="#f4a261"[\s\S]*<\/svg>\n$/);
+    for (const f of files?.traces ?? []) {
+      // a whole SVG, with the PlaceOrder span's row and the run strip's shaded fault window (in either order)
+      const svg = readFileSync(f, "utf8");
+      expect(svg).to.match(/^<svg[\s\S]*<\/svg>\n$/);
+      expect(svg).to.contain("PlaceOrder").and.to.contain('fill="#f4a261"');
+    }
     expect(readFileSync(files?.traces[1] as string, "utf8")).to.contain("in the fault window");
     expect(md).to.contain("## Traces").and.to.contain("-slowest-order.svg").and.to.contain("-failed-order.svg");
     expect(readFileSync(files?.svg as string, "utf8")).to.contain("failed order");
