@@ -209,14 +209,14 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       {
         grpc: `${hostOf[u]}:${ports[u].port}`,
         admin: `http://${hostOf[u]}:${ports[u].adminPort}`,
-        ...(opts.mesh ? { local: `${hostOf[u]}:${localPorts[u]}` } : {}),
+        ...(opts.mesh ? { local: `127.0.0.1:${localPorts[u]}` } : {}),
       },
     ]),
   ) as Endpoints;
   if (opts.mesh)
     for (const u of UNITS) {
       await checkBindable(hostOf[u], ports[u].port, `${u}'s mesh gRPC port`);
-      await checkBindable(hostOf[u], localPorts[u], `${u}'s local gRPC port`);
+      await checkBindable("127.0.0.1", localPorts[u], `${u}'s local gRPC port`);
       await checkBindable(hostOf[u], ports[u].adminPort, `${u}'s admin port`);
     }
 

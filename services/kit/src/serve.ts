@@ -189,7 +189,9 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
       opts.services.map((s) => s.service),
     );
     localPort = await new Promise<number>((resolve, reject) =>
-      local.bindAsync(`${host}:${opts.mesh?.localPort}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      // On loopback, not the workload's address: like a port-forward, and never on the mesh port's host:port
+      // (identity's usual port is the manifests' 50051).
+      local.bindAsync(`127.0.0.1:${opts.mesh?.localPort}`, grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
     );
     try {
       await bindXdsServer(server, host, opts.port, log, opts.mesh.listenerTimeoutMs ?? 30_000);
