@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { expect } from "chai";
 import { CatalogService } from "../gen/meshmart/catalog/v1/catalog_pb.js";
-import { createGrpcTransport } from "../services/kit/src/grpc-transport.js";
+import { createGrpcJsTransport } from "../services/kit/src/grpc-transport.js";
 import { EXPERIMENTS_DIR } from "../tools/experiment/hypothesis.js";
 import { LOCAL_RECOVERY, runExperiment } from "../tools/experiment/run.js";
 import type { ControlPlane } from "../tools/kube/control-plane.js";
@@ -60,7 +60,7 @@ describe("local mesh on the local control plane: istiod in Kubernetes mode, --ta
   });
 
   it("the plain Kubernetes Service selects the WorkloadEntries: GetProduct through the mesh lands on v1 (the base route)", async () => {
-    const transport = createGrpcTransport({
+    const transport = createGrpcJsTransport({
       target: stack.mesh?.targets.catalog as string,
       defaultTimeoutMs: 5000,
       channelOptions: xdsChannelOptions(stack.mesh?.bootstrap("test") as never),
@@ -136,7 +136,7 @@ describe("local mesh on the local control plane: istiod in Kubernetes mode, --ta
     expect(exits).to.deep.equal(["kube-apiserver SIGKILL"]);
     expect((await cp.kubectl(["get", "namespaces"])).code, "kubectl has no API server to talk to").to.not.equal(0);
     expect(kube().istiod.running(), "istiod keeps running on its last view").to.equal(true);
-    const transport = createGrpcTransport({
+    const transport = createGrpcJsTransport({
       target: stack.mesh?.targets.catalog as string,
       defaultTimeoutMs: 5000,
       channelOptions: xdsChannelOptions(stack.mesh?.bootstrap("test") as never),

@@ -17,7 +17,7 @@ import { CatalogService } from "../gen/meshmart/catalog/v1/catalog_pb.js";
 import { IdentityService } from "../gen/meshmart/identity/v1/identity_pb.js";
 import { FailureReason, OrderService, OrderState } from "../gen/meshmart/orders/v1/orders_pb.js";
 import { PaymentService } from "../gen/meshmart/payment/v1/payment_pb.js";
-import { createGrpcTransport } from "../services/kit/src/grpc-transport.js";
+import { createGrpcJsTransport } from "../services/kit/src/grpc-transport.js";
 import { ROOT } from "../tools/devdb.js";
 import { runExperiment } from "../tools/experiment/run.js";
 import { readDataSet } from "../tools/invariants.js";
@@ -62,7 +62,7 @@ describe("mesh security: STRICT mTLS and the AuthorizationPolicies enforced by i
 
   function clientsFor(bootstrap: object): Clients {
     const make = <S extends DescService>(s: S, target: string) => {
-      const t = createGrpcTransport({ target, defaultTimeoutMs: 10_000, channelOptions: xdsChannelOptions(JSON.stringify(bootstrap)) });
+      const t = createGrpcJsTransport({ target, defaultTimeoutMs: 10_000, channelOptions: xdsChannelOptions(JSON.stringify(bootstrap)) });
       closers.push(() => t.close());
       return createClient(s, t);
     };

@@ -44,3 +44,8 @@ export function codeName(err: unknown): string {
   const code = err instanceof ConnectError ? err.code : Code.Unknown;
   return Code[code] ?? "Unknown";
 }
+
+/** The labels of every RPC metric, from a Connect request (server or client side). */
+export function methodLabels(req: { service: { typeName: string }; method: { name: string; methodKind: string } }) {
+  return { grpc_type: req.method.methodKind, grpc_service: req.service.typeName, grpc_method: req.method.name };
+}
