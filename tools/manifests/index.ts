@@ -14,7 +14,7 @@ import { checkObject, checkReferences, checkReplicas } from "./core-checks.js";
 import { checkDashboardFile } from "./dashboard.js";
 import { checkIstioRefs } from "./istio-refs.js";
 import { checkWithIstioctl } from "./istioctl.js";
-import { checkMeshPolicy, experimentFiles } from "./mesh-policy.js";
+import { checkMeshPolicy, experimentFiles } from "./mesh-policy/index.js";
 import { filesUnder, kustomizationDirs, manifestRoots, renderAll } from "./render.js";
 import { loadSchemas, sharedSchemasDir } from "./schemas.js";
 import { checkSkaffold } from "./skaffold-checks.js";
