@@ -90,6 +90,16 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport & {
     return m;
   };
 
+  /** What a Connect request of either kind carries besides its message. */
+  const requestOf = <M extends DescMethod>(method: M, url: string, header: HeadersInit | undefined, contextValues: ContextValues | undefined) => ({
+    service: method.parent,
+    method,
+    requestMethod: "POST",
+    url,
+    header: new Headers(header),
+    contextValues: contextValues ?? createContextValues(),
+  });
+
   return {
     close: () => client.close(),
     async unary<I extends DescMessage, O extends DescMessage>(
@@ -106,16 +116,7 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport & {
         interceptors: opts.interceptors,
         signal,
         timeoutMs,
-        req: {
-          stream: false,
-          service: method.parent,
-          method,
-          requestMethod: "POST",
-          url,
-          header: new Headers(header),
-          contextValues: contextValues ?? createContextValues(),
-          message: input,
-        },
+        req: { stream: false, ...requestOf(method, url, header, contextValues), message: input },
         next: (req) =>
           new Promise((resolve, reject) => {
             let responseHeader = new Headers();
@@ -171,16 +172,7 @@ export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport & {
         interceptors: opts.interceptors,
         signal,
         timeoutMs,
-        req: {
-          stream: true,
-          service: method.parent,
-          method,
-          requestMethod: "POST",
-          url,
-          header: new Headers(header),
-          contextValues: contextValues ?? createContextValues(),
-          message: input,
-        },
+        req: { stream: true, ...requestOf(method, url, header, contextValues), message: input },
         next: async (req) => {
           let request: unknown;
           for await (const m of req.message) {
