@@ -3,27 +3,18 @@
 // applies an update as a read then a write, so devdb runs such commands one at a time per database, making
 // each single-document write atomic as on MongoDB (tools/devdb/writeorder.go).
 import { expect } from "chai";
-import mongoose, { type Connection } from "mongoose";
-import { dropDatabase, testMongoUri, uniqueDbName } from "./support/db.js";
+import { freshDatabase } from "./support/db.js";
 
 describe("devdb", () => {
-  const dbName = uniqueDbName("devdb");
-  let conn: Connection;
-  before(async () => {
-    conn = await mongoose.createConnection(testMongoUri(), { dbName }).asPromise();
-  });
-  after(async () => {
-    await conn?.close();
-    await dropDatabase(dbName);
-  });
+  const fresh = freshDatabase("devdb");
 
   /**
    * SQLite's plan for a find by _id, as FerretDB's explain reports it. A query first: EXPLAIN runs no
    * statement, so a pooled SQLite connection would plan it with the schema it read before the index existed.
    */
   const planOf = async (collection: string, id: string) => {
-    await conn.db!.collection(collection).findOne({ _id: id as never });
-    const explained = await conn
+    await fresh.db.db!.collection(collection).findOne({ _id: id as never });
+    const explained = await fresh.db
       .db!.collection(collection)
       .find({ _id: id as never })
       .explain();
@@ -31,7 +22,7 @@ describe("devdb", () => {
   };
 
   it("looks a document up by _id through an index, also in a collection created while it runs", async () => {
-    const coll = conn.db!.collection<{ _id: string; n: number }>("lookups");
+    const coll = fresh.db.db!.collection<{ _id: string; n: number }>("lookups");
     await coll.insertMany(Array.from({ length: 20 }, (_, n) => ({ _id: `doc-${n}`, n })));
     let plan = await planOf("lookups", "doc-7");
     // devdb checks for new collections every 250 ms: wait for it rather than sleep a fixed time.
