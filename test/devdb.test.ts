@@ -3,7 +3,8 @@
 // applies an update as a read then a write, so devdb runs such commands one at a time per database, making
 // each single-document write atomic as on MongoDB (tools/devdb/writeorder.go).
 import { expect } from "chai";
-import { freshDatabase } from "./support/db.js";
+import mongoose, { type Connection } from "mongoose";
+import { freshDatabase, testMongoUri } from "./support/db.js";
 
 describe("devdb", () => {
   const fresh = freshDatabase("devdb");
@@ -36,7 +37,7 @@ describe("devdb", () => {
     // Many connections, so the commands really reach the server at once.
     let wide: Connection;
     before(async () => {
-      wide = await mongoose.createConnection(testMongoUri(), { dbName, maxPoolSize: 30, minPoolSize: 30 }).asPromise();
+      wide = await mongoose.createConnection(testMongoUri(), { dbName: fresh.name, maxPoolSize: 30, minPoolSize: 30 }).asPromise();
     });
     after(() => wide?.close());
     const writers = 30;
@@ -44,9 +45,7 @@ describe("devdb", () => {
     it("applies a conditional $inc atomically: stock never goes below zero, no decrement is lost", async () => {
       const coll = wide.db!.collection<{ _id: string; stock: number }>("stock");
       await coll.insertOne({ _id: "sku", stock: 10 });
-      const results = await Promise.all(
-        Array.from({ length: writers }, () => coll.updateOne({ _id: "sku", stock: { $gte: 1 } }, { $inc: { stock: -1 } })),
-      );
+      const results = await Promise.all(Array.from({ length: writers }, () => coll.updateOne({ _id: "sku", stock: { $gte: 1 } }, { $inc: { stock: -1 } })));
       expect(results.reduce((n, r) => n + r.modifiedCount, 0)).to.equal(10);
       expect((await coll.findOne({ _id: "sku" }))?.stock).to.equal(0);
     });
