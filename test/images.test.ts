@@ -5,7 +5,7 @@
 // start each service with the env its Deployment sets, with plain `node`, and serve gRPC health, the call the
 // kubelet's grpc probe makes. What only a real build shows (the base image, the layer cache, file ownership, a
 // read-only root filesystem) is not covered here.
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { type ChildProcess, execFile, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,6 +15,7 @@ import { expect } from "chai";
 import { parseAllDocuments } from "yaml";
 import { freePort, ROOT } from "../tools/devdb.js";
 import { waitForHealth } from "../tools/health-wait.js";
+import { kustomizeBinary } from "../tools/manifests/render.js";
 import { testMongoUri, uniqueDbName } from "./support/db.js";
 
 const SERVICES = ["identity", "catalog", "orders", "payment"] as const;
@@ -68,9 +69,15 @@ function place(from: string, src: string, dir: string, dest: string) {
   cpSync(join(from, src), to, { recursive: true });
 }
 
-/** The literal env values of a service's Deployment (services/<svc>/k8s/deployment.yaml, first Deployment). */
+/**
+ * The literal env values of a service's first Deployment as kustomize renders services/<svc>/k8s (its own
+ * deployment.yaml over the body every service shares, deploy/components/service).
+ */
 function deploymentEnv(svc: Svc): { env: Record<string, string>; command?: string[]; args?: string[] } {
-  const doc = parseAllDocuments(readFileSync(join(ROOT, "services", svc, "k8s", "deployment.yaml"), "utf8"))[0].toJS();
+  const rendered = execFileSync(kustomizeBinary(), ["build", join(ROOT, "services", svc, "k8s")], { encoding: "utf8" });
+  const doc = parseAllDocuments(rendered)
+    .map((d) => d.toJS())
+    .find((o) => o?.kind === "Deployment");
   const container = doc.spec.template.spec.containers[0];
   return {
     env: Object.fromEntries(

@@ -9,7 +9,7 @@ import { createGrpcTransport as connectNodeGrpcTransport } from "@connectrpc/con
 import { expect } from "chai";
 import { Health, HealthCheckResponse_ServingStatus } from "#gen/health/v1/health_pb.js";
 import { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
-import { closeClients, createGrpcTransport, dial, errorReason, forward, logger, NO_FAULTS, type RunningServer, serve, service } from "#kit";
+import { closeClients, createGrpcJsTransport, dial, errorReason, forward, logger, NO_FAULTS, type RunningServer, serve, service } from "#kit";
 import { catalogConfig, startCatalog } from "../services/catalog/src/server.js";
 import { type DevDb, freePort, startDevDb } from "../tools/devdb.js";
 import { waitForHealth } from "../tools/health-wait.js";
@@ -147,7 +147,7 @@ describe("the kit over the wire (catalog as the sample service)", () => {
         // Health/Watch: a server stream, through the kit's grpc-js transport.
         // Connect clients end a stream through its signal (a break alone leaves it open until the deadline).
         // No deadline at all (defaultTimeoutMs 0): only the abort can end this stream.
-        const transport = createGrpcTransport({ target: local(other), defaultTimeoutMs: 0 });
+        const transport = createGrpcJsTransport({ target: local(other), defaultTimeoutMs: 0 });
         const stop = new AbortController();
         try {
           for await (const update of createClient(Health, transport).watch({ service: "meshmart.catalog.v1.CatalogService" }, { signal: stop.signal })) {
@@ -348,7 +348,7 @@ describe("health watchers at shutdown", () => {
     const server = await startCatalog(
       catalogConfig({ MONGODB_URI: testMongoUri(), DB_NAME: dbName, PORT: "0", ADMIN_PORT: "0", HOST: "127.0.0.1", GRACE_MS: "20000" }),
     );
-    const transport = createGrpcTransport({ target: local(server), defaultTimeoutMs: 0 });
+    const transport = createGrpcJsTransport({ target: local(server), defaultTimeoutMs: 0 });
     try {
       const seen: HealthCheckResponse_ServingStatus[] = [];
       const watching = (async () => {

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { expect } from "chai";
 import { CatalogService } from "../gen/meshmart/catalog/v1/catalog_pb.js";
-import { createGrpcTransport } from "../services/kit/src/grpc-transport.js";
+import { createGrpcJsTransport } from "../services/kit/src/grpc-transport.js";
 import { EXPERIMENTS_DIR } from "../tools/experiment/hypothesis.js";
 import { LOCAL_RECOVERY, runExperiment } from "../tools/experiment/run.js";
 import type { ControlPlane } from "../tools/kube/control-plane.js";
@@ -44,6 +44,13 @@ describe("local mesh on the local control plane: istiod in Kubernetes mode, --ta
     if (!k) throw new Error("the stack has no kube mesh");
     return k;
   };
+  /** A client channel to catalog through the mesh (xds:///), as the test's own workload identity. */
+  const catalogThroughMesh = () =>
+    createGrpcJsTransport({
+      target: stack.mesh?.targets.catalog as string,
+      defaultTimeoutMs: 5000,
+      channelOptions: xdsChannelOptions(stack.mesh?.bootstrap("test") as never),
+    });
 
   it("istiod runs in Kubernetes mode: --kubeconfig, no config directory; its config is the API server's objects", async () => {
     const istiod = kube().istiod;
@@ -60,11 +67,7 @@ describe("local mesh on the local control plane: istiod in Kubernetes mode, --ta
   });
 
   it("the plain Kubernetes Service selects the WorkloadEntries: GetProduct through the mesh lands on v1 (the base route)", async () => {
-    const transport = createGrpcTransport({
-      target: stack.mesh?.targets.catalog as string,
-      defaultTimeoutMs: 5000,
-      channelOptions: xdsChannelOptions(stack.mesh?.bootstrap("test") as never),
-    });
+    const transport = catalogThroughMesh();
     try {
       const client = createClient(CatalogService, transport);
       const served = new Map<string, number>();
@@ -136,11 +139,7 @@ describe("local mesh on the local control plane: istiod in Kubernetes mode, --ta
     expect(exits).to.deep.equal(["kube-apiserver SIGKILL"]);
     expect((await cp.kubectl(["get", "namespaces"])).code, "kubectl has no API server to talk to").to.not.equal(0);
     expect(kube().istiod.running(), "istiod keeps running on its last view").to.equal(true);
-    const transport = createGrpcTransport({
-      target: stack.mesh?.targets.catalog as string,
-      defaultTimeoutMs: 5000,
-      channelOptions: xdsChannelOptions(stack.mesh?.bootstrap("test") as never),
-    });
+    const transport = catalogThroughMesh();
     try {
       const client = createClient(CatalogService, transport);
       for (let i = 0; i < 5; i++) expect((await client.getProduct({ sku: "mug-blue" })).product?.sku).to.equal("mug-blue");

@@ -5,7 +5,7 @@ import { type Client, createClient } from "@connectrpc/connect";
 import { expect } from "chai";
 import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
 import { OrderService, OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
-import { createGrpcTransport } from "#kit";
+import { createGrpcJsTransport } from "#kit";
 import { LOAD_PASSWORD, type LoadReport, OPS, runLoad, type SecondStats } from "../tools/load/index.js";
 import { type LocalStack, startLocalStack } from "../tools/load/local-stack.js";
 
@@ -71,7 +71,7 @@ describe("load generator against the local stack (services mode)", function () {
     expect(answered.length).to.equal(placeOrder.codes.ok);
     expect(answered.length).to.be.greaterThan(0);
 
-    const transport = (at: string) => createGrpcTransport({ target: at, defaultTimeoutMs: 20_000 });
+    const transport = (at: string) => createGrpcJsTransport({ target: at, defaultTimeoutMs: 20_000 });
     const identityT = transport(stack.targets.identity);
     const ordersT = transport(stack.targets.orders);
     try {

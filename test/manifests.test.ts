@@ -10,6 +10,8 @@ import { checkManifests, type Problem, ROOT, sharedSchemasDir } from "../tools/c
 import { kustomizationDirs } from "../tools/manifests/render.js";
 
 const SCHEMAS = sharedSchemasDir(ROOT);
+/** The body every service Deployment shares (a kustomize component); problems in it are named by each Deployment's file. */
+const SHARED_DEPLOYMENT = "deploy/components/service/deployment.yaml";
 
 /** What the check reads (manifests, skaffold.yaml, the Dockerfile, the sources skaffold syncs), in a fresh directory. */
 function copyOfRepo(): string {
@@ -136,7 +138,7 @@ describe("manifests: offline validation of the cluster path", function () {
 
   describe("schemas", () => {
     it("fails a misspelled Kubernetes field that kubernetes-models alone would accept", () => {
-      edit("services/identity/k8s/deployment.yaml", "readOnlyRootFilesystem: true", "readOnlyRootFileSystem: true");
+      edit(SHARED_DEPLOYMENT, "readOnlyRootFilesystem: true", "readOnlyRootFileSystem: true");
       expectProblem("services/identity/k8s/deployment.yaml", /Deployment identity-v1/, /unknown field "readOnlyRootFileSystem"/);
     });
 
@@ -172,39 +174,45 @@ describe("manifests: offline validation of the cluster path", function () {
     });
 
     it("fails a Deployment without a grpc startup probe, or with a readiness probe that is not grpc", () => {
-      edit("services/orders/k8s/deployment.yaml", /^( *)startupProbe:\n(\1 .*\n)+/m, "");
-      edit("services/catalog/k8s/deployment.yaml", /readinessProbe:\n( *)grpc: \{ port: 50051 \}/, "readinessProbe:\n$1tcpSocket: { port: 50051 }");
+      edit(SHARED_DEPLOYMENT, /^( *)startupProbe:\n(\1 .*\n)+/m, "");
+      edit(SHARED_DEPLOYMENT, /readinessProbe:\n( *)grpc: \{ port: 50051 \}/, "readinessProbe:\n$1tcpSocket: { port: 50051 }");
       expectProblem("services/orders/k8s/deployment.yaml", /Deployment orders-v1/, /startupProbe must be a native grpc probe/);
       expectProblem("services/catalog/k8s/deployment.yaml", /Deployment catalog-v1/, /readinessProbe must be a native grpc probe/);
     });
 
     it("fails a container without a memory limit", () => {
-      edit("services/payment/k8s/deployment.yaml", "limits: { cpu: 500m, memory: 384Mi }", "limits: { cpu: 500m }");
+      edit(SHARED_DEPLOYMENT, "limits: { cpu: 500m, memory: 384Mi }", "limits: { cpu: 500m }");
       expectProblem("services/payment/k8s/deployment.yaml", /Deployment payment-v1/, /resources\.limits\.memory is missing/);
     });
 
     it("fails a Deployment without the security context", () => {
-      edit("services/identity/k8s/deployment.yaml", "runAsNonRoot: true", "runAsNonRoot: false");
-      edit("services/identity/k8s/deployment.yaml", "capabilities: { drop: [ALL] }", "capabilities: { drop: [NET_RAW] }");
-      edit("services/identity/k8s/deployment.yaml", "seccompProfile: { type: RuntimeDefault }", "seccompProfile: { type: Unconfined }");
+      edit(SHARED_DEPLOYMENT, "runAsNonRoot: true", "runAsNonRoot: false");
+      edit(SHARED_DEPLOYMENT, "capabilities: { drop: [ALL] }", "capabilities: { drop: [NET_RAW] }");
+      edit(SHARED_DEPLOYMENT, "seccompProfile: { type: RuntimeDefault }", "seccompProfile: { type: Unconfined }");
       expectProblem("services/identity/k8s/deployment.yaml", /Deployment identity-v1/, /runAsNonRoot must be true/);
       expectProblem("services/identity/k8s/deployment.yaml", /capabilities\.drop must include ALL/);
       expectProblem("services/identity/k8s/deployment.yaml", /seccompProfile\.type must be RuntimeDefault/);
     });
 
     it("fails a writable root filesystem outside skaffold's file sync", () => {
-      edit("services/catalog/k8s/deployment.yaml", "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false");
+      edit(SHARED_DEPLOYMENT, "readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false");
       expectProblem("services/catalog/k8s/deployment.yaml", /Deployment catalog-v1/, /readOnlyRootFilesystem must be true/);
     });
 
     it("fails a grace period shorter than GRACE_MS + DRAIN_DELAY_MS", () => {
-      edit("services/payment/k8s/deployment.yaml", "terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds: 12");
+      edit(SHARED_DEPLOYMENT, "terminationGracePeriodSeconds: 30", "terminationGracePeriodSeconds: 12");
       expectProblem("services/payment/k8s/deployment.yaml", /terminationGracePeriodSeconds 12 must exceed/);
     });
 
     it("fails a default overlay with a single replica", () => {
-      edit("services/orders/k8s/deployment.yaml", /replicas: 2\b/, "replicas: 1");
+      edit(SHARED_DEPLOYMENT, /replicas: 2\b/, "replicas: 1");
       expectProblem("services/orders/k8s/deployment.yaml", /Deployment orders-v1/, /spec\.replicas is 1; the default overlay runs at least 2/);
+    });
+
+    it("fails a service whose kustomization leaves out the shared Deployment body (probes, limits, security)", () => {
+      edit("services/payment/k8s/kustomization.yaml", /^components:\n.*\n/m, "");
+      expectProblem("services/payment/k8s/deployment.yaml", /Deployment payment-v1/, /securityContext\.runAsNonRoot must be true/);
+      expectProblem("services/payment/k8s/deployment.yaml", /Deployment payment-v1/, /resources\.limits\.memory is missing/);
     });
 
     it("fails a gRPC Service port without appProtocol", () => {

@@ -3,7 +3,7 @@
 // (tools/stack.ts with `mesh`) is shared by every test. Callers are real mesh clients, each with a certificate
 // from the stack's CA for one identity: the four services' ServiceAccounts, and "outside" (the ingress
 // gateway's identity, which the load generator and `npm run flow` hold locally). The call graph and the
-// internal RPCs come from the code (tools/manifests/mesh-policy.ts's callGraph), so a new call is covered here
+// internal RPCs come from the code (tools/manifests/mesh-policy/code.ts's callGraph), so a new call is covered here
 // without editing this file.
 
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -17,11 +17,11 @@ import { CatalogService } from "../gen/meshmart/catalog/v1/catalog_pb.js";
 import { IdentityService } from "../gen/meshmart/identity/v1/identity_pb.js";
 import { FailureReason, OrderService, OrderState } from "../gen/meshmart/orders/v1/orders_pb.js";
 import { PaymentService } from "../gen/meshmart/payment/v1/payment_pb.js";
-import { createGrpcTransport } from "../services/kit/src/grpc-transport.js";
+import { createGrpcJsTransport } from "../services/kit/src/grpc-transport.js";
 import { ROOT } from "../tools/devdb.js";
 import { runExperiment } from "../tools/experiment/run.js";
 import { readDataSet } from "../tools/invariants.js";
-import { callGraph, RPCS, readCode } from "../tools/manifests/mesh-policy.js";
+import { callGraph, RPCS, readCode } from "../tools/manifests/mesh-policy/index.js";
 import { xdsChannelOptions } from "../tools/mesh/bootstrap.js";
 import { certificateProviders, LocalCa, principalOf, WorkloadCert } from "../tools/mesh/identities.js";
 import { INGRESS_IDENTITY, serviceAccount } from "../tools/mesh/security.js";
@@ -62,7 +62,7 @@ describe("mesh security: STRICT mTLS and the AuthorizationPolicies enforced by i
 
   function clientsFor(bootstrap: object): Clients {
     const make = <S extends DescService>(s: S, target: string) => {
-      const t = createGrpcTransport({ target, defaultTimeoutMs: 10_000, channelOptions: xdsChannelOptions(JSON.stringify(bootstrap)) });
+      const t = createGrpcJsTransport({ target, defaultTimeoutMs: 10_000, channelOptions: xdsChannelOptions(JSON.stringify(bootstrap)) });
       closers.push(() => t.close());
       return createClient(s, t);
     };

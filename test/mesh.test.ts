@@ -12,7 +12,7 @@ import { expect } from "chai";
 import { parse } from "yaml";
 import { CatalogService } from "../gen/meshmart/catalog/v1/catalog_pb.js";
 import { PaymentService } from "../gen/meshmart/payment/v1/payment_pb.js";
-import { createGrpcTransport } from "../services/kit/src/grpc-transport.js";
+import { createGrpcJsTransport } from "../services/kit/src/grpc-transport.js";
 import { ROOT } from "../tools/devdb.js";
 import { loadHypothesis } from "../tools/experiment/hypothesis.js";
 import { experimentDocs } from "../tools/experiment/mesh.js";
@@ -68,7 +68,7 @@ describe("local mesh: real istiod drives the services (proxyless gRPC)", functio
     const mesh = stack.mesh as NonNullable<Stack["mesh"]>;
     // This test process is the mesh clients "test" and "as-orders": their channels carry their own bootstraps.
     const channel = (target: string, client: string) => {
-      const t = createGrpcTransport({ target, defaultTimeoutMs: 10_000, channelOptions: xdsChannelOptions(mesh.bootstrap(client)) });
+      const t = createGrpcJsTransport({ target, defaultTimeoutMs: 10_000, channelOptions: xdsChannelOptions(mesh.bootstrap(client)) });
       closers.push(() => t.close());
       return t;
     };

@@ -3,7 +3,7 @@
 import { Code, createClient } from "@connectrpc/connect";
 import { expect } from "chai";
 import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
-import { createGrpcTransport, type RunningServer, useNetworkTransport } from "#kit";
+import { createGrpcJsTransport, type RunningServer } from "#kit";
 import { freePort } from "../tools/devdb.js";
 import { startMonolith } from "../tools/monolith.js";
 import { testMongoUri } from "./support/db.js";
@@ -12,13 +12,12 @@ import { rejection } from "./support/rejection.js";
 describe("monolith mode", function () {
   this.timeout(60_000);
   let monolith: RunningServer | undefined;
-  let transport: ReturnType<typeof createGrpcTransport> | undefined;
+  let transport: ReturnType<typeof createGrpcJsTransport> | undefined;
   const saved = process.env.MAX_RECEIVE_BYTES;
 
   after(async () => {
     transport?.close();
     await monolith?.shutdown();
-    useNetworkTransport(); // startMonolith switched dial() to memory for this whole process; later tests dial the network
     if (saved === undefined) delete process.env.MAX_RECEIVE_BYTES;
     else process.env.MAX_RECEIVE_BYTES = saved;
   });
@@ -26,8 +25,8 @@ describe("monolith mode", function () {
   it("applies MAX_RECEIVE_BYTES like a service does: a larger message is RESOURCE_EXHAUSTED", async () => {
     process.env.MAX_RECEIVE_BYTES = "2048";
     monolith = await startMonolith({ mongoUri: testMongoUri(), host: "127.0.0.1", port: await freePort(), adminPort: await freePort() });
-    // Over the network (the monolith's dial() is switched to its in-memory transport, for orders' peers).
-    transport = createGrpcTransport({ target: `127.0.0.1:${monolith.port}` });
+    // Over the network, to the monolith's one port.
+    transport = createGrpcJsTransport({ target: `127.0.0.1:${monolith.port}` });
     const identity = createClient(IdentityService, transport);
     // Under the limit the message reaches validation (a 4 KB name would be INVALID_ARGUMENT without a limit).
     const small = await rejection(identity.register({ email: "not-an-email", password: "x" }));

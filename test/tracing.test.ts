@@ -12,7 +12,7 @@ import { expect } from "chai";
 import { CatalogService } from "../gen/meshmart/catalog/v1/catalog_pb.js";
 import { IdentityService } from "../gen/meshmart/identity/v1/identity_pb.js";
 import { OrderService, OrderState } from "../gen/meshmart/orders/v1/orders_pb.js";
-import { createGrpcTransport } from "../services/kit/src/grpc-transport.js";
+import { createGrpcJsTransport } from "../services/kit/src/grpc-transport.js";
 import { freePort } from "../tools/devdb.js";
 import { startLocalStack } from "../tools/load/local-stack.js";
 import { type Stack, startStack } from "../tools/stack.js";
@@ -84,7 +84,7 @@ describe("tracing: one trace per order across the services (real processes)", fu
       },
     });
     const client = <S extends typeof CatalogService | typeof OrderService | typeof IdentityService>(service: S, target: string) => {
-      const t = createGrpcTransport({ target, defaultTimeoutMs: 30_000 });
+      const t = createGrpcJsTransport({ target, defaultTimeoutMs: 30_000 });
       closers.push(() => t.close());
       return createClient(service, t);
     };
@@ -295,7 +295,7 @@ describe("tracing: one trace per order across the services (real processes)", fu
 
   it("with tracing off (OTEL_SDK_DISABLED=true) nothing is recorded and nothing is exported", async () => {
     // identity answered Register and Login above and carried traceparent-bearing calls below.
-    const identity = createClient(IdentityService, createGrpcTransport({ target: stack.endpoints.identity.grpc, defaultTimeoutMs: 30_000 }));
+    const identity = createClient(IdentityService, createGrpcJsTransport({ target: stack.endpoints.identity.grpc, defaultTimeoutMs: 30_000 }));
     const { accessToken } = await identity.login(
       { email: "tracer@example.com", password: "correct-horse-1" },
       { headers: { traceparent: `00-${hex(16)}-${hex(8)}-01` } },
@@ -325,7 +325,7 @@ describe("tracing in monolith mode: the in-memory calls make the same tree in on
     const closers: (() => void)[] = [];
     try {
       const client = <S extends typeof OrderService | typeof IdentityService>(service: S) => {
-        const t = createGrpcTransport({ target: stack.targets.orders, defaultTimeoutMs: 30_000 });
+        const t = createGrpcJsTransport({ target: stack.targets.orders, defaultTimeoutMs: 30_000 });
         closers.push(() => t.close());
         return createClient(service, t);
       };

@@ -1,7 +1,7 @@
 // Waits for a gRPC server's health (grpc.health.v1) to reach a status: used by the local stack and the tests.
 import { createClient } from "@connectrpc/connect";
 import { Health, HealthCheckResponse_ServingStatus } from "../gen/health/v1/health_pb.js";
-import { createGrpcTransport } from "../services/kit/src/grpc-transport.js";
+import { createGrpcJsTransport } from "../services/kit/src/grpc-transport.js";
 
 /** Polls grpc.health.v1.Health/Check until `want` (SERVING by default) or the timeout. */
 export async function waitForHealth(
@@ -9,7 +9,7 @@ export async function waitForHealth(
   opts: { want?: HealthCheckResponse_ServingStatus; timeoutMs?: number; service?: string } = {},
 ): Promise<void> {
   const want = opts.want ?? HealthCheckResponse_ServingStatus.SERVING;
-  const transport = createGrpcTransport({ target: address, defaultTimeoutMs: 1000 });
+  const transport = createGrpcJsTransport({ target: address, defaultTimeoutMs: 1000 });
   const client = createClient(Health, transport);
   const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
   let last = "no answer";

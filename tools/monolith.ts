@@ -7,13 +7,13 @@ import {
   Faults,
   faultsFromEnv,
   initTracing,
+  inMemoryTransport,
   kitInterceptors,
   logger,
   type RunningServer,
   type ServicePart,
   serve,
   serveOptionsFrom,
-  useInMemoryTransport,
 } from "../services/kit/src/index.js";
 import { buildOrders, ordersConfig } from "../services/orders/src/server.js";
 import { buildPayment, paymentConfig } from "../services/payment/src/server.js";
@@ -38,11 +38,13 @@ export async function startMonolith(opts: MonolithOptions): Promise<RunningServe
     parts.push(await buildIdentity(common));
     parts.push(await buildCatalog(catalogConfig({ ...env, VERSION: "v1" })));
     parts.push(await buildPayment(paymentConfig(env)));
-    // Before orders is built: its dial() clients must come from the in-memory transport.
-    const peers = parts.slice(1).flatMap((p) => p.entries);
-    useInMemoryTransport(peers, kitInterceptors(log, faults));
+    // orders reaches catalog and payment in memory: their handlers, behind the same interceptors as on a port.
+    const peers = inMemoryTransport(
+      parts.slice(1).flatMap((p) => p.entries),
+      kitInterceptors(log, faults),
+    );
     const jwks = `http://127.0.0.1:${opts.adminPort}${JWKS_PATH}`; // identity's route, on this process's admin port
-    parts.push(await buildOrders(ordersConfig({ ...env, IDENTITY_JWKS_URL: jwks }), { log: logger("orders") }));
+    parts.push(await buildOrders(ordersConfig({ ...env, IDENTITY_JWKS_URL: jwks }), { log: logger("orders"), peers }));
   } catch (err) {
     await Promise.all(parts.map((p) => p.close()));
     throw err;

@@ -1,6 +1,7 @@
-// npm run reliability [-- --runs 1000 --seed 1]: writes RELIABILITY.md and reliability.json from real runs on
-// this machine: bad input per RPC (tools/fuzz), each fault under load with the invariants checked after it
-// (tools/experiment), and the rolling graceful restart. Nothing in the report is typed by hand.
+// npm run reliability [-- --runs 1000 --seed 1 --soak 10m]: writes RELIABILITY.md and reliability.json from real
+// runs on this machine: bad input per RPC (tools/fuzz), each fault under load with the invariants checked after
+// it (tools/experiment), the rolling graceful restart, and the seeded soak of mixed faults (tools/soak; --soak 0
+// leaves it out). Nothing in the report is typed by hand.
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
@@ -10,6 +11,9 @@ import { ROOT } from "./devdb.js";
 import type { ExperimentReport } from "./experiment/report.js";
 import { runExperiment } from "./experiment/run.js";
 import { DELIBERATE_CODES, type FuzzResult, fuzzRpcs } from "./fuzz/index.js";
+import { parseDuration } from "./load/args.js";
+import { MAX_DURATION_MS } from "./load/index.js";
+import { runSoak, type SoakReport } from "./soak/run.js";
 import { startStack } from "./stack.js";
 
 const FAULTS = [
@@ -35,10 +39,16 @@ function unsafeFailures(r: ExperimentReport): number {
 }
 
 async function main() {
-  const { values } = parseArgs({ options: { runs: { type: "string", default: "1000" }, seed: { type: "string", default: "1" } } });
+  const { values } = parseArgs({
+    options: { runs: { type: "string", default: "1000" }, seed: { type: "string", default: "1" }, soak: { type: "string", default: "10m" } },
+  });
   const runsPerRpc = Number(values.runs);
   const seed = Number(values.seed);
   if (!(Number.isInteger(runsPerRpc) && runsPerRpc > 0)) throw new Error(`--runs must be a positive whole number, got "${values.runs}"`);
+  if (!Number.isInteger(seed)) throw new Error(`--seed must be a whole number, got "${values.seed}"`);
+  const soakMs = values.soak === "0" ? 0 : parseDuration(values.soak, "soak");
+  if (soakMs !== 0 && !(soakMs >= 30_000 && soakMs <= MAX_DURATION_MS))
+    throw new Error(`--soak must be 0 (no soak) or from 30s to ${MAX_DURATION_MS / 60_000}m, got "${values.soak}"`);
   const started = new Date();
   const loadAtStart = loadavg()[0];
 
@@ -60,6 +70,12 @@ async function main() {
     console.error(`fault ${f.name}...`);
     const { report, files } = await runExperiment({ name: f.name, reportsDir: join(ROOT, "reports"), seed });
     faults.push({ ...f, report, files });
+  }
+
+  let soak: SoakReport | undefined;
+  if (soakMs) {
+    console.error(`soak for ${soakMs / 1000} s, seed ${seed}...`);
+    soak = await runSoak({ seed, durationMs: soakMs, log: (line) => console.error(`  ${line}`) });
   }
 
   const md: string[] = [
@@ -124,6 +140,8 @@ async function main() {
           .join("; ")}.`
       : "Not run.",
     "",
+    ...soakSection(soak),
+    "",
     "## What this does not show",
     "",
     "- These faults are process-level on one machine. The same experiments through Istio (`npm run experiment -- <name> --target cluster`) need a cluster; their command plans are tested offline with a fake kubectl only.",
@@ -135,11 +153,39 @@ async function main() {
   writeFileSync(join(ROOT, "RELIABILITY.md"), md.join("\n"));
   writeFileSync(
     join(ROOT, "reliability.json"),
-    `${JSON.stringify({ startedAt: started.toISOString(), runsPerRpc, seed, fuzz, faults: faults.map(({ what, report }) => ({ what, ...report, run: undefined, timeline: report.run.timeline, unsafeFailures: unsafeFailures(report) })) }, null, 2)}\n`,
+    `${JSON.stringify({ startedAt: started.toISOString(), runsPerRpc, seed, fuzz, faults: faults.map(({ what, report }) => ({ what, ...report, run: undefined, timeline: report.run.timeline, unsafeFailures: unsafeFailures(report) })), soak }, null, 2)}\n`,
   );
   // The project's formatter has the last word on the JSON's layout, so `npm test`'s lint stays clean.
   execFileSync(join(ROOT, "node_modules", ".bin", "biome"), ["format", "--write", join(ROOT, "reliability.json")], { stdio: "ignore" });
   console.error("wrote RELIABILITY.md and reliability.json");
+}
+
+const secs = (ms: number | null) => (ms === null ? "not reached" : `${(ms / 1000).toFixed(1)} s`);
+
+/** RELIABILITY.md's soak section, from the soak's report. */
+export function soakSection(r: SoakReport | undefined): string[] {
+  if (!r) return ["## Seeded soak", "", "Not run (--soak 0)."];
+  const kinds = new Map<string, number>();
+  for (const f of r.faults) kinds.set(f.kind, (kinds.get(f.kind) ?? 0) + 1);
+  const inv = r.invariants;
+  return [
+    "## Seeded soak",
+    "",
+    `\`npm run reliability -- --soak ${r.durationMs / 1000}s --seed ${r.seed}\` (tools/soak): steady shopper load (${r.rate}/s, deadline 3 s) on a fresh local stack for ${r.durationMs / 1000} s while a schedule drawn from seed ${r.seed} (tools/soak/schedule.ts: the same seed gives the same schedule) injected the faults below, ${r.overlapping} of them overlapping another one. After the load, the checker waited until no order was PENDING and checked every invariant over the whole data set.`,
+    "",
+    "| faults injected | orders placed (answered OK: confirmed / failed / pending when answered) | calls | lost | duplicate charges | stuck | invariants held | worst time to every service SERVING | worst time to ≥ 90% OK |",
+    "|---|---|---|---|---|---|---|---|---|",
+    `| ${r.faults.length} (${[...kinds].map(([k, n]) => `${k} ${n}`).join(", ")}) | ${r.placed.ok} of ${r.placed.answered} (${r.placed.confirmed} / ${r.placed.failed} / ${r.placed.pending}) | ${r.sent}: ${codes(r.codes)} | ${r.lost} | ${r.duplicateCharges} | ${r.stuck} | ${inv.results.filter((i) => i.ok).length}/${inv.results.length} (${inv.counts.orders} orders, ${inv.counts.payments} payments, settled after ${(inv.settleMs / 1000).toFixed(1)} s) | ${secs(r.worstServingAfterMs)} | ${secs(r.worstClientOkAfterMs)} |`,
+    "",
+    "Lost = accepted-orders-exist violations; duplicate charges = confirmed-charged-once plus no-orphan-charges violations; stuck = no-pending violations. Per fault, from its end (restart begun, database started, knob off): until every service answered SERVING on its health port again, and until the first second of the load with at least 90% of its calls OK (another fault may already be running by then).",
+    "",
+    "| # | at | fault | every service SERVING after | ≥ 90% OK after | notes |",
+    "|---|---|---|---|---|---|",
+    ...r.faults.map(
+      (f) =>
+        `| ${f.id} | ${(f.startedMs / 1000).toFixed(1)} s | ${f.what} | ${secs(f.servingAfterMs)} | ${secs(f.clientOkAfterMs)} | ${f.problems.join("; ") || "–"} |`,
+    ),
+  ];
 }
 
 main().catch((err) => {

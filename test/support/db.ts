@@ -22,3 +22,26 @@ export async function dropDatabase(dbName: string): Promise<void> {
     await conn.close();
   }
 }
+
+/**
+ * For a describe block: a database of its own, connected before its tests and dropped after them. `name` is
+ * known at once; read `db` inside the tests (it connects in before()).
+ */
+export function freshDatabase(prefix: string): { readonly name: string; readonly db: Connection } {
+  const name = uniqueDbName(prefix);
+  let db: Connection | undefined;
+  before(async () => {
+    db = await mongoose.createConnection(testMongoUri(), { dbName: name }).asPromise();
+  });
+  after(async () => {
+    await db?.close();
+    await dropDatabase(name);
+  });
+  return {
+    name,
+    get db() {
+      if (!db) throw new Error(`freshDatabase(${prefix}): read db inside a test (it connects in before())`);
+      return db;
+    },
+  };
+}

@@ -9,7 +9,7 @@ import mongoose from "mongoose";
 import { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
 import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
 import { OrderService, OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
-import { createGrpcTransport } from "#kit";
+import { createGrpcJsTransport } from "#kit";
 import { ROOT } from "../devdb.js";
 import { APPROVED_CARD } from "../load/index.js";
 import { type ReadyMesh, startLocalStack } from "../load/local-stack.js";
@@ -40,9 +40,9 @@ export async function measureMesh(s: Settings): Promise<MeshResult> {
   const startMs = Math.round(performance.now() - t);
   console.error(`mesh: cold start ${startMs} ms`);
   const mesh = stack.ready.mesh as ReadyMesh;
-  const transports: ReturnType<typeof createGrpcTransport>[] = [];
+  const transports: ReturnType<typeof createGrpcJsTransport>[] = [];
   const client = <S extends typeof CatalogService | typeof IdentityService | typeof OrderService>(svc: S, target: string) => {
-    const tr = createGrpcTransport({ target, channelOptions: xdsChannelOptions(JSON.stringify(mesh.bootstrap.load)) });
+    const tr = createGrpcJsTransport({ target, channelOptions: xdsChannelOptions(JSON.stringify(mesh.bootstrap.load)) });
     transports.push(tr);
     return createClient(svc, tr);
   };

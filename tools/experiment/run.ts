@@ -5,7 +5,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { PaymentService, PaymentState } from "../../gen/meshmart/payment/v1/payment_pb.js";
-import { createGrpcTransport } from "../../services/kit/src/grpc-transport.js";
+import { createGrpcJsTransport } from "../../services/kit/src/grpc-transport.js";
 import { ROOT } from "../devdb.js";
 import { checkDataSet, type InvariantReport } from "../invariants.js";
 import { localMeshInfo, localSettle } from "../kube/local.js";
@@ -278,7 +278,7 @@ function ownSpans(ownTraces: string | undefined, given: SpanRecord[] | undefined
 
 /** Cluster audit through payment's own RPC: orders with more than one approved payment (a double charge). */
 export async function auditCharges(payment: string, orderIds: string[]): Promise<string> {
-  const transport = createGrpcTransport({ target: payment, defaultTimeoutMs: 5000 });
+  const transport = createGrpcJsTransport({ target: payment, defaultTimeoutMs: 5000 });
   const client = createClient(PaymentService, transport);
   let doubled = 0;
   let unreadable = 0;

@@ -81,33 +81,24 @@ function validString(field: DescField, dict: Dictionary): fc.Arbitrary<string> {
   return known.length ? fc.oneof({ weight: 3, arbitrary: fc.constantFrom(...known) }, { weight: 1, arbitrary: made }) : made;
 }
 
-function intRange(type: ScalarType): { min: number; max: number } | undefined {
-  switch (type) {
-    case ScalarType.INT32:
-    case ScalarType.SINT32:
-    case ScalarType.SFIXED32:
-      return INT32;
-    case ScalarType.UINT32:
-    case ScalarType.FIXED32:
-      return UINT32;
-    default:
-      return undefined;
-  }
-}
-
-function bigRange(type: ScalarType): { min: bigint; max: bigint } | undefined {
-  switch (type) {
-    case ScalarType.INT64:
-    case ScalarType.SINT64:
-    case ScalarType.SFIXED64:
-      return INT64;
-    case ScalarType.UINT64:
-    case ScalarType.FIXED64:
-      return UINT64;
-    default:
-      return undefined;
-  }
-}
+/** The range of each 32-bit integer type (numbers in protobuf-es). */
+const INT_RANGES: Partial<Record<ScalarType, { min: number; max: number }>> = {
+  [ScalarType.INT32]: INT32,
+  [ScalarType.SINT32]: INT32,
+  [ScalarType.SFIXED32]: INT32,
+  [ScalarType.UINT32]: UINT32,
+  [ScalarType.FIXED32]: UINT32,
+};
+/** The range of each 64-bit integer type (bigints in protobuf-es). */
+const BIG_RANGES: Partial<Record<ScalarType, { min: bigint; max: bigint }>> = {
+  [ScalarType.INT64]: INT64,
+  [ScalarType.SINT64]: INT64,
+  [ScalarType.SFIXED64]: INT64,
+  [ScalarType.UINT64]: UINT64,
+  [ScalarType.FIXED64]: UINT64,
+};
+const intRange = (type: ScalarType) => INT_RANGES[type];
+const bigRange = (type: ScalarType) => BIG_RANGES[type];
 
 function randomScalar(field: DescField, type: ScalarType, dict: Dictionary): fc.Arbitrary<unknown> {
   const r = rulesOf(field);

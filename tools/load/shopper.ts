@@ -6,7 +6,7 @@ import { type Client, Code, ConnectError, createClient } from "@connectrpc/conne
 import { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
 import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
 import { OrderService, OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
-import { createGrpcTransport } from "#kit";
+import { createGrpcJsTransport } from "#kit";
 import { xdsChannelOptions } from "../mesh/bootstrap.js";
 import type { Op, Rng } from "./mix.js";
 
@@ -76,11 +76,11 @@ async function inBatches<T, R>(items: T[], limit: number, fn: (t: T) => Promise<
  * reads the catalog. Setup failures throw: a run against a stack that is not up says so at once.
  */
 export async function openShop(targets: LoadTargets, o: { users: number; deadlineMs: number; rng: Rng }): Promise<Shop> {
-  const transports = new Map<string, ReturnType<typeof createGrpcTransport>>();
+  const transports = new Map<string, ReturnType<typeof createGrpcJsTransport>>();
   const transportFor = (address: string) => {
     let t = transports.get(address);
     const channelOptions = targets.xdsBootstrap ? xdsChannelOptions(targets.xdsBootstrap) : undefined;
-    if (!t) transports.set(address, (t = createGrpcTransport({ target: address, defaultTimeoutMs: o.deadlineMs, channelOptions })));
+    if (!t) transports.set(address, (t = createGrpcJsTransport({ target: address, defaultTimeoutMs: o.deadlineMs, channelOptions })));
     return t;
   };
   const close = () => {

@@ -7,14 +7,14 @@
 //
 //   npm run check:manifests            prints every problem as "<file>: <problem>", exits 1 if any
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, posix } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { istioctlBinary } from "../mesh/config.js";
 import { checkObject, checkReferences, checkReplicas } from "./core-checks.js";
 import { checkDashboardFile } from "./dashboard.js";
 import { checkIstioRefs } from "./istio-refs.js";
 import { checkWithIstioctl } from "./istioctl.js";
-import { checkMeshPolicy, experimentFiles } from "./mesh-policy.js";
+import { checkMeshPolicy, experimentFiles } from "./mesh-policy/index.js";
 import { filesUnder, kustomizationDirs, manifestRoots, renderAll } from "./render.js";
 import { loadSchemas, sharedSchemasDir } from "./schemas.js";
 import { checkSkaffold } from "./skaffold-checks.js";
@@ -74,7 +74,7 @@ export function checkManifests(root: string, schemasDir = sharedSchemasDir(root)
 
 /** A YAML file under deploy/ or services/<svc>/k8s/ that no kustomization renders is never deployed: say so. */
 function unlisted(root: string, renders: { objects: { file: string }[] }[]): Problem[] {
-  const used = new Set(renders.flatMap((r) => r.objects.map((o) => o.file)));
+  const used = new Set([...renders.flatMap((r) => r.objects.map((o) => o.file)), ...patchFiles(root)]);
   const kustomizations = new Set(kustomizationDirs(root).map((d) => d));
   return manifestRoots(root)
     .filter((d) => d !== "mesh") // mesh/experiments/*.yaml are applied one at a time by the experiment runner
@@ -82,6 +82,25 @@ function unlisted(root: string, renders: { objects: { file: string }[] }[]): Pro
     .filter((f) => /\.ya?ml$/.test(f) && !/\/kustomization\.ya?ml$/.test(f) && !used.has(f))
     .filter((f) => !kustomizations.has(f))
     .map((file) => ({ file, message: "no kustomization lists this file, so nothing deploys it" }));
+}
+
+/**
+ * The patch files the kustomizations (and components) name: a patch changes objects of other files, so no
+ * rendered object comes from it (deploy/components/service/deployment.yaml is the body every service shares).
+ */
+function patchFiles(root: string): string[] {
+  const out: string[] = [];
+  for (const dir of kustomizationDirs(root)) {
+    const name = ["kustomization.yaml", "kustomization.yml"].find((k) => existsSync(join(root, dir, k)));
+    const k = name ? (parseQuietly(root, `${dir}/${name}`)[0] ?? {}) : {};
+    const paths = [
+      ...((k.patches ?? []) as Obj[]).map((p) => p?.path),
+      ...((k.patchesJson6902 ?? []) as Obj[]).map((p) => p?.path),
+      ...((k.patchesStrategicMerge ?? []) as unknown[]),
+    ];
+    for (const p of paths) if (typeof p === "string") out.push(posix.normalize(`${dir}/${p}`));
+  }
+  return out;
 }
 
 /** The objects of a file; documents that do not parse are left out (the mesh policy check reports them). */

@@ -5,7 +5,7 @@
 // negative `attempts`) and warns where analyze may not look (IST0133). A message counts as a problem unless
 // SUPPRESSED lists its code and resource with the reason.
 // Offline, analyze skips its destination-host, destination-rule, gateway and port-name analyzers (they need
-// a live API server); tools/manifests/mesh-policy.ts checks what they would find (e.g. IST0112, ports).
+// a live API server); tools/manifests/mesh-policy/ checks what they would find (e.g. IST0112, ports).
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";

@@ -82,11 +82,16 @@ export interface TokenSettings {
 
 export type TokenIssuer = ReturnType<typeof tokenIssuer>;
 
-/** Mints access tokens: iss, aud, sub (the user id), iat, exp, an `email` claim, and `kid` in the header. */
-export function tokenIssuer(key: SigningKey, { issuer, audience, ttlSeconds }: TokenSettings) {
+/**
+ * Mints access tokens: iss, aud, sub (the user id), iat, exp, an `email` claim, and `kid` in the header.
+ * `key` may be a function: the key ring's current key, read at every token (it changes on rotation).
+ */
+export function tokenIssuer(key: SigningKey | (() => SigningKey), { issuer, audience, ttlSeconds }: TokenSettings) {
+  const keyNow = typeof key === "function" ? key : () => key;
   return {
     /** `now` is for tests that need a token from the past. */
     async issue(user: { id: string; email: string }, now = new Date()): Promise<{ token: string; expiresAt: Date }> {
+      const key = keyNow();
       const iat = Math.floor(now.getTime() / 1000);
       const exp = iat + ttlSeconds;
       const token = await new SignJWT({ email: user.email })

@@ -12,9 +12,14 @@ export interface AuthOptions {
   public?: string[];
 }
 
-/** Keys fetched from a JWKS URL, cached for 10 minutes and refetched at most every 30 s on an unknown kid. */
+/**
+ * Keys fetched from a JWKS URL, cached for 10 minutes and refetched on an unknown kid at most once a second.
+ * identity publishes its next key one rotation interval (at least 2 s) before signing with it, so a cache
+ * older than that interval finds the new kid by that refetch; a short cooldown only bounds how often tokens
+ * with made-up kids make it fetch.
+ */
 export function remoteKeys(url: string): JWTVerifyGetKey {
-  return createRemoteJWKSet(new URL(url), { cacheMaxAge: 600_000, cooldownDuration: 30_000, timeoutDuration: 2000 });
+  return createRemoteJWKSet(new URL(url), { cacheMaxAge: 600_000, cooldownDuration: 1000, timeoutDuration: 2000 });
 }
 
 /** Server interceptor: checks `authorization: Bearer <jwt>` and puts the user in the context; UNAUTHENTICATED otherwise. */

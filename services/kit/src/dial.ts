@@ -1,50 +1,70 @@
-// Typed Connect clients on grpc-js channels (or in memory, for the monolith), with the kit's client interceptors.
+// Typed Connect clients on grpc-js channels, with the kit's client interceptors. A pool owns its channels, so
+// whoever made it closes exactly those (orders' shutdown closes orders' channels, not a test's).
 import type { DescService } from "@bufbuild/protobuf";
-import { type Client, createClient, createRouterTransport, type Interceptor, type Transport } from "@connectrpc/connect";
-import { createGrpcTransport } from "./grpc-transport.js";
-import { clientMetrics } from "./interceptors.js";
-import { interceptorsOf, type ServiceEntry } from "./serve.js";
+import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { clientMetrics } from "./client-metrics.js";
+import { createGrpcJsTransport } from "./grpc-transport.js";
 import { clientSpans } from "./tracing-rpc.js";
 
-const transports = new Map<string, Transport & { close?(): void }>();
-let inMemory: Transport | undefined;
-
-/** A client for `service` at `target` ("host:port", "http://host:port", "dns:///...", "xds:///..."). One channel per target. */
-export function dial<S extends DescService>(service: S, target: string, opts: { interceptors?: Interceptor[]; timeoutMs?: number } = {}): Client<S> {
-  if (inMemory) return createClient(service, inMemory);
-  let transport = transports.get(target);
-  if (!transport || opts.interceptors || opts.timeoutMs) {
-    transport = createGrpcTransport({
-      target,
-      interceptors: [clientMetrics(), ...clientSpans(), ...(opts.interceptors ?? [])],
-      defaultTimeoutMs: opts.timeoutMs,
-    });
-    if (!opts.interceptors && !opts.timeoutMs) transports.set(target, transport);
-  }
-  return createClient(service, transport);
+export interface DialOptions {
+  interceptors?: Interceptor[];
+  timeoutMs?: number;
 }
 
-/** Closes every channel `dial` opened. */
-export function closeClients(): void {
-  for (const t of transports.values()) t.close?.();
-  transports.clear();
+export interface ClientPool {
+  /** A client for `service` at `target` ("host:port", "http://host:port", "dns:///...", "xds:///..."). One channel per target. */
+  dial<S extends DescService>(service: S, target: string, opts?: DialOptions): Client<S>;
+  /** Closes every channel this pool opened. */
+  close(): void;
+}
+
+/** The interceptors every client of the kit runs: metrics, then the trace span (when tracing is on). */
+export function clientInterceptors(): Interceptor[] {
+  return [clientMetrics(), ...clientSpans()];
 }
 
 /**
- * Monolith mode: from now on `dial` returns clients that call these handlers in memory (Connect's router
- * transport), with the same server interceptors, instead of going over the network.
+ * A pool of clients. With `transport` (the monolith's in-memory one), every client goes through it whatever
+ * the target, and the pool opens no channel.
  */
-export function useInMemoryTransport(entries: ServiceEntry[], serverInterceptors: Interceptor[]): Transport {
-  inMemory = createRouterTransport(
-    (router) => {
-      for (const e of entries) router.service(e.service, e.impl, { interceptors: interceptorsOf(e, serverInterceptors) });
+export function clientPool(opts: { transport?: Transport } = {}): ClientPool {
+  const channels = new Map<string, Transport & { close(): void }>();
+  const opened: (Transport & { close(): void })[] = [];
+  return {
+    dial(service, target, dialOpts = {}) {
+      if (opts.transport) return createClient(service, opts.transport);
+      const own = !!dialOpts.interceptors || !!dialOpts.timeoutMs;
+      let transport = own ? undefined : channels.get(target);
+      if (!transport) {
+        transport = createGrpcJsTransport({
+          target,
+          interceptors: [...clientInterceptors(), ...(dialOpts.interceptors ?? [])],
+          defaultTimeoutMs: dialOpts.timeoutMs,
+        });
+        if (own) opened.push(transport);
+        else channels.set(target, transport);
+      }
+      return createClient(service, transport);
     },
-    { router: { interceptors: serverInterceptors }, transport: { interceptors: [clientMetrics(), ...clientSpans()] } },
-  );
-  return inMemory;
+    close() {
+      for (const t of [...channels.values(), ...opened]) t.close();
+      channels.clear();
+      opened.length = 0;
+    },
+  };
 }
 
-/** Back to real channels (undoes useInMemoryTransport). */
-export function useNetworkTransport(): void {
-  inMemory = undefined;
+// The process's default pool, for tests and scripts that dial a few services and close them all at the end.
+// A service's own code makes its own pool (see services/orders/src/server.ts), so stopping one service in a
+// process never closes another's channels.
+const scriptPool = clientPool();
+
+/** A client from the process's default pool (tests, scripts). */
+export function dial<S extends DescService>(service: S, target: string, opts: DialOptions = {}): Client<S> {
+  return scriptPool.dial(service, target, opts);
+}
+
+/** Closes every channel of the process's default pool. */
+export function closeClients(): void {
+  scriptPool.close();
 }

@@ -7,24 +7,11 @@ import * as grpc from "@grpc/grpc-js";
 import { StatusSchema } from "#gen/google/rpc/status_pb.js";
 import { peerAddress, peerKey, principalKey } from "./context.js";
 import { toConnectError } from "./errors.js";
+import { methodDefinition } from "./grpc-methods.js";
 import { callerPrincipal } from "./mesh-security.js";
 import { headersToMetadata, metadataToHeaders } from "./metadata.js";
 
 export type AnyServiceImpl = Partial<ServiceImpl<DescService>>;
-
-/** grpc-js serializers for a protobuf-es method. */
-export function methodDefinition(method: DescMethod): grpc.MethodDefinition<unknown, unknown> {
-  return {
-    path: `/${method.parent.typeName}/${method.name}`,
-    requestStream: method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming",
-    responseStream: method.methodKind === "server_streaming" || method.methodKind === "bidi_streaming",
-    requestSerialize: (m) => Buffer.from(toBinary(method.input, m as never)),
-    requestDeserialize: (b: Buffer) => fromBinary(method.input, b),
-    responseSerialize: (m) => Buffer.from(toBinary(method.output, m as never)),
-    responseDeserialize: (b: Buffer) => fromBinary(method.output, b),
-    originalName: method.localName,
-  };
-}
 
 /**
  * What the server-side deserializer hands on when the request bytes are not a valid message (truncated,

@@ -16,11 +16,10 @@ import { createMethodUrl, runStreamingCall, runUnaryCall } from "@connectrpc/con
 import * as grpc from "@grpc/grpc-js";
 import { StatusSchema } from "#gen/google/rpc/status_pb.js";
 import { DEFAULT_TIMEOUT_MS } from "./context.js";
-import { methodDefinition } from "./grpc-server.js";
-import { xdsChannelCredentials } from "./mesh-server.js";
+import { methodDefinition } from "./grpc-methods.js";
 import { MAX_RECEIVE_BYTES_DEFAULT, MAX_SEND_BYTES_DEFAULT } from "./message-limits.js";
 import { headersToMetadata, metadataToHeaders } from "./metadata.js";
-import { isXdsTarget } from "./xds.js";
+import { isXdsTarget, xdsModule } from "./xds.js";
 
 export interface GrpcTransportOptions {
   /** "127.0.0.1:50052", "http://127.0.0.1:50052", "dns:///catalog:50051" or "xds:///catalog.meshmart.svc.cluster.local:50051". */
@@ -61,7 +60,17 @@ export function fromGrpcError(err: grpc.ServiceError): ConnectError {
   return error;
 }
 
-export function createGrpcTransport(opts: GrpcTransportOptions): Transport & { close(): void } {
+/** Channel credentials for an xds:/// target: mTLS with the workload certificate when istiod says ISTIO_MUTUAL. */
+function xdsChannelCredentials(): grpc.ChannelCredentials {
+  const { XdsChannelCredentials } = xdsModule();
+  return new XdsChannelCredentials(grpc.credentials.createInsecure());
+}
+
+/**
+ * A Connect transport on one grpc-js channel to `opts.target`. (Not connect-node's `createGrpcTransport`, which
+ * speaks gRPC over node:http2 and cannot resolve `xds:///` targets.)
+ */
+export function createGrpcJsTransport(opts: GrpcTransportOptions): Transport & { close(): void } {
   const target = opts.target.replace(/^https?:\/\//, "");
   // An xds target is a mesh client: mTLS with the workload certificate wherever istiod says ISTIO_MUTUAL.
   const credentials = isXdsTarget(target) ? xdsChannelCredentials() : grpc.credentials.createInsecure();
@@ -81,6 +90,16 @@ export function createGrpcTransport(opts: GrpcTransportOptions): Transport & { c
     return m;
   };
 
+  /** What a Connect request of either kind carries besides its message. */
+  const requestOf = <M extends DescMethod>(method: M, url: string, header: HeadersInit | undefined, contextValues: ContextValues | undefined) => ({
+    service: method.parent,
+    method,
+    requestMethod: "POST",
+    url,
+    header: new Headers(header),
+    contextValues: contextValues ?? createContextValues(),
+  });
+
   return {
     close: () => client.close(),
     async unary<I extends DescMessage, O extends DescMessage>(
@@ -97,16 +116,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): Transport & { c
         interceptors: opts.interceptors,
         signal,
         timeoutMs,
-        req: {
-          stream: false,
-          service: method.parent,
-          method,
-          requestMethod: "POST",
-          url,
-          header: new Headers(header),
-          contextValues: contextValues ?? createContextValues(),
-          message: input,
-        },
+        req: { stream: false, ...requestOf(method, url, header, contextValues), message: input },
         next: (req) =>
           new Promise((resolve, reject) => {
             let responseHeader = new Headers();
@@ -162,16 +172,7 @@ export function createGrpcTransport(opts: GrpcTransportOptions): Transport & { c
         interceptors: opts.interceptors,
         signal,
         timeoutMs,
-        req: {
-          stream: true,
-          service: method.parent,
-          method,
-          requestMethod: "POST",
-          url,
-          header: new Headers(header),
-          contextValues: contextValues ?? createContextValues(),
-          message: input,
-        },
+        req: { stream: true, ...requestOf(method, url, header, contextValues), message: input },
         next: async (req) => {
           let request: unknown;
           for await (const m of req.message) {

@@ -1,6 +1,8 @@
-// meshmart's service kit: everything a service needs besides its domain.
+// meshmart's service kit: everything a service needs besides its domain. Its server side (serving) and client
+// side (dialling) stand apart; services/kit/test/sides.unit.test.ts keeps them so.
 export type { AdminRoute } from "./admin.js";
 export { type AuthOptions, authenticate, currentUser, remoteKeys } from "./auth.js";
+export { clientMetrics } from "./client-metrics.js";
 export {
   type AuthUser,
   DEFAULT_TIMEOUT_MS,
@@ -15,13 +17,14 @@ export {
   userKey,
 } from "./context.js";
 export { databaseReady, openDatabase } from "./db.js";
-export { closeClients, dial, useInMemoryTransport, useNetworkTransport } from "./dial.js";
+export { type ClientPool, clientInterceptors, clientPool, closeClients, type DialOptions, dial } from "./dial.js";
 export { type Config, ConfigError, env, oneOf, port } from "./env.js";
 export { DomainError, ERROR_DOMAIN, errorReason, invalidArgument, toConnectError, type Violation } from "./errors.js";
 export { type FaultSettings, Faults, faultsFromEnv, NO_FAULTS } from "./faults.js";
-export { createGrpcTransport } from "./grpc-transport.js";
+export { createGrpcJsTransport, type GrpcTransportOptions } from "./grpc-transport.js";
 export { Health, type ReadinessCheck, within } from "./health.js";
-export { clientMetrics, observe, propagation, responseHeaders, validation } from "./interceptors.js";
+export { inMemoryTransport } from "./in-memory.js";
+export { observe, propagation, responseHeaders, validation } from "./interceptors.js";
 export { type LockOptions, type Locks, lockTable } from "./locks.js";
 export { type Logger, logger } from "./log.js";
 export { main } from "./main.js";

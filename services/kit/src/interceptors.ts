@@ -1,14 +1,10 @@
-// The kit's interceptors, Connect-shaped so the grpc-js and connect-node engines share them.
+// The kit's server interceptors, Connect-shaped so the grpc-js and connect-node engines share them.
 import type { Interceptor } from "@connectrpc/connect";
 import { capturePropagation, principalKey, requestIdKey } from "./context.js";
 import { invalidArgument, toConnectError } from "./errors.js";
 import type { Logger } from "./log.js";
-import { clientHandled, clientSeconds, clientStarted, codeName, serverHandled, serverSeconds, serverStarted } from "./metrics.js";
+import { codeName, methodLabels, serverHandled, serverSeconds, serverStarted } from "./metrics.js";
 import { violations } from "./validate.js";
-
-function methodLabels(req: { service: { typeName: string }; method: { name: string; methodKind: string } }) {
-  return { grpc_type: req.method.methodKind, grpc_service: req.service.typeName, grpc_method: req.method.name };
-}
 
 /** Copies trace/routing headers into the context; echoes x-request-id on the response. */
 export function propagation(): Interceptor {
@@ -77,26 +73,6 @@ const validators = new WeakSet<Interceptor>();
 /** Whether `i` is a validation() interceptor (a service's own interceptors, such as auth, go before it). */
 export function isValidation(i: Interceptor): boolean {
   return validators.has(i);
-}
-
-/** Client-side metrics, named like the server's. */
-export function clientMetrics(): Interceptor {
-  return (next) => async (req) => {
-    const labels = methodLabels(req);
-    clientStarted.inc(labels);
-    const end = clientSeconds.startTimer();
-    let error: unknown;
-    try {
-      return await next(req);
-    } catch (err) {
-      error = err;
-      throw err;
-    } finally {
-      const code = codeName(error === undefined ? undefined : toConnectError(error));
-      clientHandled.inc({ ...labels, grpc_code: code });
-      end({ ...labels, grpc_code: code });
-    }
-  };
 }
 
 /** Adds fixed headers to every response, errors included (e.g. x-served-by: catalog-v2). */

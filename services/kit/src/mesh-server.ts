@@ -8,12 +8,6 @@ import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "./log.js";
 import { xdsModule } from "./xds.js";
 
-/** Channel credentials for an xds:/// target: mTLS with the workload certificate when istiod says ISTIO_MUTUAL. */
-export function xdsChannelCredentials(): grpc.ChannelCredentials {
-  const { XdsChannelCredentials } = xdsModule();
-  return new XdsChannelCredentials(grpc.credentials.createInsecure());
-}
-
 /** A server whose calls istiod's listener for `host:port` governs. */
 export function createXdsServer(options: grpc.ServerOptions): grpc.Server {
   const { XdsServer } = xdsModule();

@@ -9,33 +9,32 @@ collectDefaultMetrics({ register: registry });
 const labels = ["grpc_type", "grpc_service", "grpc_method"] as const;
 const buckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
-export const serverStarted = new Counter({ name: "grpc_server_started_total", help: "RPCs started on the server.", labelNames: labels, registers: [registry] });
-export const serverHandled = new Counter({
-  name: "grpc_server_handled_total",
-  help: "RPCs completed on the server, by status code.",
-  labelNames: [...labels, "grpc_code"],
-  registers: [registry],
+/** The three metrics of one side of an RPC: started, completed by code, and the time it took by code. */
+function rpcMetrics(side: "server" | "client", help: { started: string; handled: string; seconds: string }) {
+  return {
+    started: new Counter({ name: `grpc_${side}_started_total`, help: help.started, labelNames: labels, registers: [registry] }),
+    handled: new Counter({ name: `grpc_${side}_handled_total`, help: help.handled, labelNames: [...labels, "grpc_code"], registers: [registry] }),
+    seconds: new Histogram({ name: `grpc_${side}_handling_seconds`, help: help.seconds, labelNames: [...labels, "grpc_code"], buckets, registers: [registry] }),
+  };
+}
+
+export const {
+  started: serverStarted,
+  handled: serverHandled,
+  seconds: serverSeconds,
+} = rpcMetrics("server", {
+  started: "RPCs started on the server.",
+  handled: "RPCs completed on the server, by status code.",
+  seconds: "Time the server took to handle an RPC.",
 });
-export const serverSeconds = new Histogram({
-  name: "grpc_server_handling_seconds",
-  help: "Time the server took to handle an RPC.",
-  labelNames: [...labels, "grpc_code"],
-  buckets,
-  registers: [registry],
-});
-export const clientStarted = new Counter({ name: "grpc_client_started_total", help: "RPCs started by clients.", labelNames: labels, registers: [registry] });
-export const clientHandled = new Counter({
-  name: "grpc_client_handled_total",
-  help: "RPCs completed by clients, by status code.",
-  labelNames: [...labels, "grpc_code"],
-  registers: [registry],
-});
-export const clientSeconds = new Histogram({
-  name: "grpc_client_handling_seconds",
-  help: "Time from a client call to its status.",
-  labelNames: [...labels, "grpc_code"],
-  buckets,
-  registers: [registry],
+export const {
+  started: clientStarted,
+  handled: clientHandled,
+  seconds: clientSeconds,
+} = rpcMetrics("client", {
+  started: "RPCs started by clients.",
+  handled: "RPCs completed by clients, by status code.",
+  seconds: "Time from a client call to its status.",
 });
 
 /** gRPC code name as go-grpc-prometheus prints it: "OK", "InvalidArgument", "Unavailable"... */
@@ -43,4 +42,9 @@ export function codeName(err: unknown): string {
   if (err === undefined) return "OK";
   const code = err instanceof ConnectError ? err.code : Code.Unknown;
   return Code[code] ?? "Unknown";
+}
+
+/** The labels of every RPC metric, from a Connect request (server or client side). */
+export function methodLabels(req: { service: { typeName: string }; method: { name: string; methodKind: string } }) {
+  return { grpc_type: req.method.methodKind, grpc_service: req.service.typeName, grpc_method: req.method.name };
 }

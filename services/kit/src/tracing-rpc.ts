@@ -6,6 +6,7 @@ import { Code, type Interceptor } from "@connectrpc/connect";
 import { context, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { peerKey } from "./context.js";
 import { toConnectError } from "./errors.js";
+import { withOutcome } from "./outcome.js";
 import { kitTracing, TRACE_HEADERS, type TracingAttributes } from "./tracing.js";
 
 const getter = {
@@ -51,15 +52,10 @@ export function serverSpans(): Interceptor[] {
         },
         parent,
       );
-      let error: unknown;
-      try {
-        return await context.with(trace.setSpan(parent, span), () => next(req));
-      } catch (err) {
-        error = err;
-        throw err;
-      } finally {
-        finish(a, span, error, "server");
-      }
+      return withOutcome(
+        () => context.with(trace.setSpan(parent, span), () => next(req)),
+        (error) => finish(a, span, error, "server"),
+      );
     },
   ];
 }
@@ -86,15 +82,10 @@ export function clientSpans(): Interceptor[] {
       // The headers forwarded from the incoming call name its parent; this call's parent is this span.
       for (const h of TRACE_HEADERS) req.header.delete(h);
       propagator.inject(trace.setSpan(context.active(), span), req.header, setter);
-      let error: unknown;
-      try {
-        return await next(req);
-      } catch (err) {
-        error = err;
-        throw err;
-      } finally {
-        finish(a, span, error, "client");
-      }
+      return withOutcome(
+        () => next(req),
+        (error) => finish(a, span, error, "client"),
+      );
     },
   ];
 }

@@ -3,17 +3,14 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { expect } from "chai";
 import { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
-import { dial, propagation, service, useInMemoryTransport, useNetworkTransport, validation } from "#kit";
+import { clientPool, closeClients, dial, inMemoryTransport, propagation, service, validation } from "#kit";
 
 describe("in-memory transport", () => {
-  let transport: ReturnType<typeof useInMemoryTransport>;
-  before(() => {
-    transport = useInMemoryTransport(
-      [service(CatalogService, { getProduct: ({ sku }, ctx) => ({ product: { sku, name: ctx.requestHeader.get("x-canary") ?? "" } }) })],
-      [propagation(), validation()],
-    );
-  });
-  after(() => useNetworkTransport());
+  const transport = inMemoryTransport(
+    [service(CatalogService, { getProduct: ({ sku }, ctx) => ({ product: { sku, name: ctx.requestHeader.get("x-canary") ?? "" } }) })],
+    [propagation(), validation()],
+  );
+  after(() => closeClients());
 
   it("calls the handler in process, headers included", async () => {
     const client = createClient(CatalogService, transport);
@@ -21,9 +18,19 @@ describe("in-memory transport", () => {
     expect(product).to.deep.include({ sku: "mug-blue", name: "yes" });
   });
 
-  it("is what dial() hands out while it is on, whatever the address", async () => {
-    const { product } = await dial(CatalogService, "127.0.0.1:1").getProduct({ sku: "tea-sencha" });
+  it("is what a pool made with it hands out, whatever the address", async () => {
+    const { product } = await clientPool({ transport }).dial(CatalogService, "127.0.0.1:1").getProduct({ sku: "tea-sencha" });
     expect(product?.sku).to.equal("tea-sencha");
+  });
+
+  it("changes nothing for anyone else in the process: dial() still goes over the network", async () => {
+    // Port 1 on loopback: nothing listens, so a network client fails; an in-memory one would answer.
+    const err = ConnectError.from(
+      await dial(CatalogService, "127.0.0.1:1", { timeoutMs: 2000 })
+        .getProduct({ sku: "tea-sencha" })
+        .catch((e) => e),
+    );
+    expect(err.code).to.equal(Code.Unavailable);
   });
 
   it("applies the same input validation as the network servers", async () => {

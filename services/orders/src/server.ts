@@ -1,4 +1,5 @@
 // Builds and starts orders from its configuration (used by main.ts, the tests and the local stack).
+import type { Transport } from "@connectrpc/connect";
 import type { JWTVerifyGetKey } from "jose";
 import { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
 import { OrderService } from "#gen/meshmart/orders/v1/orders_pb.js";
@@ -6,10 +7,9 @@ import { PaymentService } from "#gen/meshmart/payment/v1/payment_pb.js";
 import {
   authenticate,
   ConfigError,
-  closeClients,
+  clientPool,
   commonDefaults,
   databaseReady,
-  dial,
   type env,
   type Logger,
   lockTable,
@@ -32,6 +32,8 @@ export interface BuildOptions {
   keys?: JWTVerifyGetKey;
   /** Test hook (the crash test's entry point sets it; production never does): runs at each saga point. */
   afterStep?: SagaDeps["afterStep"];
+  /** How to reach catalog and payment instead of CATALOG_ADDR/PAYMENT_ADDR: the monolith's in-memory transport. */
+  peers?: Transport;
 }
 
 export const ordersDefaults = {
@@ -63,10 +65,11 @@ export async function buildOrders(config: OrdersConfig, opts: BuildOptions = {})
   const db = await openDatabase(config.MONGODB_URI, config.DB_NAME);
   const orders = orderStore(db);
   const locks = lockTable(db);
+  const clients = clientPool({ transport: opts.peers });
   const saga = orderSaga({
     orders,
-    catalog: dial(CatalogService, config.CATALOG_ADDR),
-    payment: dial(PaymentService, config.PAYMENT_ADDR),
+    catalog: clients.dial(CatalogService, config.CATALOG_ADDR),
+    payment: clients.dial(PaymentService, config.PAYMENT_ADDR),
     log,
     afterStep: opts.afterStep,
   });
@@ -81,7 +84,7 @@ export async function buildOrders(config: OrdersConfig, opts: BuildOptions = {})
     start: () => recovery.start(),
     close: async () => {
       await recovery.stop();
-      closeClients(); // the channels to catalog and payment
+      clients.close(); // the channels to catalog and payment
       await db.close();
     },
   };

@@ -5,28 +5,18 @@
 // which catalog then refuses (a release that won a race against the commit).
 import { create } from "@bufbuild/protobuf";
 import { expect } from "chai";
-import mongoose, { type Connection } from "mongoose";
 import { CardSchema, PaymentState } from "#gen/meshmart/payment/v1/payment_pb.js";
-import { logger, openDatabase, toCents } from "#kit";
+import { logger, toCents } from "#kit";
 import { ledgerTotals } from "../../payment/src/payments.js";
 import { type OrderRecord, orderIdFor, orderStore } from "../src/orders.js";
 import { orderSaga } from "../src/saga.js";
-import { APPROVE, type Peers, startPeers } from "./fixture.js";
+import { APPROVE, sagaBench } from "./fixture.js";
 
 describe("orders compensation after an approved charge", () => {
-  let peers: Peers;
-  let db: Connection;
-
-  before(async () => {
-    peers = await startPeers();
-    db = await openDatabase(peers.mongoUri, peers.dbNames.orders);
-  });
-  after(async () => {
-    await db?.close();
-    await peers?.stop();
-  });
+  const bench = sagaBench();
 
   it("refunds the charge in full and gives the stock back when the commit is refused", async () => {
+    const { peers, db } = bench;
     const orders = orderStore(db);
     const id = orderIdFor("carol", "k-refund");
     const sku = "headlamp";
@@ -61,7 +51,7 @@ describe("orders compensation after an approved charge", () => {
     const charged = toCents(payments[0].amount!);
     expect(charged).to.be.above(0);
     expect(toCents(payments[0].refundedAmount!)).to.equal(charged);
-    const payConn = mongoose.connections.find((c) => c.name === peers.dbNames.payment) as Connection;
+    const payConn = bench.paymentDb();
     expect((await ledgerTotals(payConn, id)).byCurrency).to.deep.equal({ USD: { chargedCents: charged, refundedCents: charged } });
     expect((await peers.catalogClient.getProduct({ sku })).product?.stock).to.equal(stockBefore);
   });

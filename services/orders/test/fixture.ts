@@ -3,10 +3,11 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
+import mongoose, { type Connection } from "mongoose";
 import { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
 import { OrderService } from "#gen/meshmart/orders/v1/orders_pb.js";
 import { PaymentService } from "#gen/meshmart/payment/v1/payment_pb.js";
-import { closeClients, dial, type RunningServer } from "#kit";
+import { closeClients, dial, openDatabase, type RunningServer } from "#kit";
 import { dropDatabase, testMongoUri, uniqueDbName } from "../../../test/support/db.js";
 import { catalogConfig, startCatalog } from "../../catalog/src/server.js";
 import { paymentConfig, startPayment } from "../../payment/src/server.js";
@@ -66,6 +67,36 @@ export async function startPeers(opts: { mongoUri?: string } = {}): Promise<Peer
       for (const n of Object.values(names)) await dropDatabase(n);
     },
   };
+}
+
+/**
+ * For a describe block whose tests drive orders' saga or recovery themselves: the peers and an orders database,
+ * open for the whole block (read them inside the tests). `paymentDb()` is the in-process payment server's own
+ * connection, for its ledger and models.
+ */
+export function sagaBench(): { readonly peers: Peers; readonly db: Connection; paymentDb(): Connection } {
+  let peers: Peers | undefined;
+  let db: Connection | undefined;
+  before(async () => {
+    peers = await startPeers();
+    db = await openDatabase(peers.mongoUri, peers.dbNames.orders);
+  });
+  after(async () => {
+    await db?.close();
+    await peers?.stop();
+  });
+  const bench = {
+    get peers() {
+      if (!peers) throw new Error("sagaBench: read the peers inside a test (they start in before())");
+      return peers;
+    },
+    get db() {
+      if (!db) throw new Error("sagaBench: read the database inside a test (it opens in before())");
+      return db;
+    },
+    paymentDb: () => mongoose.connections.find((c) => c.name === bench.peers.dbNames.payment) as Connection,
+  };
+  return bench;
 }
 
 export function ordersEnv(peers: Peers, extra: Record<string, string> = {}): Record<string, string> {

@@ -4,28 +4,18 @@
 // payment yet, and the charge lands afterwards, never refunded (found by review, reproduced in 1 of 1 runs).
 // Real catalog and payment servers; recovery's loop is driven pass by pass so each step is deterministic.
 import { expect } from "chai";
-import mongoose, { type Connection } from "mongoose";
 import { PaymentState } from "#gen/meshmart/payment/v1/payment_pb.js";
-import { lockTable, logger, money, openDatabase, toCents } from "#kit";
+import { lockTable, logger, money, toCents } from "#kit";
 import { type OrderRecord, orderIdFor, orderStore } from "../src/orders.js";
 import { recoveryLoop } from "../src/recovery.js";
 import { orderSaga } from "../src/saga.js";
-import { APPROVE, type Peers, startPeers } from "./fixture.js";
+import { APPROVE, sagaBench } from "./fixture.js";
 
 describe("orders recovery after a retry ran meanwhile", () => {
-  let peers: Peers;
-  let db: Connection;
-
-  before(async () => {
-    peers = await startPeers();
-    db = await openDatabase(peers.mongoUri, peers.dbNames.orders);
-  });
-  after(async () => {
-    await db?.close();
-    await peers?.stop();
-  });
+  const bench = sagaBench();
 
   it("leaves an order alone that changed while recovery waited for its lock, and settles it once quiet", async function () {
+    const { peers, db } = bench;
     this.timeout(60_000);
     const AFTER_MS = 300;
     const log = logger("orders", { LOG_LEVEL: "silent" });
@@ -59,7 +49,7 @@ describe("orders recovery after a retry ran meanwhile", () => {
     await new Promise((r) => setTimeout(r, AFTER_MS + 100)); // now it counts as stuck
 
     // Payment's writes are slow: the retry's Charge passes its checks, then its insert takes a while.
-    const payConn = mongoose.connections.find((c) => c.name === peers.dbNames.payment) as Connection;
+    const payConn = bench.paymentDb();
     const Payment = payConn.models.Payment as unknown as { create: (...a: unknown[]) => Promise<unknown> };
     const create = Payment.create;
     let insertStarted: () => void = () => undefined;

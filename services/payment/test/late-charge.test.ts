@@ -2,21 +2,12 @@
 // would ever refund it. Store-level, against the real database.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { expect } from "chai";
-import mongoose, { type Connection } from "mongoose";
 import { lockTable } from "#kit";
-import { dropDatabase, testMongoUri, uniqueDbName } from "../../../test/support/db.js";
+import { freshDatabase } from "../../../test/support/db.js";
 import { paymentStore } from "../src/payments.js";
 
 describe("a late Charge", () => {
-  const dbName = uniqueDbName("late_charge");
-  let db: Connection;
-  before(async () => {
-    db = await mongoose.createConnection(testMongoUri(), { dbName }).asPromise();
-  });
-  after(async () => {
-    await db?.close();
-    await dropDatabase(dbName);
-  });
+  const fresh = freshDatabase("late_charge");
 
   const input = {
     idempotencyKey: "late-1",
@@ -27,16 +18,16 @@ describe("a late Charge", () => {
   };
 
   it("charges nothing when its caller is already gone", async () => {
-    const payments = paymentStore(db, lockTable(db));
+    const payments = paymentStore(fresh.db, lockTable(fresh.db));
     const gone = AbortSignal.abort();
     const err = await payments.charge(input, gone).catch((e) => ConnectError.from(e));
     expect((err as ConnectError).code).to.equal(Code.DeadlineExceeded);
     expect((await payments.ledgerTotals("ord-late")).byCurrency).to.deep.equal({});
-    expect(await db.collection("payments").countDocuments({ orderId: "ord-late" })).to.equal(0);
+    expect(await fresh.db.collection("payments").countDocuments({ orderId: "ord-late" })).to.equal(0);
   });
 
   it("still answers a repeat of a charge that was made, whatever its caller's state", async () => {
-    const payments = paymentStore(db, lockTable(db));
+    const payments = paymentStore(fresh.db, lockTable(fresh.db));
     const made = await payments.charge({ ...input, idempotencyKey: "late-2" });
     const again = await payments.charge({ ...input, idempotencyKey: "late-2" }, AbortSignal.abort());
     expect(again._id).to.equal(made._id);

@@ -2,9 +2,8 @@
 // between its two writes and was never repeated (orders' recovery reads payments through ListPayments and
 // does not repeat a Charge). The interruption is a write made to fail here, standing in for a crash at that point.
 import { expect } from "chai";
-import mongoose, { type Connection } from "mongoose";
 import { closeClients, lockTable, type RunningServer } from "#kit";
-import { dropDatabase, testMongoUri, uniqueDbName } from "../../../test/support/db.js";
+import { freshDatabase, testMongoUri } from "../../../test/support/db.js";
 import { paymentStore } from "../src/payments.js";
 import { paymentConfig, startPayment } from "../src/server.js";
 
@@ -24,19 +23,11 @@ function failOnce(model: unknown, method: string) {
 }
 
 describe("ledger reconcile", () => {
-  const dbName = uniqueDbName("reconcile");
-  let db: Connection;
-  before(async () => {
-    db = await mongoose.createConnection(testMongoUri(), { dbName }).asPromise();
-  });
-  after(async () => {
-    await db?.close();
-    await dropDatabase(dbName);
-  });
+  const fresh = freshDatabase("reconcile");
 
   it("writes the CHARGE entry of a payment stored without one, once", async () => {
-    const payments = paymentStore(db, lockTable(db));
-    failOnce(db.models.LedgerEntry, "create");
+    const payments = paymentStore(fresh.db, lockTable(fresh.db));
+    failOnce(fresh.db.models.LedgerEntry, "create");
     const err = await payments.charge({ idempotencyKey: "rc-1", orderId: "ord-rc-1", cents: 1250, currency: "EUR", card }).catch((e) => e);
     expect(String(err)).to.contain("crash here");
     expect((await payments.page("ord-rc-1", 10)).map((p) => p.state)).to.deep.equal(["APPROVED"]); // charged, not entered
@@ -48,17 +39,17 @@ describe("ledger reconcile", () => {
   });
 
   it("leaves a payment younger than the cut-off to the Charge still writing it", async () => {
-    const payments = paymentStore(db, lockTable(db));
-    failOnce(db.models.LedgerEntry, "create");
+    const payments = paymentStore(fresh.db, lockTable(fresh.db));
+    failOnce(fresh.db.models.LedgerEntry, "create");
     await payments.charge({ idempotencyKey: "rc-2", orderId: "ord-rc-2", cents: 500, currency: "USD", card }).catch(() => undefined);
     expect(await payments.reconcile(new Date(Date.now() - 60_000))).to.deep.include({ chargeEntries: 0 });
     expect((await payments.ledgerTotals("ord-rc-2")).entries).to.deep.equal([]);
   });
 
   it("brings a payment's refunded amount and state up to its REFUND entries", async () => {
-    const payments = paymentStore(db, lockTable(db));
+    const payments = paymentStore(fresh.db, lockTable(fresh.db));
     const p = await payments.charge({ idempotencyKey: "rc-3", orderId: "ord-rc-3", cents: 1000, currency: "USD", card });
-    failOnce(db.models.Payment, "findOneAndUpdate");
+    failOnce(fresh.db.models.Payment, "findOneAndUpdate");
     const err = await payments.refund({ idempotencyKey: "rc-3-refund", paymentId: p._id, cents: 400, reason: "test" }).catch((e) => e);
     expect(String(err)).to.contain("crash here");
     expect(await payments.get(p._id)).to.include({ state: "APPROVED", refundedCents: 0 }); // the entry is written, the payment behind
@@ -72,15 +63,15 @@ describe("ledger reconcile", () => {
     this.timeout(60_000);
     const config = paymentConfig({
       MONGODB_URI: testMongoUri(),
-      DB_NAME: dbName,
+      DB_NAME: fresh.name,
       PORT: "0",
       ADMIN_PORT: "0",
       LOG_LEVEL: "silent",
       RECONCILE_INTERVAL_MS: "200",
       RECONCILE_AFTER_MS: "0",
     });
-    const payments = paymentStore(db, lockTable(db));
-    failOnce(db.models.LedgerEntry, "create");
+    const payments = paymentStore(fresh.db, lockTable(fresh.db));
+    failOnce(fresh.db.models.LedgerEntry, "create");
     await payments.charge({ idempotencyKey: "rc-4", orderId: "ord-rc-4", cents: 700, currency: "USD", card }).catch(() => undefined);
     let server: RunningServer | undefined;
     try {

@@ -17,7 +17,7 @@ export const file_meshmart_common_v1_validate: GenFile = /*@__PURE__*/
 /**
  * FieldRules are the input rules of one request field. The service kit reads them from the descriptors and
  * checks every incoming message before the handler runs, answering INVALID_ARGUMENT with the field path.
- * (protovalidate's validate.proto is not available as source here, so meshmart declares its own small set.)
+ * (Not protovalidate's buf.validate rules, for now: docs/architecture.md says why and what a switch takes.)
  *
  * @generated from message meshmart.common.v1.FieldRules
  */
