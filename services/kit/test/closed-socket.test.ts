@@ -31,7 +31,8 @@ describe("a command on a connection the database just closed", () => {
 
   /** The server monitor's own connection (open between heartbeats once the first one succeeded). */
   const monitorConnection = () => {
-    const topology = (db.getClient() as unknown as { topology: { s: { servers: Map<string, { monitor: { connection: DriverConnection | null } }> } } }).topology;
+    const topology = (db.getClient() as unknown as { topology: { s: { servers: Map<string, { monitor: { connection: DriverConnection | null } }> } } })
+      .topology;
     return [...topology.s.servers.values()][0].monitor.connection;
   };
 
