@@ -14,11 +14,13 @@
 //
 // The fix: before writing, a connection whose socket is already destroyed is closed the way its 'close'
 // event would close it, so the command fails with the driver's own network error ("connection N to …
-// closed") and the monitor, the pool and the retry logic handle it as usual.
+// closed") and the monitor, the pool and the retry logic handle it as usual. A socket ended by the server
+// but not yet destroyed is treated the same: writing to it fails with a bare EPIPE Error ("This socket has
+// been ended by the other party"), which is not a network error to the driver, and a call answered INTERNAL.
 import { createRequire } from "node:module";
 
 interface DriverConnection {
-  socket: { destroyed: boolean };
+  socket: { destroyed: boolean; writableEnded: boolean };
   error: Error | null;
   onClose(): void;
   writeCommand(...args: unknown[]): Promise<unknown>;
@@ -37,7 +39,7 @@ export function failWritesOnClosedSockets(): void {
   if (proto[PATCHED]) return;
   const writeCommand = proto.writeCommand;
   proto.writeCommand = function (this: DriverConnection, ...args: unknown[]) {
-    if (this.socket.destroyed) {
+    if (this.socket.destroyed || this.socket.writableEnded) {
       this.onClose(); // what the pending 'close' event will do: mark it closed, fail what waits on it
       return Promise.reject(this.error);
     }
