@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FaultSettings } from "../services/kit/src/faults.js";
 import { type DevDb, freePort, ROOT, startDevDb } from "./devdb.js";
-import { DIST } from "./entries.js";
+import { DIST, SERVICE_NODE_FLAGS } from "./entries.js";
 import { waitForHealth } from "./health-wait.js";
 import type { ControlPlane, ControlPlaneOptions, KubePart } from "./kube/control-plane.js";
 import { type KubeApplied, type KubeMesh, startKubeMesh } from "./kube/mesh.js";
@@ -302,7 +302,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   let stopping = false;
 
   function launch(u: UnitName) {
-    const child = spawn(process.execPath, [ENTRY[u]], {
+    const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, ENTRY[u]], {
       cwd: ROOT,
       env: { ...process.env, ...envOf(u) },
       stdio: ["ignore", opts.stdio === "inherit" ? "inherit" : "pipe", opts.stdio === "inherit" ? "inherit" : "pipe"],

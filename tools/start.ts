@@ -106,6 +106,8 @@ async function main() {
                 ports: auto ? "auto" : undefined,
                 dir: join(ROOT, ".cache", "kube"),
                 onExit: (part, code, signal) =>
+                  // Stopping the stack stops etcd and kube-apiserver too: that is not news.
+                  stopping ||
                   console.error(
                     `${part} exited (${signal ?? code}): istiod and the services keep serving on the config they last received, but kubectl, experiments and config changes fail until you restart npm start -- --mesh --kube`,
                   ),

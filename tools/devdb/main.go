@@ -51,8 +51,17 @@ func main() {
 		log.Fatalf("devdb: -dir %q: %v", abs, err)
 	}
 
+	// FerretDB listens on a private Unix socket; clients reach it through devdb's relay (writeorder.go), which
+	// makes each single-document write atomic as on MongoDB.
+	sockDir, err := os.MkdirTemp("", "devdb-")
+	if err != nil {
+		log.Fatalf("devdb: %v", err)
+	}
+	defer os.RemoveAll(sockDir)
+	sock := filepath.Join(sockDir, "ferretdb.sock")
+
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener: ferretdb.ListenerConfig{TCP: *listen},
+		Listener: ferretdb.ListenerConfig{Unix: sock},
 		Handler:  "sqlite",
 		// WAL (FerretDB's default) with synchronous=NORMAL: a commit no longer waits for an fsync (the WAL is
 		// synced at checkpoints). A process crash, devdb's or a client's, loses nothing; only an OS crash or
@@ -71,24 +80,34 @@ func main() {
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
 
-	// Announce readiness only once the port really accepts, so callers can wait on one line of output.
+	// Open the public port only once FerretDB accepts, so callers can wait on one line of output.
 	for {
 		select {
 		case err := <-done:
 			log.Fatalf("devdb: stopped before ready: %v", err)
 		default:
 		}
-		conn, err := net.DialTimeout("tcp", *listen, 200*time.Millisecond)
+		conn, err := net.DialTimeout("unix", sock, 200*time.Millisecond)
 		if err == nil {
 			conn.Close()
 			break
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Fatalf("devdb: -listen %q: %v", *listen, err)
+	}
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	go relay(ln, func() (net.Conn, error) { return net.Dial("unix", sock) })
 	go keepIDIndexes(ctx, abs, 250*time.Millisecond)
 	fmt.Printf("devdb ready %s\n", *listen)
 
 	if err := <-done; err != nil && ctx.Err() == nil {
+		os.RemoveAll(sockDir)
 		log.Fatalf("devdb: %v", err)
 	}
 }

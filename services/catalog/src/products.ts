@@ -82,11 +82,21 @@ export function productStore(db: Connection) {
         .lean<ProductRecord[]>();
     },
 
-    /** Takes `qty` for reservation `holder` in one atomic update, only if that many are left and it was not taken already. */
-    take: async (sku: string, qty: number, holder: string): Promise<"taken" | "already" | "short"> => {
-      const r = await Product.updateOne({ _id: sku, stock: { $gte: qty }, holds: { $ne: holder } }, { $inc: { stock: -qty }, $push: { holds: holder } });
-      if (r.modifiedCount === 1) return "taken";
-      return (await Product.exists({ _id: sku, holds: holder })) ? "already" : "short";
+    /**
+     * Takes `qty` for reservation `holder` in one atomic update, only if that many are left and it was not taken
+     * already; answers the product as it is after the take (its name and price go on the reservation), or
+     * "short" / "missing". One document, one update: the database applies it atomically (devdb too), so no lock.
+     */
+    take: async (sku: string, qty: number, holder: string): Promise<{ taken: ProductRecord } | { short: number } | "missing"> => {
+      const taken = await Product.findOneAndUpdate(
+        { _id: sku, stock: { $gte: qty }, holds: { $ne: holder } },
+        { $inc: { stock: -qty }, $push: { holds: holder } },
+        { new: true },
+      ).lean<ProductRecord>();
+      if (taken) return { taken };
+      const now = await Product.findById(sku).lean<ProductRecord>();
+      if (!now) return "missing";
+      return now.holds?.includes(holder) ? { taken: now } : { short: now.stock }; // taken by an earlier, interrupted call
     },
 
     /** Gives back what `holder` took; a no-op when it holds nothing here (never took, or gave back already). */

@@ -2,7 +2,9 @@
 // after a crash. There are no transactions (FerretDB v1 has none), so: calls for one reservation id run
 // one at a time under a lease lock; each product records which reservations hold its stock
 // (products.holds), so taking or giving back twice is a no-op and a repeated call finishes whatever an
-// interrupted one left half-done; stock changes of one product run under that product's lock.
+// interrupted one left half-done. A stock change is one conditional update of one product document, which
+// the database applies atomically (MongoDB does; devdb serialises such commands to match), so products
+// need no lock of their own.
 import { createHash } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type Connection, Schema } from "mongoose";
@@ -64,26 +66,31 @@ export type ReservationBook = ReturnType<typeof reservationBook>;
 
 export function reservationBook(db: Connection, products: ProductStore, locks: Locks) {
   const Reservation = db.model<ReservationRecord>("Reservation", reservationRecord);
-  const bySku = (sku: string) => `sku:${sku}`;
   const exclusive = <T>(id: string, fn: () => Promise<T>) => locks.withLock(`reservation:${id}`, fn);
-  const give = (sku: string, qty: number, id: string) => locks.withLock(bySku(sku), () => products.give(sku, qty, id));
 
   async function giveBackAll(id: string, lines: { sku: string; quantity: number }[] | undefined) {
-    for (const line of lines ?? []) await give(line.sku, line.quantity, id); // lean reads may omit an empty array
+    for (const line of lines ?? []) await products.give(line.sku, line.quantity, id); // lean reads may omit an empty array
   }
 
-  /** Takes every line's stock for the reservation, or none: on a shortage what was taken goes back. */
-  async function takeAll(id: string, lines: ReservedLine[]) {
+  /**
+   * Takes every line's stock for the reservation, or none: on a shortage or an unknown SKU what was taken goes
+   * back. Answers the lines priced from the products as taken.
+   */
+  async function takeAll(id: string, lines: LineRequest[]): Promise<{ lines: ReservedLine[]; currency: string }> {
     const taken: ReservedLine[] = [];
+    let currency = "USD";
     for (const line of lines) {
-      const result = await locks.withLock(bySku(line.sku), () => products.take(line.sku, line.quantity, id));
-      if (result === "short") {
-        for (const t of taken) await give(t.sku, t.quantity, id);
-        const left = (await products.get(line.sku))?.stock ?? 0;
-        throw new OutOfStockError(line.sku, left, line.quantity);
+      const result = await products.take(line.sku, line.quantity, id);
+      if (result === "missing" || "short" in result) {
+        await giveBackAll(id, taken);
+        if (result === "missing") throw new ProductNotFoundError(line.sku);
+        throw new OutOfStockError(line.sku, result.short, line.quantity);
       }
-      taken.push(line);
+      const p = result.taken;
+      if (taken.length === 0) currency = p.currency;
+      taken.push({ sku: line.sku, name: p.name, quantity: line.quantity, unitPriceCents: p.priceCents });
     }
+    return { lines: taken, currency };
   }
 
   return {
@@ -101,45 +108,40 @@ export function reservationBook(db: Connection, products: ProductStore, locks: L
       }
       const requestHash = hashOf(items);
       return exclusive(id, async () => {
-        // The insert comes first and a read only when it collides: a new id (nearly every call) costs no lookup.
-        let record: ReservationRecord | undefined;
-        const found = await products.getMany(items.map((i) => i.sku));
-        const product = new Map(found.map((p) => [p._id, p]));
-        const missing = items.find((i) => !product.has(i.sku));
-        if (!missing) {
-          const lines: ReservedLine[] = items.map((i) => {
-            const p = product.get(i.sku) as (typeof found)[number];
-            return { sku: i.sku, name: p.name, quantity: i.quantity, unitPriceCents: p.priceCents };
-          });
-          const totalCents = lines.reduce((sum, l) => sum + l.quantity * l.unitPriceCents, 0);
-          // Written before any stock moves, so a crash leaves a record that a repeat or a release can finish.
-          record = await Reservation.create({ _id: id, state: "RESERVING", requestHash, items: lines, totalCents, currency: found[0]?.currency ?? "USD" }).then(
-            (r) => r.toObject(),
-            (err) => {
-              if ((err as { code?: number }).code !== 11000) throw err;
-              return undefined; // made before: read below
-            },
-          );
-        }
+        // The insert comes first, before any stock moves, so a crash leaves a record that a repeat or a release
+        // can finish; a read only when it collides (a new id, nearly every call, costs no lookup). Names and
+        // prices are filled in from the stock takes' answers, so the products are not read beforehand.
+        const requested: ReservedLine[] = items.map((i) => ({ sku: i.sku, name: "", quantity: i.quantity, unitPriceCents: 0 }));
+        let record: ReservationRecord | undefined = await Reservation.create({ _id: id, state: "RESERVING", requestHash, items: requested }).then(
+          (r) => r.toObject(),
+          (err) => {
+            if ((err as { code?: number }).code !== 11000) throw err;
+            return undefined; // made before: read below
+          },
+        );
         if (!record) {
           const existing = await Reservation.findById(id).lean<ReservationRecord>();
-          if (!existing) {
-            if (missing) throw new ProductNotFoundError(missing.sku);
-            throw new ConnectError(`reservation "${id}" changed meanwhile; retry`, Code.Aborted); // gone since the insert collided
-          }
+          if (!existing) throw new ConnectError(`reservation "${id}" changed meanwhile; retry`, Code.Aborted); // gone since the insert collided
           if (existing.state === "RELEASED" && existing.requestHash === "") throw new ReservationStateError(id, "RELEASED", "reserve"); // released before it was made
           if (existing.requestHash !== requestHash) throw new ReservationConflictError(id);
           if (existing.state !== "RESERVING") return existing; // a repeat gets the first answer
           // RESERVING: an earlier call was interrupted; finish it (taking is idempotent per reservation).
           record = existing;
         }
+        let taken: Awaited<ReturnType<typeof takeAll>>;
         try {
-          await takeAll(id, record.items);
+          taken = await takeAll(id, record.items);
         } catch (err) {
-          if (err instanceof OutOfStockError) await Reservation.deleteOne({ _id: id, state: "RESERVING" }); // a retry may find new stock
+          // Nothing is held now (takeAll gave back what it took) and the lock is ours: the id is free for a retry.
+          if (err instanceof OutOfStockError || err instanceof ProductNotFoundError) await Reservation.deleteOne({ _id: id });
           throw err;
         }
-        return (await Reservation.findOneAndUpdate({ _id: id }, { $set: { state: "RESERVED" } }, { new: true }).lean<ReservationRecord>()) as ReservationRecord;
+        const totalCents = taken.lines.reduce((sum, l) => sum + l.quantity * l.unitPriceCents, 0);
+        return (await Reservation.findOneAndUpdate(
+          { _id: id },
+          { $set: { state: "RESERVED", items: taken.lines, totalCents, currency: taken.currency } },
+          { new: true },
+        ).lean<ReservationRecord>()) as ReservationRecord;
       });
     },
 
@@ -162,7 +164,7 @@ export function reservationBook(db: Connection, products: ProductStore, locks: L
         const existing = await Reservation.findById(id).lean<ReservationRecord>();
         if (!existing) throw new ReservationNotFoundError(id);
         if (existing.state !== "RESERVED" && existing.state !== "COMMITTED") throw new ReservationStateError(id, existing.state, "commit");
-        for (const line of existing.items ?? []) await locks.withLock(bySku(line.sku), () => products.settle(line.sku, id)); // idempotent
+        for (const line of existing.items ?? []) await products.settle(line.sku, id); // idempotent
         if (existing.state === "COMMITTED") return existing;
         return (await Reservation.findOneAndUpdate(
           { _id: id },

@@ -66,6 +66,13 @@ export function capturePropagation(header: Headers, values: ContextValues): stri
 }
 
 /** Default deadline of an outgoing call when the incoming call has none. */
+/**
+ * The server's shutdown, as a signal handlers can see: aborted once the grace period is over and the calls
+ * still running are cancelled. Work that carries on past its caller (a saga's fresh-deadline steps) stops on
+ * it at a step recovery can resume. Never aborted where no server sets it (the in-memory transport).
+ */
+export const serverStoppingKey = createContextKey<AbortSignal>(new AbortController().signal, { description: "server shutting down" });
+
 export const DEFAULT_TIMEOUT_MS = 5000;
 
 /**

@@ -2,11 +2,15 @@
 import mongoose, { type Connection } from "mongoose";
 import { ConfigError } from "./env.js";
 import { type ReadinessCheck, within } from "./health.js";
+import { failWritesOnClosedSockets } from "./mongo-closed-socket.js";
 import { traceCommands, tracingEnabled } from "./tracing.js";
 
 // Mongoose records `new Error().stack` on every query (to explain a query run twice); with tsx's source maps
 // on, building that stack was a few percent of a service's CPU under load, for a message we never need.
 mongoose.set("skipOriginalStackTraces", true);
+
+// Without it a database restart can leave the driver's server monitor stuck for good (see the module).
+failWritesOnClosedSockets();
 
 /** Opens a connection to `uri`; `dbName` names the service's own database when the URI has none. */
 export async function openDatabase(uri: string, dbName?: string, variable = "MONGODB_URI"): Promise<Connection> {

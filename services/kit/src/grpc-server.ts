@@ -5,7 +5,7 @@ import { Code, ConnectError, createContextValues, createServiceImplSpec, type Ha
 import { createAsyncIterable, invokeUnaryImplementation, transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import * as grpc from "@grpc/grpc-js";
 import { StatusSchema } from "#gen/google/rpc/status_pb.js";
-import { peerAddress, peerKey, principalKey } from "./context.js";
+import { peerAddress, peerKey, principalKey, serverStoppingKey } from "./context.js";
 import { toConnectError } from "./errors.js";
 import { methodDefinition } from "./grpc-methods.js";
 import { callerPrincipal } from "./mesh-security.js";
@@ -77,7 +77,7 @@ const timedOut = () => new ConnectError("the operation timed out", Code.Deadline
  * deadline timer, and from then on grpc-js's "cancelled" event (which it also emits after a normal end) is no
  * longer taken for the caller leaving.
  */
-function contextFor(service: DescService, method: DescMethod, url: string, call: AnyCall, inFlight: Set<AbortController>) {
+function contextFor(service: DescService, method: DescMethod, url: string, call: AnyCall, inFlight: Set<AbortController>, shutdownSignal: AbortSignal) {
   const controller = new AbortController();
   const remaining = remainingMs(call.getDeadline());
   let timer: NodeJS.Timeout | undefined;
@@ -103,7 +103,8 @@ function contextFor(service: DescService, method: DescMethod, url: string, call:
     responseTrailer: new Headers(),
     values: createContextValues()
       .set(peerKey, peerAddress(call.getPeer()))
-      .set(principalKey, callerPrincipal(call) ?? ""),
+      .set(principalKey, callerPrincipal(call) ?? "")
+      .set(serverStoppingKey, shutdownSignal),
   };
   const finish = () => {
     clearTimeout(timer);
@@ -139,7 +140,7 @@ export function addConnectService(
     if (method.methodKind === "unary") {
       handlers[method.localName] = (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         if (call.request instanceof UndecodableRequest) return callback(undecodable(method, call.request));
-        const { ctx, finish } = contextFor(service, method, url, call, inFlight);
+        const { ctx, finish } = contextFor(service, method, url, call, inFlight, shutdownSignal);
         invokeUnaryImplementation(methodSpec as never, ctx, call.request as never, interceptors)
           .then(
             (out) => {
@@ -156,7 +157,7 @@ export function addConnectService(
     } else if (method.methodKind === "server_streaming") {
       handlers[method.localName] = async (call: grpc.ServerWritableStream<unknown, unknown>) => {
         if (call.request instanceof UndecodableRequest) return void call.emit("error", undecodable(method, call.request));
-        const { ctx, finish } = contextFor(service, method, url, call, inFlight);
+        const { ctx, finish } = contextFor(service, method, url, call, inFlight, shutdownSignal);
         try {
           const outputs = transformInvokeImplementation(methodSpec as never, ctx, interceptors)(createAsyncIterable([call.request]) as never);
           let first = true;

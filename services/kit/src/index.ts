@@ -14,6 +14,7 @@ export {
   principalKey,
   propagatedKey,
   requestIdKey,
+  serverStoppingKey,
   userKey,
 } from "./context.js";
 export { databaseReady, openDatabase } from "./db.js";

@@ -1,7 +1,7 @@
-// Short lease locks on a unique _id, for read-check-write steps that must not interleave.
-// Why: FerretDB v1 (the dev/test database) applies an update as read-modify-write, so a conditional
-// updateOne ({stock: {$gte: n}}, {$inc: ...}) is not atomic under concurrency there, while inserting a
-// duplicate _id fails atomically on every Mongo-wire server. Callers in one process queue in memory;
+// Short lease locks on a unique _id, for steps of several commands (read, check, write) that must not
+// interleave; one document's conditional update needs none (the database applies it atomically; devdb
+// serialises FerretDB's read-modify-write to match). Inserting a duplicate _id fails atomically on every
+// Mongo-wire server, and there are no multi-document transactions on FerretDB v1. Callers in one process queue in memory;
 // other processes (catalog v1 and v2 share a database) retry with backoff. The holder renews its lease
 // while it works, so the ttl can be short: a lease left by a crashed process expires within it.
 import { randomUUID } from "node:crypto";
@@ -47,8 +47,8 @@ export function lockTable(db: Connection, collection = "locks") {
       } catch (err) {
         if ((err as { code?: number }).code !== 11000) throw err;
       }
-      // A crashed holder's lease: delete exactly the expired one we saw (FerretDB deletes non-atomically, so
-      // a filter on expiresAt alone could remove a fresh lease another waiter has just taken).
+      // A crashed holder's lease: delete exactly the expired one we saw, by its owner (a filter of _id and
+      // expiresAt, which FerretDB v1 cannot push down to SQLite, would read the whole table).
       const stale = await Lock.findOne({ _id: key });
       if (stale && stale.expiresAt.getTime() < Date.now()) await Lock.deleteOne({ _id: key, owner: stale.owner });
       if (Date.now() > giveUp) throw new ConnectError(`"${key}" is busy; retry`, Code.Aborted);
@@ -71,8 +71,8 @@ export function lockTable(db: Connection, collection = "locks") {
         const owner = await acquire(key, ttlMs, opts.waitMs ?? 5_000, opts.signal);
         const lease = new AbortController();
         // Renew while working, so the lease only runs out when this process is gone. One renewal at a time,
-        // and release waits for the one in flight: FerretDB applies an update as read-modify-write, so a
-        // renewal still running when the lock is deleted would write our lock back over the next holder's.
+        // and release waits for the one in flight, so a renewal never reaches the database after the release
+        // (it would find the next holder's lock, not ours, and count the lease as lost).
         let done = false;
         let timer: NodeJS.Timeout | undefined;
         let renewing: Promise<void> = Promise.resolve();

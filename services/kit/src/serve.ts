@@ -3,14 +3,14 @@ import { once, setMaxListeners } from "node:events";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
-import { createContextValues, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { Health as HealthService } from "#gen/health/v1/health_pb.js";
 import { type AdminRoute, adminServer } from "./admin.js";
 import { connectHealthImpl } from "./connect-health.js";
 import { connectReflectionImpls } from "./connect-reflection.js";
-import { peerAddress, peerKey } from "./context.js";
+import { peerAddress, peerKey, serverStoppingKey } from "./context.js";
 import { ConfigError } from "./env.js";
 import { type FaultSettings, Faults, faultsFromEnv } from "./faults.js";
 import { type AnyServiceImpl, addConnectService } from "./grpc-server.js";
@@ -149,6 +149,38 @@ function undecodableAsInvalidArgument(res: http2.Http2ServerResponse): http2.Htt
   return res;
 }
 
+const SERVER_STOPPING = new ConnectError("the server is shutting down", Code.Unavailable);
+/** How long cancelled calls get to end after the grace period, before the database closes. */
+const STOP_AFTER_CANCEL_MS = 3000;
+
+/** Counts the calls whose handler is still running (whatever their transport says), to wait for them at shutdown. */
+function callsRunning() {
+  let count = 0;
+  let onIdle: (() => void) | undefined;
+  const interceptor: Interceptor = (next) => async (req) => {
+    count++;
+    try {
+      return await next(req);
+    } finally {
+      count--;
+      if (count === 0) onIdle?.();
+    }
+  };
+  /** Resolves with how many are still running once none is, or after `ms`. */
+  async function settled(ms: number): Promise<number> {
+    if (count === 0) return 0;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      onIdle = resolve;
+      timer = setTimeout(resolve, ms);
+    });
+    clearTimeout(timer);
+    onIdle = undefined;
+    return count;
+  }
+  return { interceptor, settled };
+}
+
 /** Starts a gRPC server for the services, with the kit's interceptors, health, reflection and admin port. */
 export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const log = opts.log ?? logger(opts.name);
@@ -160,7 +192,8 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
   const health = new Health(names, opts.readiness ?? [], log);
   const shutdownController = new AbortController();
   setMaxListeners(0, shutdownController.signal); // every call in flight links its own signal to this one
-  const interceptors = [...kitInterceptors(log, faults), ...(opts.interceptors ?? [])];
+  const running = callsRunning();
+  const interceptors = [running.interceptor, ...kitInterceptors(log, faults), ...(opts.interceptors ?? [])];
   const maxReceiveBytes = opts.maxReceiveBytes ?? MAX_RECEIVE_BYTES_DEFAULT;
   const maxSendBytes = opts.maxSendBytes ?? MAX_SEND_BYTES_DEFAULT;
 
@@ -235,7 +268,8 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
         for (const r of connectReflectionImpls(opts.services.map((s) => s.service))) router.service(r.service, r.impl as never);
       },
       interceptors,
-      contextValues: (req) => createContextValues().set(peerKey, peerAddress(req.socket.remoteAddress, false)),
+      contextValues: (req) =>
+        createContextValues().set(peerKey, peerAddress(req.socket.remoteAddress, false)).set(serverStoppingKey, shutdownController.signal),
       readMaxBytes: maxReceiveBytes,
       writeMaxBytes: maxSendBytes,
       shutdownSignal: shutdownController.signal,
@@ -284,12 +318,21 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
       if (opts.drainDelayMs) await new Promise((r) => setTimeout(r, opts.drainDelayMs));
       let timer: NodeJS.Timeout | undefined;
       const graceOver = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), graceMs)));
-      const result = await Promise.race([closeListener().then(() => "drained" as const), graceOver]);
+      // Drained means every handler has returned, not only every stream: a handler may run on after its caller
+      // left (a saga finishing with fresh deadlines), and the database closes right after this.
+      const drained = closeListener()
+        .then(() => running.settled(graceMs))
+        .then(() => "drained" as const);
+      const result = await Promise.race([drained, graceOver]);
       clearTimeout(timer);
       if (result === "timeout") {
         log.warn("grace period over: cancelling the calls still running");
-        shutdownController.abort();
+        shutdownController.abort(SERVER_STOPPING);
         forceClose();
+        // Cancelled handlers still run until their next await returns (a saga records its step and stops): let
+        // them end before onShutdown closes the database under them, which they would answer with INTERNAL.
+        const left = await running.settled(STOP_AFTER_CANCEL_MS);
+        if (left > 0) log.warn({ calls: left }, "calls still running after cancellation; closing anyway");
       }
       if (admin) await new Promise<void>((r) => admin.close(() => r()));
       await opts.onShutdown?.();

@@ -3,7 +3,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { FailureReason, type OrderSchema, type OrderService, OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
-import { annotate, currentUser, decodePageToken, detached, encodePageToken, forward, type Locks, money, pageSize } from "#kit";
+import { annotate, currentUser, decodePageToken, detached, encodePageToken, forward, type Locks, money, pageSize, serverStoppingKey } from "#kit";
 import { DuplicateSkuError, IdempotencyKeyReusedError, OrderNotFoundError } from "./errors.js";
 import { type OrderRecord, type OrderStore, orderIdFor, requestHashOf } from "./orders.js";
 import type { Saga } from "./saga.js";
@@ -42,7 +42,9 @@ export function orderService({ orders, saga, locks }: Deps): ServiceImpl<typeof 
           const current = opened === "exists" ? ((await orders.get(id)) as OrderRecord) : opened;
           if (current.requestHash !== requestHash) throw new IdempotencyKeyReusedError(idempotencyKey);
           if (current.state !== "PENDING" || !card) return current; // a repeat gets the first answer
-          return saga.run(current, card, { call: () => forward(ctx), fresh: () => detached(ctx) });
+          // Steps with a fresh deadline outlive the caller, not the process: a shutdown cancels them too.
+          const stopping = ctx.values.get(serverStoppingKey);
+          return saga.run(current, card, { call: () => forward(ctx), fresh: () => ({ ...detached(ctx), signal: stopping }), stopping });
         },
         // A caller whose deadline passed while queued gets DEADLINE_EXCEEDED before anything is written.
         { ttlMs: ORDER_LOCK_TTL_MS, waitMs: ORDER_LOCK_WAIT_MS, signal: ctx.signal },

@@ -19,6 +19,8 @@ export function recoveryLoop({ orders, saga, locks, log, intervalMs, afterMs }: 
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<number> | undefined;
   let stopped = false;
+  // Aborted by stop(): the order being recovered stops at its recorded step, its calls cancelled.
+  let halt = new AbortController();
 
   /** One pass: every stuck order gets one recovery attempt. Returns how many were finished. */
   async function pass(): Promise<number> {
@@ -40,7 +42,11 @@ export function recoveryLoop({ orders, saga, locks, log, intervalMs, afterMs }: 
             log.warn({ orderId: current._id, step: current.step }, "recovering interrupted order");
             // A trace of its own: the caller that opened the order is long gone.
             return inSpan("orders recover", { "meshmart.order.id": current._id, "meshmart.saga.step": current.step }, () =>
-              saga.recover(current, { call: () => detached(undefined), fresh: () => detached(undefined) }),
+              saga.recover(current, {
+                call: () => ({ ...detached(undefined), signal: halt.signal }),
+                fresh: () => ({ ...detached(undefined), signal: halt.signal }),
+                stopping: halt.signal,
+              }),
             );
           },
           { ttlMs: ORDER_LOCK_TTL_MS, waitMs: 1000 },
@@ -72,12 +78,14 @@ export function recoveryLoop({ orders, saga, locks, log, intervalMs, afterMs }: 
     pass,
     start: () => {
       stopped = false;
+      halt = new AbortController();
       schedule();
     },
     /** Stops scheduling and waits for a pass in progress. */
     stop: async () => {
       stopped = true;
       clearTimeout(timer);
+      halt.abort();
       await running;
     },
   };

@@ -12,7 +12,7 @@
 // before this change.
 import type { CallOptions, Client } from "@connectrpc/connect";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
+import { type CatalogService, ReservationState } from "#gen/meshmart/catalog/v1/catalog_pb.js";
 import type { Card, PaymentService } from "#gen/meshmart/payment/v1/payment_pb.js";
 import { PaymentState } from "#gen/meshmart/payment/v1/payment_pb.js";
 import { annotate, errorReason, inSpan, type Logger, money, toCents } from "#kit";
@@ -38,6 +38,11 @@ export interface SagaDeps {
 export interface CallPlan {
   call: () => CallOptions;
   fresh: () => CallOptions;
+  /**
+   * Aborted when the process is shutting down (past its grace period): the saga sends nothing more and leaves
+   * the order at the step last written (CREATED, CHARGING, COMPENSATING), which recovery resumes.
+   */
+  stopping?: AbortSignal;
 }
 
 /** Codes after which a step may or may not have happened on the other side. */
@@ -49,7 +54,18 @@ interface Failure {
   uncertain: boolean;
 }
 
+/**
+ * ReserveStock repeated for a reservation that was released meanwhile answers OK with the RELEASED
+ * reservation (a repeat gets the reservation as it stands): no stock is held, so the order must not be charged.
+ */
+class ReservationReleasedError extends Error {
+  constructor(id: string) {
+    super(`reservation "${id}" was already released; no stock is held for this order`);
+  }
+}
+
 function classify(err: unknown): Failure {
+  if (err instanceof ReservationReleasedError) return { reason: "ABANDONED", message: err.message, uncertain: false };
   const e = ConnectError.from(err);
   const reason = errorReason(e);
   if (reason === "OUT_OF_STOCK") return { reason: "OUT_OF_STOCK", message: e.rawMessage, uncertain: false };
@@ -87,6 +103,7 @@ export function orderSaga({ orders, catalog, payment, log, afterStep }: SagaDeps
   async function reserveStep(order: OrderRecord, opts: CallOptions) {
     await afterStep?.("RESERVING", order);
     const { reservation } = await catalog.reserveStock({ reservationId: order._id, items: order.items.map(({ sku, quantity }) => ({ sku, quantity })) }, opts);
+    if (reservation?.state === ReservationState.RELEASED) throw new ReservationReleasedError(order._id);
     const items = (reservation?.items ?? []).map((i) => ({
       sku: i.sku,
       name: i.name,
@@ -124,6 +141,7 @@ export function orderSaga({ orders, catalog, payment, log, afterStep }: SagaDeps
   const compensate = (order: OrderRecord, reason: FailureReasonName, message: string, plan: CallPlan) =>
     traced("compensate", order, () => compensateStep(order, reason, message, plan));
   async function compensateStep(order: OrderRecord, reason: FailureReasonName, message: string, plan: CallPlan): Promise<OrderRecord> {
+    if (plan.stopping?.aborted) return order; // recovery compensates from the step last written
     order = await step(order, "COMPENSATING", { failureReason: order.failureReason ?? reason, failureMessage: order.failureMessage || message });
     try {
       const released = await catalog.releaseStock({ reservationId: order._id }, plan.fresh()).then(
@@ -170,18 +188,33 @@ export function orderSaga({ orders, catalog, payment, log, afterStep }: SagaDeps
     return orders.update(order._id, { failureReason: why.reason, failureMessage: why.message, ...(order.paymentId ? { paymentId: order.paymentId } : {}) });
   }
 
+  /**
+   * Recovery's commit of a paid order: a refusal (catalog released the stock meanwhile, so the sale cannot
+   * complete) is undone now — refund and FAILED — instead of retried on every pass forever; an uncertain
+   * failure leaves the order PENDING for the next pass.
+   */
+  async function commitOrUndo(order: OrderRecord, plan: CallPlan): Promise<OrderRecord> {
+    const done = await settleUncertain(() => commit(order, plan.fresh()));
+    if (!isFailure(done)) return done;
+    if (!done.uncertain) return compensate(order, done.reason, done.message, plan);
+    log.warn({ orderId: order._id, err: done.message }, "commit failed during recovery; will retry");
+    return order;
+  }
+
   const isFailure = (v: unknown): v is Failure => typeof v === "object" && v !== null && "reason" in v && "uncertain" in v;
 
   return {
     /** Runs the order forward from wherever it stands, with the caller's card. Ends CONFIRMED, FAILED, or PENDING for recovery. */
     async run(start: OrderRecord, card: Card, plan: CallPlan): Promise<OrderRecord> {
       let order = start;
+      const stopping = () => plan.stopping?.aborted === true;
       try {
         if (order.step === "COMPENSATING") return compensate(order, order.failureReason ?? "ABANDONED", order.failureMessage, plan);
         if (order.step === "CREATED" || order.step === "RESERVING") order = await reserve(order, plan.call());
         if (order.step === "RESERVED" || order.step === "CHARGING") {
           const charged = await settleUncertain(() => charge(order, card, plan.call()));
           if (isFailure(charged) && charged.uncertain) {
+            if (stopping()) return order; // CHARGING is written: recovery asks payment whether it charged
             const again = await settleUncertain(() => charge(order, card, plan.fresh()));
             if (isFailure(again)) return again.uncertain ? leavePending(order, again) : compensate(order, again.reason, again.message, plan);
             order = again;
@@ -194,6 +227,7 @@ export function orderSaga({ orders, catalog, payment, log, afterStep }: SagaDeps
         if (order.step === "CHARGED" || order.step === "COMMITTING") {
           const done = await settleUncertain(() => commit(order, plan.call()));
           if (!isFailure(done)) return done;
+          if (stopping()) return order; // recovery finds the charge and commits
           const again = await settleUncertain(() => commit(order, plan.fresh()));
           if (!isFailure(again)) return again;
           // Paid and held but not committed: recovery commits later; a refusal (the stock was released) is undone now.
@@ -204,6 +238,7 @@ export function orderSaga({ orders, catalog, payment, log, afterStep }: SagaDeps
         // Only reserve throws here (the other steps settle their errors): release undoes it whether or not the
         // reservation was made.
         const failure = classify(err);
+        if (stopping()) return order; // CREATED is written: recovery releases whatever was reserved
         return compensate(await orders.get(order._id).then((o) => o ?? order), failure.reason, failure.message, plan);
       }
     },
@@ -220,15 +255,11 @@ export function orderSaga({ orders, catalog, payment, log, afterStep }: SagaDeps
           const { payments } = await payment.listPayments({ orderId: order._id, pageSize: 100 }, plan.fresh());
           const paid = payments.find((p) => p.state === PaymentState.APPROVED);
           if (!paid) return compensate(order, "ABANDONED", "interrupted during payment; no charge was made", plan);
-          order = await pass(order, "CHARGED", { paymentId: paid.paymentId });
-          return commit(order, plan.fresh()).catch((err) => {
-            log.warn({ orderId: order._id, err: ConnectError.from(err).message }, "commit failed during recovery; will retry");
-            return order;
-          });
+          return commitOrUndo(await pass(order, "CHARGED", { paymentId: paid.paymentId }), plan);
         }
         case "CHARGED":
         case "COMMITTING":
-          return commit(order, plan.fresh());
+          return commitOrUndo(order, plan);
         case "COMPENSATING":
           return compensate(order, order.failureReason ?? "ABANDONED", order.failureMessage, plan);
         default:
