@@ -14,6 +14,7 @@ import { promisify } from "node:util";
 import { expect } from "chai";
 import { parseAllDocuments } from "yaml";
 import { freePort, ROOT } from "../tools/devdb.js";
+import { SERVICE_NODE_FLAGS } from "../tools/entries.js";
 import { waitForHealth } from "../tools/health-wait.js";
 import { kustomizeBinary } from "../tools/manifests/render.js";
 import { testMongoUri, uniqueDbName } from "./support/db.js";
@@ -122,7 +123,7 @@ describe("images: the Dockerfile and the file sets it builds and runs", function
       const compiled = cs.filter((c) => c.from === "build");
       expect(compiled.map((c) => c.src)).to.deep.equal([`/app/dist/${svc}.js`]);
       const entry = execJson(last.lines.find((l) => /^ENTRYPOINT\s/.test(l))!);
-      expect(entry).to.deep.equal(["node", compiled[0].dest.replace(/^\.\//, "")]);
+      expect(entry).to.deep.equal(["node", ...SERVICE_NODE_FLAGS, compiled[0].dest.replace(/^\.\//, "")]);
       expect(
         last.lines.some((l) => /^CMD\s/.test(l)),
         "no CMD: the Deployments set no args",

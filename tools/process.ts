@@ -3,7 +3,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { join } from "node:path";
 import { ROOT } from "./devdb.js";
-import { compiledOf } from "./entries.js";
+import { compiledOf, SERVICE_NODE_FLAGS } from "./entries.js";
 
 export interface ServiceProcess {
   child: ChildProcess;
@@ -20,7 +20,7 @@ export interface ServiceProcess {
  */
 export function startProcess(entry: string, env: Record<string, string>, args: string[] = []): ServiceProcess {
   const compiled = compiledOf(entry);
-  const child = spawn(process.execPath, [...(compiled ? [compiled] : ["--import", "tsx", join(ROOT, entry)]), ...args], {
+  const child = spawn(process.execPath, [...(compiled ? [...SERVICE_NODE_FLAGS, compiled] : ["--import", "tsx", join(ROOT, entry)]), ...args], {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: "info", ...env },
     stdio: ["ignore", "pipe", "pipe"],
