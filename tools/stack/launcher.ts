@@ -140,6 +140,14 @@ export interface Stack {
   start(unit: UnitName): Promise<void>;
   /** Graceful restart: SIGTERM (the kit drains in-flight calls), then a new process on the same ports, health-waited. */
   restart(unit: UnitName): Promise<void>;
+  /**
+   * Mesh only: the restart a Deployment's rolling update does (maxSurge 1, maxUnavailable 0). A new process on
+   * an address of its own with a WorkloadEntry of its own (istiod pushed it, every client acknowledged), waited
+   * until SERVING; then the old process gets SIGTERM while its endpoint is being taken out, as kubelet and the
+   * endpoints controller race on a cluster: callers that still pick it are refused, and the VirtualServices'
+   * retries send them on. The unit's endpoints then name the new process.
+   */
+  rollOver(unit: UnitName): Promise<void>;
   isRunning(unit: UnitName): boolean;
   pid(unit: UnitName): number | undefined;
   stopDb(): Promise<void>;
@@ -153,6 +161,9 @@ export interface Stack {
   /** Stops every process and removes the temporary directory. Idempotent. */
   stop(): Promise<void>;
 }
+
+/** rollOver's minReadySeconds (ms): above the kit's 1 s reconnect backoff cap (services/kit/src/grpc-transport.ts). */
+export const MIN_READY_MS = 1500;
 
 /** gRPC and admin ports per unit on `npm start`; skaffold forwards the same gRPC ports. */
 export const DEFAULT_PORTS: Record<UnitName, [number, number]> = {
@@ -281,6 +292,12 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   };
 
   const running = new Map<UnitName, Running>();
+  /** Old processes of a rollOver still draining (stop() waits for them too). */
+  const draining = new Set<Running>();
+  /** Addresses for rolled-over processes: after the units' and the clients'. */
+  let nextAddress = UNITS.length + (opts.mesh?.clients?.length ?? 1) + 10;
+  /** Each unit's WorkloadEntry name once rolled over (initially the unit's name). */
+  const entryName = new Map<UnitName, string>();
   const outputs = new Map<UnitName, string>();
   let stopping = false;
 
@@ -345,6 +362,54 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       await killUnit(u, "SIGTERM");
       await startUnit(u);
     },
+    async rollOver(u) {
+      const dir = mesh?.config;
+      if (!mesh || !dir) throw new Error("rollOver: needs a stack started with mesh (its config-directory mode)");
+      const old = running.get(u);
+      if (!old) throw new Error(`rollOver ${u}: it is not running`);
+      const current = entryName.get(u) ?? u;
+      const entry = dir.docs().find((d) => d.obj.kind === "WorkloadEntry" && d.obj.metadata?.name === current);
+      if (!entry) throw new Error(`rollOver ${u}: no WorkloadEntry ${current} in the mesh config`);
+      const host = address(nextAddress++);
+      await checkBindable(host, ports[u].port, `${u}'s new mesh gRPC port`);
+      await checkBindable(host, ports[u].adminPort, `${u}'s new admin port`);
+      const local = await freePort();
+      hostOf[u] = host;
+      localPorts[u] = local;
+      mesh.workloads[u].address = host;
+      Object.assign(endpoints[u], { grpc: `${host}:${ports[u].port}`, admin: `http://${host}:${ports[u].adminPort}`, local: `127.0.0.1:${local}` });
+      // The old process leaves `running` (so startUnit starts the new one) but is still stopped by stop().
+      draining.add(old);
+      running.delete(u);
+      // The new instance's entry has a name of its own (two entries with one address would be a duplicate
+      // endpoint, which gRPC clients refuse); the old entry is then removed, as its pod would be.
+      const name = `${u}-${nextAddress}`;
+      const fresh = { file: entry.file, obj: { ...entry.obj, metadata: { ...entry.obj.metadata, name }, spec: { ...entry.obj.spec, address: host } } };
+      try {
+        // Like a new pod: it exists (its WorkloadEntry, from which istiod makes its inbound listener) while it
+        // starts; callers' round robin only picks it once it accepts calls. It serves once istiod pushed that.
+        const starting = startUnit(u);
+        starting.catch(() => undefined); // awaited below
+        await mesh.apply([fresh]);
+        entryName.set(u, name);
+        await starting;
+        // A Deployment's minReadySeconds: the new process must have been ready a while before the old one goes,
+        // here longer than a caller's reconnect backoff (the kit caps it at 1 s), so every caller that tried the
+        // new address before it served has connected to it again by then.
+        await new Promise((r) => setTimeout(r, MIN_READY_MS));
+        old.expected = true;
+        old.child.kill("SIGTERM");
+        // Removing the old entry: what `revert` does to an object `apply` had added.
+        await mesh.revert({ before: new Map([[dir.fileOf(entry.obj), null]]), written: [] });
+      } finally {
+        old.expected = true;
+        old.child.kill("SIGTERM");
+        const force = setTimeout(() => old.child.kill("SIGKILL"), 30_000);
+        await old.exited;
+        clearTimeout(force);
+        draining.delete(old);
+      }
+    },
     isRunning: (u) => running.has(u),
     pid: (u) => running.get(u)?.child.pid,
     async stopDb() {
@@ -373,6 +438,12 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       if (stopping) return;
       stopping = true;
       await Promise.all([...running.keys()].reverse().map((u) => killUnit(u, "SIGTERM")));
+      await Promise.all(
+        [...draining].map((r) => {
+          r.child.kill("SIGKILL");
+          return r.exited;
+        }),
+      );
       await mesh?.stop();
       await db?.stop();
       if (tempDir) rmSync(tempDir, { recursive: true, force: true });

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ROOT } from "../stack/devdb.js";
 import { startStack } from "../stack/launcher.js";
+import { type MeshRollingReport, meshRollingRestart } from "./experiment/mesh-rolling.js";
 import type { ExperimentReport } from "./experiment/report.js";
 import { runExperiment } from "./experiment/run.js";
 import { DELIBERATE_CODES, type FuzzResult, fuzzRpcs } from "./fuzz/index.js";
@@ -71,6 +72,9 @@ async function main() {
     const { report, files } = await runExperiment({ name: f.name, reportsDir: join(ROOT, "reports"), seed });
     faults.push({ ...f, report, files });
   }
+
+  console.error("rolling restart through the local mesh, with the VirtualServices' retries and without...");
+  const meshRolls = [await meshRollingRestart({ retries: true, seed }), await meshRollingRestart({ retries: false, seed })];
 
   let soak: SoakReport | undefined;
   if (soakMs) {
@@ -140,11 +144,13 @@ async function main() {
           .join("; ")}.`
       : "Not run.",
     "",
+    ...meshRollingSection(rolling, meshRolls),
+    "",
     ...soakSection(soak),
     "",
     "## What this does not show",
     "",
-    "- These faults are process-level on one machine. The same experiments through Istio (`npm run experiment -- <name> --target cluster`) need a cluster; their command plans are tested offline with a fake kubectl only.",
+    "- These faults are process-level on one machine (the mesh rolling restart too: the local mesh's istiod and proxyless clients are real, but there is no kubelet, endpoints controller or Envoy). The same experiments through Istio (`npm run experiment -- <name> --target cluster`) need a cluster; their command plans are tested offline with a fake kubectl only.",
     "- STRICT mTLS and the deny-by-default AuthorizationPolicy are enforced by real istiod on the local mesh and proven by calls in `npm test` (test/mesh-security.test.ts: plaintext and foreign-CA clients refused, every unlisted caller PERMISSION_DENIED before the handler; experiment `mtls-plaintext --target mesh`); that Envoy sidecars enforce the same policy can only be shown on a cluster.",
     "",
     "Per-fault reports (JSON, Markdown, SVG chart) are written to `reports/` (not committed).",
@@ -153,11 +159,36 @@ async function main() {
   writeFileSync(join(ROOT, "RELIABILITY.md"), md.join("\n"));
   writeFileSync(
     join(ROOT, "reliability.json"),
-    `${JSON.stringify({ startedAt: started.toISOString(), runsPerRpc, seed, fuzz, faults: faults.map(({ what, report }) => ({ what, ...report, run: undefined, timeline: report.run.timeline, unsafeFailures: unsafeFailures(report) })), soak }, null, 2)}\n`,
+    `${JSON.stringify({ startedAt: started.toISOString(), runsPerRpc, seed, fuzz, faults: faults.map(({ what, report }) => ({ what, ...report, run: undefined, timeline: report.run.timeline, unsafeFailures: unsafeFailures(report) })), meshRollingRestart: meshRolls, soak }, null, 2)}\n`,
   );
   // The project's formatter has the last word on the JSON's layout, so `npm test`'s lint stays clean.
   execFileSync(join(ROOT, "node_modules", ".bin", "biome"), ["format", "--write", join(ROOT, "reliability.json")], { stdio: "ignore" });
   console.error("wrote RELIABILITY.md and reliability.json");
+}
+
+/** RELIABILITY.md's section on the rolling restart through the local mesh, beside the one without it. */
+function meshRollingSection(local: ExperimentReport | undefined, rolls: MeshRollingReport[]): string[] {
+  const [withRetries, without] = rolls;
+  const row = (what: string, r: MeshRollingReport) =>
+    `| ${what} | ${r.rate}/s, ${r.durationMs / 1000} s, ${r.sent} calls | ${pct(r.successDuring)} | ${pct(r.successWhole)} | ${codes(r.codes)} | ${r.invariants.results.filter((i) => i.ok).length}/${r.invariants.results.length} |`;
+  return [
+    "## Rolling restart through the local mesh",
+    "",
+    "The same four services restarted in turn, once as above (a new process on the same port after the old one exited: the port is closed for the time a process takes to start) and once through the local mesh (real istiod fed mesh/base, the load a proxyless gRPC client obeying the VirtualServices of mesh/base/routes.yaml) the way a Deployment's rolling update does it: the new process starts on an address of its own with a WorkloadEntry of its own (istiod pushed it, every client acknowledged) and is SERVING; 1.5 s later (a Deployment's minReadySeconds, above the callers' 1 s reconnect backoff cap) the old process gets SIGTERM while its endpoint is being taken out (`Stack.rollOver`, tools/stack.ts). Calls that still reach the old process are refused with UNAVAILABLE, which the routes retry (`retryOn: ...unavailable`, 2 attempts). Run a third time with every route's retries set to none, to show what the retries account for. Success = calls answered OK / calls due while the services were being restarted (all operations).",
+    "",
+    "| run | load | success while restarting | whole run | answers | invariants held |",
+    "|---|---|---|---|---|---|",
+    local
+      ? `| without the mesh (the rolling-restart fault above) | ${local.load.rate}/s, ${local.load.durationMs / 1000} s, ${local.run.sent} calls | ${pct(local.successRate.during)} | ${pct(local.successRate.whole)} | ${codes(
+          Object.values(local.run.byOp).reduce<Record<string, number>>((a, s) => {
+            for (const [c, n] of Object.entries(s?.codes ?? {})) a[c] = (a[c] ?? 0) + n;
+            return a;
+          }, {}),
+        )} | ${"skipped" in local.invariants ? "skipped" : `${local.invariants.results.filter((i) => i.ok).length}/${local.invariants.results.length}`} |`
+      : "| without the mesh | not run | | | | |",
+    row("through the local mesh, with the VirtualServices' retries", withRetries),
+    row("through the local mesh, retries removed", without),
+  ];
 }
 
 const secs = (ms: number | null) => (ms === null ? "not reached" : `${(ms / 1000).toFixed(1)} s`);

@@ -32,7 +32,7 @@ const BEFORE = {
  * Database commands one PlaceOrder costs, counted on the wire by services/orders/test/round-trips.test.ts (which
  * fails when the count changes): not measured by the bench itself. Update both together.
  */
-export const COMMANDS_PER_ORDER = 22;
+export const COMMANDS_PER_ORDER = 17;
 
 export interface BenchResults {
   machine: Machine;
@@ -377,12 +377,19 @@ function meshSection(me: MeshResult, sv: ModeResult, s: Settings): string[] {
 const HAND_MEASURED = [
   "## Why the missed targets are missed (measured by hand, 2026-12-02)",
   "",
-  "**PlaceOrder.** A PlaceOrder is still 22 database commands (orders 5, catalog 15, payment 2; " +
-    "`services/orders/test/round-trips.test.ts` counts them on the wire), run one after another, plus three gRPC hops. Ten of them are " +
-    "lease-lock inserts and deletes (orders 1 lock, catalog 4: the reservation's for reserve and for commit, the product's for each), " +
-    "there because FerretDB v1 applies a conditional update as read-modify-write (services/kit/src/locks.ts): on devdb only a unique-_id " +
-    "insert is atomic. Getting to ≤ 12 means dropping the per-product locks, which needs atomic single-document updates on the dev " +
-    "database (e.g. devdb serialising write commands) — not done in this round. Query plans, from devdb's `explain` (FerretDB v1.24.2): " +
+  "**PlaceOrder.** A PlaceOrder is 17 database commands (orders 5, catalog 10, payment 2; " +
+    "`services/orders/test/round-trips.test.ts` counts them on the wire), run one after another, plus three gRPC hops. It was 22: " +
+    "FerretDB v1 runs findAndModify, update and delete as a query followed by a separate write of the whole document, so a conditional " +
+    "single-document update was not atomic on devdb (of 30 concurrent `{_id, stock: {$gte: 1}}` → `$inc: -1` on a stock of 10, 11 or 12 " +
+    "succeeded; of 30 concurrent `$push`, 13 were kept) and catalog took a lease lock per product. devdb now runs those commands one at a " +
+    "time per database (tools/devdb/writeorder.go, a Mongo-wire relay in front of FerretDB; `test/devdb.test.ts`), which makes every " +
+    "single-document write atomic as on MongoDB, so the per-product locks are gone, and reserve no longer reads the products first (the " +
+    "stock take's findAndModify answers the product that prices the line). Six of the 17 are still lease-lock inserts and deletes " +
+    "(orders' lock over the saga; catalog's per reservation, for reserve and for commit). They guard read-check-write sequences on " +
+    "reservations and orders: a conditional state change (`{_id, state}`) would be atomic on devdb now, but it is a SCAN there, and those " +
+    "collections grow with every order. The next step to ≤ 12, not done in this round: let an insert on a unique _id decide instead of a " +
+    "lock, e.g. commit and release racing to insert the reservation's outcome document (commit: 5 → 3), and the order's own insert standing " +
+    "for the first run's lock (orders: 5 → 3). Query plans, from devdb's `explain` (FerretDB v1.24.2): " +
     "a filter of a lone `_id` is pushed down to SQLite and uses devdb's `_id` index (`SEARCH ... USING INDEX ..._devdb_id_path`); every other " +
     "filter is a `SCAN` of the collection that decodes each document, whatever indexes exist — recovery's `{state: PENDING, updatedAt}`, " +
     "ListPayments' `{orderId}`, the ledger's `{paymentId, kind}` and `{orderId}`, and also `{_id, owner}` (lock release) and `{_id, stock, holds}` " +
@@ -394,7 +401,11 @@ const HAND_MEASURED = [
   "**Memory.** An idle `node` is ~41 MB RSS here and `node --import tsx` ~78 MB. The services now run compiled JavaScript " +
     "(`npm run build`: one esbuild bundle per service, node_modules outside it), as the images do, which removes tsx's ~37 MB per process; " +
     "what remains is mostly the libraries: mongoose ~24 MB, grpc-js + Connect ~17 MB, prom-client/pino/jose ~8 MB. Under load, heap " +
-    "growth from in-flight calls and mongoose documents adds the rest.",
+    "growth from in-flight calls and mongoose documents adds the rest. Since this round every service runs with " +
+    "`--max-semi-space-size=2` (tools/entries.ts SERVICE_NODE_FLAGS, also the image's ENTRYPOINT): V8's young generation may grow to 16 MB " +
+    "per semi-space and start-up fills it, so catalog alone (compiled, tracing off, idle 3 s after listening) went from 105 to 87 MB RSS " +
+    "(85 MB with 1 MB semi-spaces, 92 MB with 4). Importing mongoose alone takes a bare node from 41 to 72 MB RSS: what is left above the " +
+    "80 MB target is mostly the database driver; the next step is the plain mongodb driver instead of mongoose.",
   "",
   "**The kit.** A CPU profile of the echo server (kit vs raw grpc-js, same client) after this round's changes: per call the kit still " +
     "runs Connect's interceptor chain (propagation, metrics, an info log line, faults, validation: a promise per layer), converts grpc-js " +
