@@ -1,4 +1,4 @@
-// Starts and stops the embedded FerretDB (tools/devdb, built by tools/setup.sh) from Node.
+// Starts and stops the embedded FerretDB (tools/setup/devdb, built by tools/setup/setup.sh) from Node.
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
@@ -34,7 +34,7 @@ export interface DevDb {
 /** Starts devdb on `port` (free one by default) with its SQLite files in `dir`; resolves once it accepts connections. */
 export async function startDevDb(opts: { dir: string; port?: number; log?: (line: string) => void }): Promise<DevDb> {
   const bin = join(BIN, "devdb");
-  if (!existsSync(bin)) throw new Error(`devdb is not built: run tools/setup.sh (or npm run setup) first (${bin})`);
+  if (!existsSync(bin)) throw new Error(`devdb is not built: run tools/setup/setup.sh (or npm run setup) first (${bin})`);
   const port = opts.port ?? (await freePort());
   let child: ChildProcess | undefined;
 

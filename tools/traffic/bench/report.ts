@@ -43,7 +43,7 @@ export interface BenchResults {
   monolith: ModeResult;
   extras: ServicesExtras;
   profile?: PlaceOrderProfile;
-  /** The local mesh (npm start -- --mesh) measured like the services mode (tools/bench/mesh.ts). */
+  /** The local mesh (npm start -- --mesh) measured like the services mode (tools/traffic/bench/mesh.ts). */
   mesh?: MeshResult;
   /** Section 6: tracing off / 10% / 100% (`npm run bench -- --only tracing` measures just this). */
   tracing?: TracingBench;
@@ -83,7 +83,7 @@ export function markdown(r: BenchResults): string {
   const out = [
     "# meshmart benchmarks",
     "",
-    `Written by \`npm run bench\` (tools/bench/) on ${m.date.slice(0, 10)} (${m.date}), commit ${m.commit}, in ${r.benchSeconds} s.`,
+    `Written by \`npm run bench\` (tools/traffic/bench/) on ${m.date.slice(0, 10)} (${m.date}), commit ${m.commit}, in ${r.benchSeconds} s.`,
     `Machine: ${m.cores} × ${m.cpu}, ${m.memoryGiB} GiB RAM; Node ${m.node}; Go ${m.go}.`,
     `Versions: ${Object.entries(m.versions)
       .map(([k, v]) => `${k} ${v}`)
@@ -188,7 +188,7 @@ export function markdown(r: BenchResults): string {
     "",
     "## 2. Services vs monolith: the same code, the same load, the same database",
     "",
-    "**services**: one process per service, gRPC over loopback between them (tools/start.ts); **monolith**: one process,",
+    "**services**: one process per service, gRPC over loopback between them (tools/stack/start.ts); **monolith**: one process,",
     "orders calling catalog and payment through Connect's in-memory router transport (`--mode monolith`). Each on a fresh",
     "embedded FerretDB with the same seed data, stock topped up so PlaceOrder measures the saga, not OUT_OF_STOCK.",
     "",
@@ -233,7 +233,7 @@ export function markdown(r: BenchResults): string {
     "",
     `## 3. PlaceOrder at ${po.rate} rps open loop, memory, cold start`,
     "",
-    `The load generator (tools/load) sent ${po.count} PlaceOrder arrivals at ${po.rate}/s for ${po.seconds} s (latency from each call's due time, so queueing counts),`,
+    `The load generator (tools/traffic/load) sent ${po.count} PlaceOrder arrivals at ${po.rate}/s for ${po.seconds} s (latency from each call's due time, so queueing counts),`,
     `${po.dropped} dropped at its in-flight cap, peak ${po.peakInFlight} in flight: p50 ${ms(po.latencyMs.p50)}, p90 ${ms(po.latencyMs.p90)}, p99 ${ms(po.latencyMs.p99)}, max ${ms(po.latencyMs.max)};`,
     `codes: ${codes(po.codes)}; ${po.confirmed} orders CONFIRMED. Target p99 ≤ ${TARGETS.placeOrderP99Ms} ms: ${met(p99Met)}.`,
     sv.placeOrder.rps < po.rate
@@ -303,7 +303,7 @@ export function markdown(r: BenchResults): string {
       "## Where the time goes (PlaceOrder at the open-loop rate, CPU profiles)",
       "",
       "The p99 target was missed, so the bench ran the same PlaceOrder load again (6 s) on a fresh services stack with V8's CPU profiler in",
-      "every process (tools/bench/cpu-profile-hook.mjs through node:inspector, as Node 20 refuses `--cpu-prof` in NODE_OPTIONS), started when the",
+      "every process (tools/traffic/bench/cpu-profile-hook.mjs through node:inspector, as Node 20 refuses `--cpu-prof` in NODE_OPTIONS), started when the",
       "load starts and stopped at Ctrl-C, and summarised the profiles: self time as a share of each process's busy (non-idle) samples. The",
       ".cpuprofile files are not kept.",
       "",
@@ -382,7 +382,7 @@ const HAND_MEASURED = [
     "FerretDB v1 runs findAndModify, update and delete as a query followed by a separate write of the whole document, so a conditional " +
     "single-document update was not atomic on devdb (of 30 concurrent `{_id, stock: {$gte: 1}}` → `$inc: -1` on a stock of 10, 11 or 12 " +
     "succeeded; of 30 concurrent `$push`, 13 were kept) and catalog took a lease lock per product. devdb now runs those commands one at a " +
-    "time per database (tools/devdb/writeorder.go, a Mongo-wire relay in front of FerretDB; `test/devdb.test.ts`), which makes every " +
+    "time per database (tools/setup/devdb/writeorder.go, a Mongo-wire relay in front of FerretDB; `test/tools/devdb.test.ts`), which makes every " +
     "single-document write atomic as on MongoDB, so the per-product locks are gone, and reserve no longer reads the products first (the " +
     "stock take's findAndModify answers the product that prices the line). Six of the 17 are still lease-lock inserts and deletes " +
     "(orders' lock over the saga; catalog's per reservation, for reserve and for commit). They guard read-check-write sequences on " +
@@ -402,7 +402,7 @@ const HAND_MEASURED = [
     "(`npm run build`: one esbuild bundle per service, node_modules outside it), as the images do, which removes tsx's ~37 MB per process; " +
     "what remains is mostly the libraries: mongoose ~24 MB, grpc-js + Connect ~17 MB, prom-client/pino/jose ~8 MB. Under load, heap " +
     "growth from in-flight calls and mongoose documents adds the rest. Since this round every service runs with " +
-    "`--max-semi-space-size=2` (tools/entries.ts SERVICE_NODE_FLAGS, also the image's ENTRYPOINT): V8's young generation may grow to 16 MB " +
+    "`--max-semi-space-size=2` (tools/setup/entries.ts SERVICE_NODE_FLAGS, also the image's ENTRYPOINT): V8's young generation may grow to 16 MB " +
     "per semi-space and start-up fills it, so catalog alone (compiled, tracing off, idle 3 s after listening) went from 105 to 87 MB RSS " +
     "(85 MB with 1 MB semi-spaces, 92 MB with 4). Importing mongoose alone takes a bare node from 41 to 72 MB RSS: what is left above the " +
     "80 MB target is mostly the database driver; the next step is the plain mongodb driver instead of mongoose.",
