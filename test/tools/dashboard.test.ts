@@ -4,8 +4,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "chai";
 import { checkDashboard, kitMetrics } from "../../tools/checks/manifests/dashboard.js";
-import { ROOT } from "../../tools/checks/manifests/render.js";
 import type { Obj } from "../../tools/checks/manifests/types.js";
+import { ROOT } from "../../tools/root.js";
 
 const FILE = "deploy/observability/meshmart-dashboard.json";
 const load = (): Obj => JSON.parse(readFileSync(join(ROOT, FILE), "utf8"));

@@ -106,7 +106,7 @@ describe("manifests: offline validation of the cluster path", function () {
       const saved = process.env.ISTIOCTL;
       process.env.ISTIOCTL = join(repo, "no-istioctl");
       try {
-        expect(() => checkManifests(repo, SCHEMAS)).to.throw(/no-istioctl not found; run tools\/setup\.sh --mesh/);
+        expect(() => checkManifests(repo, SCHEMAS)).to.throw(/no-istioctl not found; run tools\/setup\/setup\.sh --mesh/);
       } finally {
         if (saved === undefined) delete process.env.ISTIOCTL;
         else process.env.ISTIOCTL = saved;

@@ -5,8 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import { ConfigError } from "#kit";
-import { checkWorkloadCert, principalOf, spiffeIdOf, type WorkloadCertFiles, workloadCertFiles } from "../../services/kit/src/mesh-security.js";
+import { ConfigError, checkWorkloadCert, principalOf, spiffeIdOf, type WorkloadCertFiles, workloadCertFiles } from "#kit";
 import { type CertFiles, certificateProviders, LocalCa, MeshIdentities, WorkloadCert } from "../../tools/stack/mesh/identities.js";
 
 const orders = { namespace: "meshmart", serviceAccount: "orders" };

@@ -9,7 +9,7 @@ import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { FaultSettings } from "../../services/kit/src/faults.js";
+import type { FaultSettings } from "#kit";
 import type { Manifest } from "../checks/manifests/types.js";
 import { DIST, SERVICE_NODE_FLAGS } from "../setup/entries.js";
 import { type DevDb, freePort, ROOT, startDevDb } from "./devdb.js";

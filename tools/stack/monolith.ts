@@ -1,8 +1,7 @@
 // Monolith mode: all four services in one process, on one gRPC port. orders reaches catalog and payment
 // through Connect's in-memory transport (same handlers, same interceptors, no socket), so the
 // "microservices vs monolith" comparison runs the very same code both ways.
-import { buildCatalog, catalogConfig } from "../../services/catalog/src/server.js";
-import { buildIdentity, identityConfig, JWKS_PATH } from "../../services/identity/src/server.js";
+
 import {
   Faults,
   faultsFromEnv,
@@ -14,7 +13,9 @@ import {
   type ServicePart,
   serve,
   serveOptionsFrom,
-} from "../../services/kit/src/index.js";
+} from "#kit";
+import { buildCatalog, catalogConfig } from "../../services/catalog/src/server.js";
+import { buildIdentity, identityConfig, JWKS_PATH } from "../../services/identity/src/server.js";
 import { buildOrders, ordersConfig } from "../../services/orders/src/server.js";
 import { buildPayment, paymentConfig } from "../../services/payment/src/server.js";
 

@@ -21,7 +21,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import type { RunningServer } from "../../services/kit/src/index.js";
+import type { RunningServer } from "#kit";
 import { type DevDb, freePort, ROOT, startDevDb } from "./devdb.js";
 import { claim, inUse, ownerFile, refusal } from "./in-use.js";
 import { writeLocalMeshInfo } from "./kube/local.js";

@@ -21,7 +21,7 @@ export { databaseReady, openDatabase } from "./db.js";
 export { type ClientPool, clientInterceptors, clientPool, closeClients, type DialOptions, dial } from "./dial.js";
 export { type Config, ConfigError, env, oneOf, port } from "./env.js";
 export { DomainError, ERROR_DOMAIN, errorReason, invalidArgument, toConnectError, type Violation } from "./errors.js";
-export { type FaultSettings, Faults, faultsFromEnv, NO_FAULTS } from "./faults.js";
+export { type FaultSettings, Faults, faultsFromEnv, NO_FAULTS, parseFaults } from "./faults.js";
 export { createGrpcJsTransport, type GrpcTransportOptions } from "./grpc-transport.js";
 export { Health, type ReadinessCheck, within } from "./health.js";
 export { inMemoryTransport } from "./in-memory.js";
@@ -29,6 +29,7 @@ export { observe, propagation, responseHeaders, validation } from "./interceptor
 export { type LockOptions, type Locks, lockTable } from "./locks.js";
 export { type Logger, logger } from "./log.js";
 export { main } from "./main.js";
+export { checkWorkloadCert, principalOf, spiffeIdOf, type WorkloadCertFiles, workloadCertFiles } from "./mesh-security.js";
 export { MAX_RECEIVE_BYTES_DEFAULT, MAX_SEND_BYTES_DEFAULT } from "./message-limits.js";
 export { registry } from "./metrics.js";
 export { formatMoney, money, toCents } from "./money.js";

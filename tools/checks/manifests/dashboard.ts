@@ -2,7 +2,7 @@
 // metrics and prom-client's defaults) or an Istio standard metric, with only labels those metrics carry.
 import { readFileSync } from "node:fs";
 import { Histogram } from "prom-client";
-import { registry } from "../../../services/kit/src/metrics.js";
+import { registry } from "#kit";
 import type { Obj, Problem } from "./types.js";
 
 /**

@@ -6,15 +6,10 @@ import { execFileSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve, sep } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parse, parseAllDocuments, parseDocument } from "yaml";
-import { projectRoot } from "../../../services/kit/src/project-root.js";
+import { ROOT } from "../../root.js";
 import type { Obj, Problem, Render } from "./types.js";
 
-/** This checker's own repository (the tools and the kustomize binary live here, even when checking a copy). */
-// (The nearest directory with package.json: the same from tools/checks/manifests/ and from a bundle in dist/, e.g.
-// npm start's launcher rendering the local mesh's config.)
-export const ROOT = projectRoot(dirname(fileURLToPath(import.meta.url)));
 const ORIGIN = "config.kubernetes.io/origin";
 const KUSTOMIZATION_FILES = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 

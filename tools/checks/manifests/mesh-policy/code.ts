@@ -7,8 +7,6 @@ import { pathToFileURL } from "node:url";
 import type { DescService } from "@bufbuild/protobuf";
 import { ROOT } from "../../../root.js";
 
-export const REPO = ROOT;
-
 export interface Rpc {
   path: string; // "/meshmart.payment.v1.PaymentService/Charge"
   service: string; // "PaymentService"
@@ -23,7 +21,7 @@ async function loadRpcs(): Promise<Rpc[]> {
     readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
       e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith("_pb.ts") ? [join(dir, e.name)] : [],
     );
-  for (const file of walk(join(REPO, "gen", "meshmart"))) {
+  for (const file of walk(join(ROOT, "gen", "meshmart"))) {
     const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
     for (const value of Object.values(mod)) {
       const s = value as DescService;

@@ -4,7 +4,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments } from "yaml";
-import { parseFaults } from "../../../../services/kit/src/faults.js";
+import { parseFaults } from "#kit";
 import { describe, type Manifest, type Obj, type Problem } from "../types.js";
 import { type Cluster, isGatewayVs, matchesLabels, NAMESPACE, shortHost } from "./cluster.js";
 import type { CodeFile } from "./code.js";

@@ -11,12 +11,13 @@
 // (retries, ports, splits), telemetry.ts, experiments.ts; cluster.ts and code.ts are what they all read.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { ROOT } from "../../../root.js";
 import type { Schemas } from "../schemas.js";
 import type { Obj, Problem, Render, Stack } from "../types.js";
 import { validateObject } from "../validate.js";
 import { checkAuthorizationPolicies, checkCallsAllowed } from "./authorization.js";
 import { model } from "./cluster.js";
-import { REPO, readCode } from "./code.js";
+import { readCode } from "./code.js";
 import { checkExperiments } from "./experiments.js";
 import { checkIngress } from "./ingress.js";
 import { checkJwt } from "./jwt.js";
@@ -44,7 +45,7 @@ export interface MeshPolicyInput {
 
 /** The mesh checks on what `skaffold -p mesh` deploys, the canary stack's routes, and every experiment file. */
 export function checkMeshPolicy(input: MeshPolicyInput): Problem[] {
-  const codeRoot = input.codeRoot ?? (existsSync(join(input.root, "services", "orders", "src")) ? input.root : REPO);
+  const codeRoot = input.codeRoot ?? (existsSync(join(input.root, "services", "orders", "src")) ? input.root : ROOT);
   const code = readCode(codeRoot);
   const mesh = input.stacks.find((s) => s.profile === "mesh");
   if (!mesh) return [{ file: "skaffold.yaml", message: "no `mesh` profile: the mesh policy checks need what it deploys" }];
