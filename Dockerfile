@@ -28,7 +28,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
-COPY tools/build.ts tools/entries.ts tools/
+COPY tools/root.ts tools/
+COPY tools/setup/build.ts tools/setup/entries.ts tools/setup/
 # Sources belong to the node user so skaffold's file sync (dev stage) can replace them.
 COPY --chown=node:node gen/ gen/
 COPY --chown=node:node services/kit/src/ services/kit/src/

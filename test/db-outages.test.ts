@@ -8,8 +8,8 @@ import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
 import { OrderService, OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
 import { PaymentService } from "#gen/meshmart/payment/v1/payment_pb.js";
 import { closeClients, dial } from "#kit";
-import { waitForHealth } from "../tools/health-wait.js";
-import { type Stack, startStack, UNITS } from "../tools/stack.js";
+import { waitForHealth } from "../tools/stack/health-wait.js";
+import { type Stack, startStack, UNITS } from "../tools/stack/launcher.js";
 
 const OUTAGES = 10;
 const SEED = Number(process.env.DB_OUTAGE_SEED ?? 12);

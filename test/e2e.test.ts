@@ -4,8 +4,8 @@
 import { execFile } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { expect } from "chai";
-import { type LocalStack, startLocalStack } from "../tools/load/local-stack.js";
-import { type Endpoints, UNITS } from "../tools/stack.js";
+import { type Endpoints, UNITS } from "../tools/stack/launcher.js";
+import { type LocalStack, startLocalStack } from "../tools/traffic/load/local-stack.js";
 import { grpcurl, grpcurlCall } from "./support/grpcurl.js";
 
 interface Order {
@@ -113,7 +113,18 @@ for (const mode of ["services", "monolith"] as const) {
       const out = await new Promise<string>((resolve, reject) =>
         execFile(
           process.execPath,
-          ["--import", "tsx", "tools/flow.ts", "--json", "--identity", at.identity.grpc, "--catalog", at["catalog-v1"].grpc, "--orders", at.orders.grpc],
+          [
+            "--import",
+            "tsx",
+            "tools/traffic/flow.ts",
+            "--json",
+            "--identity",
+            at.identity.grpc,
+            "--catalog",
+            at["catalog-v1"].grpc,
+            "--orders",
+            at.orders.grpc,
+          ],
           (err, stdout, stderr) => (err ? reject(new Error(stderr)) : resolve(stdout)),
         ),
       );
@@ -129,7 +140,7 @@ for (const mode of ["services", "monolith"] as const) {
       const second = await new Promise<{ code: number | null; stderr: string }>((resolve) =>
         execFile(
           process.execPath,
-          ["--import", "tsx", "tools/start.ts", "--fresh", "--ports", "auto", "--mode", mode, "--data-dir", stack.dataDir],
+          ["--import", "tsx", "tools/stack/start.ts", "--fresh", "--ports", "auto", "--mode", mode, "--data-dir", stack.dataDir],
           { timeout: 60_000 },
           (err, _stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stderr }),
         ),

@@ -6,7 +6,7 @@ import { expect } from "chai";
 import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
 import { OrderService, OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
 import { closeClients, dial } from "#kit";
-import { type Stack, startStack } from "../tools/stack.js";
+import { type Stack, startStack } from "../tools/stack/launcher.js";
 
 const OUTAGE_MS = Number(process.env.RECONNECT_OUTAGE_MS ?? 30_000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -4,8 +4,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildEntries } from "../../tools/build.js";
-import { type DevDb, startDevDb } from "../../tools/devdb.js";
+import { buildEntries } from "../../tools/setup/build.js";
+import { type DevDb, startDevDb } from "../../tools/stack/devdb.js";
 import { stopSharedControlPlane } from "./kube.js";
 
 let db: DevDb | undefined;
