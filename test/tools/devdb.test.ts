@@ -1,7 +1,7 @@
-// The embedded dev database (tools/devdb): FerretDB v1.24.2 on SQLite looks documents up by _id with an
-// expression its own _id index does not match, so devdb adds one that does (tools/devdb/idindex.go); and it
+// The embedded dev database (tools/setup/devdb): FerretDB v1.24.2 on SQLite looks documents up by _id with an
+// expression its own _id index does not match, so devdb adds one that does (tools/setup/devdb/idindex.go); and it
 // applies an update as a read then a write, so devdb runs such commands one at a time per database, making
-// each single-document write atomic as on MongoDB (tools/devdb/writeorder.go).
+// each single-document write atomic as on MongoDB (tools/setup/devdb/writeorder.go).
 import { expect } from "chai";
 import mongoose, { type Connection } from "mongoose";
 import { freshDatabase, testMongoUri } from "../support/db.js";

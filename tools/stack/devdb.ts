@@ -33,12 +33,12 @@ export interface DevDb {
 }
 
 /**
- * The hash of devdb's source that tools/setup.sh writes next to the binary when it builds it (devdb.stamp):
+ * The hash of devdb's source that tools/setup/setup.sh writes next to the binary when it builds it (devdb.stamp):
  * go.mod, go.sum, then the .go files in name order. The services rely on devdb's behaviour (e.g. atomic
  * single-document writes), so a binary older than its source must not run the tests.
  */
 export function devDbSourceStamp(): string {
-  const dir = join(ROOT, "tools", "devdb");
+  const dir = join(ROOT, "tools", "setup", "devdb");
   const files = [
     "go.mod",
     "go.sum",
@@ -58,7 +58,7 @@ export async function startDevDb(opts: { dir: string; port?: number; log?: (line
   const stampFile = join(BIN, "devdb.stamp");
   const built = existsSync(stampFile) ? readFileSync(stampFile, "utf8").trim() : "";
   if (built !== devDbSourceStamp())
-    throw new Error(`devdb is older than its source (tools/devdb changed since it was built): run tools/setup.sh (or npm run setup) to rebuild it`);
+    throw new Error(`devdb is older than its source (tools/setup/devdb changed since it was built): run npm run setup (tools/setup/setup.sh) to rebuild it`);
   const port = opts.port ?? (await freePort());
   let child: ChildProcess | undefined;
 

@@ -382,7 +382,7 @@ const HAND_MEASURED = [
     "FerretDB v1 runs findAndModify, update and delete as a query followed by a separate write of the whole document, so a conditional " +
     "single-document update was not atomic on devdb (of 30 concurrent `{_id, stock: {$gte: 1}}` → `$inc: -1` on a stock of 10, 11 or 12 " +
     "succeeded; of 30 concurrent `$push`, 13 were kept) and catalog took a lease lock per product. devdb now runs those commands one at a " +
-    "time per database (tools/devdb/writeorder.go, a Mongo-wire relay in front of FerretDB; `test/devdb.test.ts`), which makes every " +
+    "time per database (tools/setup/devdb/writeorder.go, a Mongo-wire relay in front of FerretDB; `test/tools/devdb.test.ts`), which makes every " +
     "single-document write atomic as on MongoDB, so the per-product locks are gone, and reserve no longer reads the products first (the " +
     "stock take's findAndModify answers the product that prices the line). Six of the 17 are still lease-lock inserts and deletes " +
     "(orders' lock over the saga; catalog's per reservation, for reserve and for commit). They guard read-check-write sequences on " +
@@ -402,7 +402,7 @@ const HAND_MEASURED = [
     "(`npm run build`: one esbuild bundle per service, node_modules outside it), as the images do, which removes tsx's ~37 MB per process; " +
     "what remains is mostly the libraries: mongoose ~24 MB, grpc-js + Connect ~17 MB, prom-client/pino/jose ~8 MB. Under load, heap " +
     "growth from in-flight calls and mongoose documents adds the rest. Since this round every service runs with " +
-    "`--max-semi-space-size=2` (tools/entries.ts SERVICE_NODE_FLAGS, also the image's ENTRYPOINT): V8's young generation may grow to 16 MB " +
+    "`--max-semi-space-size=2` (tools/setup/entries.ts SERVICE_NODE_FLAGS, also the image's ENTRYPOINT): V8's young generation may grow to 16 MB " +
     "per semi-space and start-up fills it, so catalog alone (compiled, tracing off, idle 3 s after listening) went from 105 to 87 MB RSS " +
     "(85 MB with 1 MB semi-spaces, 92 MB with 4). Importing mongoose alone takes a bare node from 41 to 72 MB RSS: what is left above the " +
     "80 MB target is mostly the database driver; the next step is the plain mongodb driver instead of mongoose.",
