@@ -3,7 +3,7 @@
 #   docker build --build-arg SERVICE=orders -t orders .                the runtime image (the last stage)
 #   docker build --build-arg SERVICE=orders --target dev -t orders .   skaffold dev's image (tsx watch, file sync)
 # What: `deps` installs the production dependencies only (npm ci --omit=dev); `build` installs everything and
-#       compiles the service into one JavaScript file (npm run build -- $SERVICE: esbuild, tools/build.ts); the
+#       compiles the service into one JavaScript file (npm run build -- $SERVICE: esbuild, tools/setup/build.ts); the
 #       runtime stage is Node 22 slim without npm/yarn/corepack, holding those node_modules, package.json and
 #       the compiled file as /app/main.js, nothing else: no TypeScript, no tsx, no tests, tools or secrets
 #       (see .dockerignore). `dev` is the build stage run by tsx watch on the sources, for skaffold's file sync.

@@ -1,4 +1,4 @@
-// End to end, the way the README runs it: tools/start.ts brings up the embedded database and every service,
+// End to end, the way the README runs it: tools/stack/start.ts brings up the embedded database and every service,
 // as separate processes (services mode) and as one process (monolith mode); the real grpcurl binary walks
 // register → login → products → orders against each.
 import { execFile } from "node:child_process";
@@ -23,7 +23,7 @@ for (const mode of ["services", "monolith"] as const) {
     let token: string;
 
     before(async () => {
-      // The README's way: tools/start.ts on free ports with its own embedded database (monolith mode: every
+      // The README's way: tools/stack/start.ts on free ports with its own embedded database (monolith mode: every
       // service on the one port).
       stack = await startLocalStack(mode, { env: { LOG_LEVEL: "info" } });
       const { ready } = stack;

@@ -210,7 +210,7 @@ describe("images: the Dockerfile and the file sets it builds and runs", function
     });
 
     it("starts identity, catalog, orders and payment from their file sets with their Deployments' env, and stops them cleanly", async () => {
-      // identity signs with a key made by tools/dev-secrets.mjs, as the cluster's identity-jwt Secret is.
+      // identity signs with a key made by tools/setup/dev-secrets.mjs, as the cluster's identity-jwt Secret is.
       await promisify(execFile)(process.execPath, [join(ROOT, "tools", "setup", "dev-secrets.mjs"), join(work, "secrets-root")]);
       const ports = Object.fromEntries(
         await Promise.all(SERVICES.map(async (s) => [s, { grpc: await freePort(), admin: await freePort() }] as const)),

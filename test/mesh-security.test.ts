@@ -1,9 +1,9 @@
 // Issue 11: mesh/base/mtls.yaml (STRICT) and mesh/base/authorization.yaml enforced by real istiod on the
 // services as proxyless gRPC servers (grpc-js-xds XdsServer, RBAC), proven by calls. One secured mesh stack
-// (tools/stack.ts with `mesh`) is shared by every test. Callers are real mesh clients, each with a certificate
+// (tools/stack/launcher.ts with `mesh`) is shared by every test. Callers are real mesh clients, each with a certificate
 // from the stack's CA for one identity: the four services' ServiceAccounts, and "outside" (the ingress
 // gateway's identity, which the load generator and `npm run flow` hold locally). The call graph and the
-// internal RPCs come from the code (tools/manifests/mesh-policy/code.ts's callGraph), so a new call is covered here
+// internal RPCs come from the code (tools/checks/manifests/mesh-policy/code.ts's callGraph), so a new call is covered here
 // without editing this file.
 
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";

@@ -1,6 +1,6 @@
 // Issue 10: the mesh policy in mesh/ executed by the real Istio control plane (istiod from a config directory,
-// built by tools/setup.sh --mesh) with the services as proxyless gRPC clients, on one machine. One mesh stack
-// (tools/stack.ts with `mesh`) is shared by every test here; each test applies what it needs through istiod
+// built by tools/setup/setup.sh --mesh) with the services as proxyless gRPC clients, on one machine. One mesh stack
+// (tools/stack/launcher.ts with `mesh`) is shared by every test here; each test applies what it needs through istiod
 // and reverts it, waiting for istiod's push to be acknowledged (never sleeping). Shares are checked within
 // binomial tolerances (±4.5 standard deviations: a false failure about once in 150 000 runs).
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";

@@ -1,4 +1,4 @@
-// Issue 16: one trace per order across the services, on real processes (tools/stack.ts, every unit its own
+// Issue 16: one trace per order across the services, on real processes (tools/stack/launcher.ts, every unit its own
 // process and span file), plus the OTLP exporter against a real HTTP receiver and one that is not there.
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";

@@ -1,4 +1,4 @@
-// Runs the real grpcurl binary (built by tools/setup.sh) against a server.
+// Runs the real grpcurl binary (built by tools/setup/setup.sh) against a server.
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { BIN } from "../../tools/stack/devdb.js";

@@ -1,4 +1,4 @@
-// .github/workflows/ci.yml runs what .ci/run runs, and is valid: actionlint (v1.7.12, built by tools/setup.sh)
+// .github/workflows/ci.yml runs what .ci/run runs, and is valid: actionlint (v1.7.12, built by tools/setup/setup.sh)
 // checks its syntax, keys, expressions and the inputs of the actions it uses.
 import { execFile } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -56,7 +56,7 @@ describe("CI workflow (.github/workflows/ci.yml)", () => {
     const go = steps.find((s) => s.uses?.startsWith("actions/setup-go@"));
     expect(go, "setup-go (its cache keeps the Go build cache)").to.not.equal(undefined);
     expect(go?.with?.cache).to.not.equal(false);
-    // Go must be at least the newest go directive of what tools/setup.sh builds (the modules kept here).
+    // Go must be at least the newest go directive of what tools/setup/setup.sh builds (the modules kept here).
     for (const mod of ["tools/setup/devdb/go.mod", "tools/setup/kube/etcd/go.mod", "tools/setup/kube/apiserver/go.mod"]) {
       const wanted = /^go (\d+\.\d+)/m.exec(readFileSync(join(ROOT, mod), "utf8"))?.[1];
       expect(Number(String(go?.with?.["go-version"]).split(".")[1]), mod).to.be.at.least(Number(wanted?.split(".")[1]));

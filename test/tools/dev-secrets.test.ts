@@ -1,4 +1,4 @@
-// tools/dev-secrets.mjs writes the Secrets' sources once, randomly, into a gitignored directory; and
+// tools/setup/dev-secrets.mjs writes the Secrets' sources once, randomly, into a gitignored directory; and
 // deploy/mongodb/init-users.js turns them into one MongoDB user per service that can touch only its database.
 import { execFile } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";

@@ -1,9 +1,9 @@
 // The experiment runner's cluster path with the REAL kubectl against the local control plane (a real
-// kube-apiserver holding meshmart as `skaffold dev -p mesh` deploys it; tools/kube/): the experiment's YAML is
+// kube-apiserver holding meshmart as `skaffold dev -p mesh` deploys it; tools/stack/kube/): the experiment's YAML is
 // applied, the load runs while the API server holds it, and the revert puts the base objects back, even when
 // the load fails; a file the API server refuses stops before the load. The load here is a FAKE (a fixed run):
 // the load through the mesh with istiod watching this API server is test/kube-mesh.test.ts. What still needs
-// a fake kubectl (exec into a pod: no kubelet runs pods here) stays in test/experiment.unit.test.ts.
+// a fake kubectl (exec into a pod: no kubelet runs pods here) stays in test/tools/experiment.unit.test.ts.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -1,7 +1,7 @@
 // The experiment runner's parts without a stack: hypothesis files and their schema, the checks, the report
 // arithmetic, the chart, and the cluster command plan's exec steps against a FAKE kubectl (a shell script on
 // PATH that records its arguments: `kubectl exec` needs a pod, and no kubelet runs pods here; everything else
-// of the cluster path runs against the real API server in test/experiment-cluster.test.ts).
+// of the cluster path runs against the real API server in test/tools/experiment-cluster.test.ts).
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -129,7 +129,7 @@ describe("experiment runner (unit)", () => {
     expect(svg.match(/<path d="M/g)).to.have.length(2);
   });
 
-  // The same steps with the real kubectl against a real API server: test/experiment-cluster.test.ts. A FAKE
+  // The same steps with the real kubectl against a real API server: test/tools/experiment-cluster.test.ts. A FAKE
   // kubectl stays for the one thing no API server can do here: `kubectl exec` into a pod (no kubelet runs pods).
   describe("cluster plan (kubectl is a FAKE here: the exec steps need pods)", () => {
     let dir: string;

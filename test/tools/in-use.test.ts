@@ -1,4 +1,4 @@
-// npm start's check before it deletes or opens anything (tools/in-use.ts): what counts as "in use".
+// npm start's check before it deletes or opens anything (tools/stack/in-use.ts): what counts as "in use".
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";

@@ -1,4 +1,4 @@
-// The load generator against the real local stack (tools/start.ts: every service as its own process, the
+// The load generator against the real local stack (tools/stack/start.ts: every service as its own process, the
 // embedded database): a few seconds of the whole shopper mix, then the report must add up and every order
 // it says it placed must exist, in the state it reported.
 import { type Client, createClient } from "@connectrpc/connect";

@@ -1,4 +1,4 @@
-// Workload identities of the local mesh (tools/mesh/identities.ts) and the check a service runs on them before
+// Workload identities of the local mesh (tools/stack/mesh/identities.ts) and the check a service runs on them before
 // serving in mesh mode (services/kit/src/mesh-security.ts): real certificates, real files, no network.
 import { X509Certificate } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";

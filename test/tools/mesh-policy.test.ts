@@ -1,6 +1,6 @@
 // The Istio policy, checked offline against the protos and the services' code: the real mesh passes, and each
 // kind of mistake (made on a copy of the rendered objects, of the experiment files or of the sources) fails
-// with a message naming the file and the field. The rendering itself is test/manifests.test.ts's business;
+// with a message naming the file and the field. The rendering itself is test/tools/manifests.test.ts's business;
 // here the repository is rendered once and each test breaks a deep copy.
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -370,7 +370,7 @@ describe("mesh policy: Istio semantics checked offline", function () {
       for (const f of ["skaffold.yaml", "deploy", "mesh", "services", "gen", "tools/setup/dev-secrets.mjs"])
         cpSync(join(ROOT, f), join(repo, f), { recursive: true, filter: (src) => !/[/\\](node_modules|secrets|test)$/.test(src) });
       edit(repo, "mesh/base/authorization.yaml", "- /meshmart.payment.v1.PaymentService/Refund", "- /meshmart.payment.v1.PaymentService/Refunds");
-      const problems = checkManifests(repo, sharedSchemasDir(ROOT), { istioctl: false }); // istioctl: test/manifests.test.ts
+      const problems = checkManifests(repo, sharedSchemasDir(ROOT), { istioctl: false }); // istioctl: test/tools/manifests.test.ts
       expectProblem(problems, "mesh/base/authorization.yaml", /PaymentService\/Refunds is no RPC in proto/);
       // (That orders can then no longer Refund is proven by calls, not here: test/mesh-security.test.ts.)
     } finally {

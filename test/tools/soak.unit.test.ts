@@ -1,4 +1,4 @@
-// The soak's schedule generator (tools/soak/schedule.ts): reproducible from its seed, within the run, never
+// The soak's schedule generator (tools/traffic/soak/schedule.ts): reproducible from its seed, within the run, never
 // two faults on one resource at once, every kind of fault drawn, some overlapping.
 import { expect } from "chai";
 import { describeFault, overlapping, SOAK_FAULT_KINDS, soakSchedule } from "../../tools/traffic/soak/schedule.js";

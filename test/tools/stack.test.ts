@@ -1,4 +1,4 @@
-// tools/stack.ts on real processes: every service comes up on free ports over its own embedded database;
+// tools/stack/launcher.ts on real processes: every service comes up on free ports over its own embedded database;
 // a unit can be killed and started again on the same port, the database stopped and started, fault knobs
 // set; stop() leaves no process or temporary directory behind. The invariants read the fresh data set.
 import { existsSync } from "node:fs";
@@ -17,7 +17,7 @@ const alive = (pid: number) => {
   }
 };
 
-describe("local stack (tools/stack.ts, real processes)", function () {
+describe("local stack (tools/stack/launcher.ts, real processes)", function () {
   this.timeout(120_000);
   let stack: Stack;
   const crashes: string[] = [];
@@ -27,7 +27,7 @@ describe("local stack (tools/stack.ts, real processes)", function () {
   });
   after(async () => stack?.stop());
 
-  it("starts every unit SERVING on its own port, with the ready JSON of tools/start.ts", async () => {
+  it("starts every unit SERVING on its own port, with the ready JSON of tools/stack/start.ts", async () => {
     const ready = stack.ready();
     expect(Object.keys(ready)).to.have.members([...UNITS, "mongodb"]);
     expect(new Set(UNITS.map((u) => stack.endpoints[u].grpc)).size).to.equal(UNITS.length);

@@ -2,7 +2,7 @@
 # buf breaking (FILE rules) of proto/ against the previous commit of main, so a change that would break
 # existing clients (a removed field, a renumbered tag, a renamed RPC) fails CI. On the first commit, or
 # in a shallow clone without history, there is nothing to compare with and the check says so.
-# Usage: tools/check-breaking.sh [git-ref]   (default: HEAD~1 when HEAD is committed work, else HEAD)
+# Usage: tools/checks/check-breaking.sh [git-ref]   (default: HEAD~1 when HEAD is committed work, else HEAD)
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 BUF="${BUF:-npx buf}"

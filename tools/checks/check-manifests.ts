@@ -1,4 +1,4 @@
-// npm run check:manifests: the offline checks of the cluster path (tools/manifests/index.ts says what they are).
+// npm run check:manifests: the offline checks of the cluster path (tools/checks/manifests/index.ts says what they are).
 // Prints every problem as "<file>: <problem>" and exits 1 if there is any, 2 if the check cannot run.
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";

@@ -2,7 +2,7 @@
 // (gitignored), and prints nothing when they all exist. Only MISSING files are written: MongoDB creates its
 // users once, on its first start, so a password must not change under a running database (deploy/README.md
 // says how to rotate one).
-//   node tools/dev-secrets.mjs [root]     root defaults to this repository; skaffold runs it before every render
+//   node tools/setup/dev-secrets.mjs [root]     root defaults to this repository; skaffold runs it before every render
 // Plain JavaScript with no dependencies: skaffold may run it before `npm ci`, on Linux, macOS or Windows.
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";

@@ -1,5 +1,5 @@
-// What `npm run build` (tools/build.ts) compiles, and where: one file per entry point in dist/. Kept apart
-// from the build script so that code which runs the compiled files (tools/stack.ts, tools/process.ts) does
+// What `npm run build` (tools/setup/build.ts) compiles, and where: one file per entry point in dist/. Kept apart
+// from the build script so that code which runs the compiled files (tools/stack/launcher.ts, tools/stack/process.ts) does
 // not pull esbuild in.
 import { join } from "node:path";
 import { ROOT } from "../root.js";

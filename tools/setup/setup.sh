@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Builds meshmart's real dev components once into .cache/bin (reused until their pinned version changes):
-#   devdb    embedded FerretDB v1.24.2 (tools/devdb), the Mongo-wire database for dev and tests
+#   devdb    embedded FerretDB v1.24.2 (tools/setup/devdb), the Mongo-wire database for dev and tests
 #   grpcurl    v1.9.3, used by the tests and the README recipes
 #   kustomize  v5.8.1, renders the cluster manifests for the offline check (npm run check:manifests, npm test)
 #   actionlint v1.7.12, validates .github/workflows (npm test)
 # With --mesh also Istio's control plane for the local mesh (npm start -- --mesh, npm test):
 #   pilot-discovery (istiod) and istioctl from istio.io/istio at ISTIO_VERSION below, pilot-discovery with
-#   tools/istio/serviceentry-nil-multicluster.patch (without it, it panics at start when there is no Kubernetes);
+#   tools/setup/istio/serviceentry-nil-multicluster.patch (without it, it panics at start when there is no Kubernetes);
 #   about 5 + 3 minutes of Go build on 2 cores the first time, ~190 MB each.
 # With --kube also the local Kubernetes control plane (npm start -- --mesh --kube, npm test): etcd v3.6.16,
-#   kube-apiserver and kubectl v1.34.4 and Istio's CRDs of ISTIO_VERSION (tools/kube/setup.sh; about 6 minutes
+#   kube-apiserver and kubectl v1.34.4 and Istio's CRDs of ISTIO_VERSION (tools/setup/kube/setup.sh; about 6 minutes
 #   of Go build on 2 cores the first time).
 # With --all also the load and cluster extras: ghz, kubeconform, the mesh and the control plane. (fortio v1.75.2
 # does not build here: its dependency grol.io/grol is not served by the Go module proxy these machines reach.)
@@ -46,7 +46,7 @@ need_go() {
   command -v go >/dev/null || { echo "setup: Go >= 1.24 is needed to build $1 (or set MONGODB_URI and MESHMART_SKIP_DEVDB=1)" >&2; exit 1; }
 }
 
-# Rebuild devdb when its source changes: the stamp is a hash of tools/devdb.
+# Rebuild devdb when its source changes: the stamp is a hash of tools/setup/devdb.
 if [[ -z "${MESHMART_SKIP_DEVDB:-}" ]]; then
   stamp=$(cat tools/setup/devdb/go.mod tools/setup/devdb/go.sum tools/setup/devdb/*.go | sha256sum | cut -c1-16)
   if [[ ! -x "$BIN/devdb" || "$(cat "$BIN/devdb.stamp" 2>/dev/null)" != "$stamp" ]]; then

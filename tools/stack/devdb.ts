@@ -1,4 +1,4 @@
-// Starts and stops the embedded FerretDB (tools/devdb, built by tools/setup.sh) from Node.
+// Starts and stops the embedded FerretDB (tools/setup/devdb, built by tools/setup/setup.sh) from Node.
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { once } from "node:events";
@@ -54,7 +54,7 @@ export function devDbSourceStamp(): string {
 /** Starts devdb on `port` (free one by default) with its SQLite files in `dir`; resolves once it accepts connections. */
 export async function startDevDb(opts: { dir: string; port?: number; log?: (line: string) => void }): Promise<DevDb> {
   const bin = join(BIN, "devdb");
-  if (!existsSync(bin)) throw new Error(`devdb is not built: run tools/setup.sh (or npm run setup) first (${bin})`);
+  if (!existsSync(bin)) throw new Error(`devdb is not built: run tools/setup/setup.sh (or npm run setup) first (${bin})`);
   const stampFile = join(BIN, "devdb.stamp");
   const built = existsSync(stampFile) ? readFileSync(stampFile, "utf8").trim() : "";
   if (built !== devDbSourceStamp())

@@ -1,9 +1,9 @@
 // The local stack as a library: the embedded database and every service (catalog as v1 and v2) as child
-// processes, with handles to kill, restart and fault one of them. tools/start.ts (npm start), the experiment
+// processes, with handles to kill, restart and fault one of them. tools/stack/start.ts (npm start), the experiment
 // runner and the fault tests all start meshmart through here, so they run the same thing.
-// With `mesh`, the same processes run in a local Istio mesh: real istiod (tools/mesh/istiod.ts) fed from the
-// kustomize-rendered manifests (tools/mesh/config.ts), each process with an address of its own and an xDS
-// bootstrap (tools/mesh/bootstrap.ts), orders calling catalog and payment as a proxyless gRPC client.
+// With `mesh`, the same processes run in a local Istio mesh: real istiod (tools/stack/mesh/istiod.ts) fed from the
+// kustomize-rendered manifests (tools/stack/mesh/config.ts), each process with an address of its own and an xDS
+// bootstrap (tools/stack/mesh/bootstrap.ts), orders calling catalog and payment as a proxyless gRPC client.
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -45,7 +45,7 @@ export interface StackOptions {
   /** orders' recovery loop: short values let tests see stuck orders finished within seconds. */
   recovery?: { intervalMs: number; afterMs: number };
   /**
-   * Tracing: each unit writes its spans to `<dir>/<unit>.jsonl` (OTLP/JSON lines, read by tools/trace), sampled
+   * Tracing: each unit writes its spans to `<dir>/<unit>.jsonl` (OTLP/JSON lines, read by tools/traffic/trace), sampled
    * per `sampler`/`ratio` (OTEL_TRACES_SAMPLER/_ARG; default every trace). Off when omitted.
    */
   traces?: { dir: string; sampler?: string; ratio?: number };
@@ -71,7 +71,7 @@ export interface MeshOptions {
   root?: string;
   /**
    * Client workloads besides the services (a WorkloadEntry and a certificate each; bootstrap(name) gives theirs).
-   * A name alone stands for an outside caller and gets the ingress gateway's identity (tools/mesh/security.ts);
+   * A name alone stands for an outside caller and gets the ingress gateway's identity (tools/stack/mesh/security.ts);
    * `serviceAccount` gives another one (meshmart namespace). Default: "load".
    */
   clients?: (string | MeshClient)[];
@@ -84,7 +84,7 @@ export interface MeshOptions {
   /** istiod exited without being asked to (the services keep their last config). */
   onIstiodExit?: (code: number | null, signal: NodeJS.Signals | null) => void;
   /**
-   * Run it on a local Kubernetes control plane instead of a config directory (tools/kube/): the manifests
+   * Run it on a local Kubernetes control plane instead of a config directory (tools/stack/kube/): the manifests
    * applied with kubectl, a WorkloadEntry per process, istiod in its Kubernetes mode.
    */
   kube?: {
@@ -556,7 +556,7 @@ async function startMesh(
   };
 }
 
-/** The mesh on a local Kubernetes control plane (tools/kube/mesh.ts): same workloads, clients, certificates and targets. */
+/** The mesh on a local Kubernetes control plane (tools/stack/kube/mesh.ts): same workloads, clients, certificates and targets. */
 async function startKubeModeMesh(
   o: MeshOptions,
   hostOf: Record<UnitName, string>,

@@ -14,7 +14,7 @@ export interface ServiceProcess {
 }
 
 /**
- * Spawns `entry` with `env`: its compiled file (`node dist/<name>.js`, tools/build.ts) when it is one of the
+ * Spawns `entry` with `env`: its compiled file (`node dist/<name>.js`, tools/setup/build.ts) when it is one of the
  * built entry points, as the images and npm start run it; else `node --import tsx <entry>`. Output is kept
  * for assertions and failure messages.
  */

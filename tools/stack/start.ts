@@ -1,5 +1,5 @@
 // Runs meshmart on one machine, no cluster: the embedded database and every service (catalog as v1 and v2),
-// each as its own process on its default port (DEFAULT_PORTS in tools/stack.ts), with readable logs. Waits for
+// each as its own process on its default port (DEFAULT_PORTS in tools/stack/launcher.ts), with readable logs. Waits for
 // health, prints endpoints and grpcurl recipes. Ctrl-C stops everything cleanly. `npm start` runs it compiled
 // (node dist/start.js, after npm run build), and the services it starts too (dist/<service>.js).
 //
@@ -7,9 +7,9 @@
 //   npm start -- --mode monolith all services in this one process, on one port (50050; admin 9090)
 //   npm start -- --fresh         start from an empty database
 //   npm start -- --mesh          the services in a local Istio mesh: real istiod from the rendered mesh/ policy,
-//                                orders → catalog/payment as proxyless gRPC (tools/mesh/); --mesh-config mesh/canary
+//                                orders → catalog/payment as proxyless gRPC (tools/stack/mesh/); --mesh-config mesh/canary
 //                                for the 90/10 split. Builds istiod + istioctl first if needed (setup.sh --mesh).
-//   npm start -- --mesh --kube   the same mesh on a local Kubernetes control plane (tools/kube/): etcd +
+//   npm start -- --mesh --kube   the same mesh on a local Kubernetes control plane (tools/stack/kube/): etcd +
 //                                kube-apiserver on loopback, the manifests applied with kubectl, a WorkloadEntry per
 //                                process, istiod in Kubernetes mode; KUBECONFIG=.cache/kube/kubeconfig. Builds them
 //                                first if needed (setup.sh --mesh --kube).

@@ -1,6 +1,6 @@
 // npm run reliability [-- --runs 1000 --seed 1 --soak 10m]: writes RELIABILITY.md and reliability.json from real
-// runs on this machine: bad input per RPC (tools/fuzz), each fault under load with the invariants checked after
-// it (tools/experiment), the rolling graceful restart, and the seeded soak of mixed faults (tools/soak; --soak 0
+// runs on this machine: bad input per RPC (tools/traffic/fuzz), each fault under load with the invariants checked after
+// it (tools/traffic/experiment), the rolling graceful restart, and the seeded soak of mixed faults (tools/traffic/soak; --soak 0
 // leaves it out). Nothing in the report is typed by hand.
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
@@ -85,11 +85,11 @@ async function main() {
   const md: string[] = [
     "# RELIABILITY",
     "",
-    `Written by \`npm run reliability\` (tools/reliability.ts) on ${started.toISOString()}, ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, 1-minute load average ${loadAtStart.toFixed(1)} when it started. Every figure below comes from that run; re-run it to refresh. Timings are from a machine shared with other work, so treat latencies and recovery times as upper bounds.`,
+    `Written by \`npm run reliability\` (tools/traffic/reliability.ts) on ${started.toISOString()}, ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, 1-minute load average ${loadAtStart.toFixed(1)} when it started. Every figure below comes from that run; re-run it to refresh. Timings are from a machine shared with other work, so treat latencies and recovery times as upper bounds.`,
     "",
     "## Bad input per RPC",
     "",
-    `Each RPC got ${runsPerRpc} generated messages (fast-check, seed ${seed}: random, boundary and near-valid values, huge strings, missing and unknown fields, invalid UTF-8, broken encodings; no request message has an enum field, so unknown enum values are exercised only by the generator's own tests) plus raw garbage frames and an oversized message, on a fresh local stack (tools/fuzz). A deliberate status is anything but INTERNAL, UNKNOWN, a crash or a hang past the deadline.`,
+    `Each RPC got ${runsPerRpc} generated messages (fast-check, seed ${seed}: random, boundary and near-valid values, huge strings, missing and unknown fields, invalid UTF-8, broken encodings; no request message has an enum field, so unknown enum values are exercised only by the generator's own tests) plus raw garbage frames and an oversized message, on a fresh local stack (tools/traffic/fuzz). A deliberate status is anything but INTERNAL, UNKNOWN, a crash or a hang past the deadline.`,
     "",
     "| RPC | inputs tried | responses by code | healthy after |",
     "|---|---|---|---|",
@@ -99,7 +99,7 @@ async function main() {
     "",
     "## Faults under load",
     "",
-    "Each fault ran on a fresh local stack (every service a real process, embedded FerretDB) under the steady open-loop shopper load of its hypothesis file (`mesh/experiments/<name>.hypothesis.yaml`), orders' recovery loop at a 500 ms interval picking up orders still for 4 s. After the load, the checker waited (bounded poll on the data) until no order was PENDING, then checked every invariant over the whole data set (tools/invariants.ts).",
+    "Each fault ran on a fresh local stack (every service a real process, embedded FerretDB) under the steady open-loop shopper load of its hypothesis file (`mesh/experiments/<name>.hypothesis.yaml`), orders' recovery loop at a 500 ms interval picking up orders still for 4 s. After the load, the checker waited (bounded poll on the data) until no order was PENDING, then checked every invariant over the whole data set (tools/traffic/invariants.ts).",
     "",
     "| fault | load | machine load avg (start → end) | success rate before / during / after | time to recover | PlaceOrder answers | invariants held | settled after | hypothesis |",
     "|---|---|---|---|---|---|---|---|---|",
@@ -174,7 +174,7 @@ function meshRollingSection(local: ExperimentReport | undefined, rolls: MeshRoll
   return [
     "## Rolling restart through the local mesh",
     "",
-    "The same four services restarted in turn, once as above (a new process on the same port after the old one exited: the port is closed for the time a process takes to start) and once through the local mesh (real istiod fed mesh/base, the load a proxyless gRPC client obeying the VirtualServices of mesh/base/routes.yaml) the way a Deployment's rolling update does it: the new process starts on an address of its own with a WorkloadEntry of its own (istiod pushed it, every client acknowledged) and is SERVING; 1.5 s later (a Deployment's minReadySeconds, above the callers' 1 s reconnect backoff cap) the old process gets SIGTERM while its endpoint is being taken out (`Stack.rollOver`, tools/stack.ts). Calls that still reach the old process are refused with UNAVAILABLE, which the routes retry (`retryOn: ...unavailable`, 2 attempts). Run a third time with every route's retries set to none, to show what the retries account for. Success = calls answered OK / calls due while the services were being restarted (all operations).",
+    "The same four services restarted in turn, once as above (a new process on the same port after the old one exited: the port is closed for the time a process takes to start) and once through the local mesh (real istiod fed mesh/base, the load a proxyless gRPC client obeying the VirtualServices of mesh/base/routes.yaml) the way a Deployment's rolling update does it: the new process starts on an address of its own with a WorkloadEntry of its own (istiod pushed it, every client acknowledged) and is SERVING; 1.5 s later (a Deployment's minReadySeconds, above the callers' 1 s reconnect backoff cap) the old process gets SIGTERM while its endpoint is being taken out (`Stack.rollOver`, tools/stack/launcher.ts). Calls that still reach the old process are refused with UNAVAILABLE, which the routes retry (`retryOn: ...unavailable`, 2 attempts). Run a third time with every route's retries set to none, to show what the retries account for. Success = calls answered OK / calls due while the services were being restarted (all operations).",
     "",
     "| run | load | success while restarting | whole run | answers | invariants held |",
     "|---|---|---|---|---|---|",
@@ -202,7 +202,7 @@ export function soakSection(r: SoakReport | undefined): string[] {
   return [
     "## Seeded soak",
     "",
-    `\`npm run reliability -- --soak ${r.durationMs / 1000}s --seed ${r.seed}\` (tools/soak): steady shopper load (${r.rate}/s, deadline 3 s) on a fresh local stack for ${r.durationMs / 1000} s while a schedule drawn from seed ${r.seed} (tools/soak/schedule.ts: the same seed gives the same schedule) injected the faults below, ${r.overlapping} of them overlapping another one. After the load, the checker waited until no order was PENDING and checked every invariant over the whole data set.`,
+    `\`npm run reliability -- --soak ${r.durationMs / 1000}s --seed ${r.seed}\` (tools/traffic/soak): steady shopper load (${r.rate}/s, deadline 3 s) on a fresh local stack for ${r.durationMs / 1000} s while a schedule drawn from seed ${r.seed} (tools/traffic/soak/schedule.ts: the same seed gives the same schedule) injected the faults below, ${r.overlapping} of them overlapping another one. After the load, the checker waited until no order was PENDING and checked every invariant over the whole data set.`,
     "",
     "| faults injected | orders placed (answered OK: confirmed / failed / pending when answered) | calls | lost | duplicate charges | stuck | invariants held | worst time to every service SERVING | worst time to ≥ 90% OK |",
     "|---|---|---|---|---|---|---|---|---|",

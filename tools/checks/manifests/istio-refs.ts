@@ -1,6 +1,6 @@
 // Istio objects agreeing with the Kubernetes ones in the same stack: every host has a Service, one
 // VirtualService and one DestinationRule per host, every subset selects a Deployment, every routed subset is
-// defined. (Moved unchanged from tools/check-manifests.ts; the mesh policy checks live in mesh-policy/.)
+// defined. (Moved unchanged from tools/checks/check-manifests.ts; the mesh policy checks live in mesh-policy/.)
 import { describe, type Manifest, type Obj, type Problem } from "./types.js";
 
 const shortHost = (host: string) => String(host).split(".")[0];

@@ -1,11 +1,11 @@
-// Istio's own checks, run by the real istioctl (tools/setup.sh --mesh builds it into .cache/bin; or $ISTIOCTL):
+// Istio's own checks, run by the real istioctl (tools/setup/setup.sh --mesh builds it into .cache/bin; or $ISTIOCTL):
 // `istioctl analyze --use-kube=false -A` over every rendered kustomization, every skaffold profile's stack (what
 // is deployed together) and every experiment file applied over the `mesh` stack; `istioctl validate` over every
 // rendered object and every experiment file. Validate refuses field errors the CRD schemas let through (e.g. a
 // negative `attempts`) and warns where analyze may not look (IST0133). A message counts as a problem unless
 // SUPPRESSED lists its code and resource with the reason.
 // Offline, analyze skips its destination-host, destination-rule, gateway and port-name analyzers (they need
-// a live API server); tools/manifests/mesh-policy/ checks what they would find (e.g. IST0112, ports).
+// a live API server); tools/checks/manifests/mesh-policy/ checks what they would find (e.g. IST0112, ports).
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";

@@ -1,5 +1,5 @@
-// Renders every kustomization with the pinned kustomize (v5.8.1, built by tools/setup.sh into .cache/bin),
-// in a temporary copy: the Secrets' source files are generated there by tools/dev-secrets.mjs (nothing is
+// Renders every kustomization with the pinned kustomize (v5.8.1, built by tools/setup/setup.sh into .cache/bin),
+// in a temporary copy: the Secrets' source files are generated there by tools/setup/dev-secrets.mjs (nothing is
 // written into the repository) and every kustomization gets `buildMetadata: [originAnnotations]`, so each
 // rendered object says which source file it came from and a problem can name that file.
 import { execFileSync } from "node:child_process";
@@ -12,7 +12,7 @@ import { projectRoot } from "../../../services/kit/src/project-root.js";
 import type { Obj, Problem, Render } from "./types.js";
 
 /** This checker's own repository (the tools and the kustomize binary live here, even when checking a copy). */
-// (The nearest directory with package.json: the same from tools/manifests/ and from a bundle in dist/, e.g.
+// (The nearest directory with package.json: the same from tools/checks/manifests/ and from a bundle in dist/, e.g.
 // npm start's launcher rendering the local mesh's config.)
 export const ROOT = projectRoot(dirname(fileURLToPath(import.meta.url)));
 const ORIGIN = "config.kubernetes.io/origin";
@@ -47,7 +47,7 @@ export function kustomizationDirs(root: string): string[] {
 
 export function kustomizeBinary(): string {
   const bin = process.env.KUSTOMIZE ?? join(ROOT, ".cache", "bin", "kustomize");
-  if (!existsSync(bin)) throw new Error(`check-manifests: ${bin} not found; run tools/setup.sh (it builds kustomize v5.8.1 with Go)`);
+  if (!existsSync(bin)) throw new Error(`check-manifests: ${bin} not found; run tools/setup/setup.sh (it builds kustomize v5.8.1 with Go)`);
   return bin;
 }
 

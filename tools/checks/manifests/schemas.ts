@@ -1,4 +1,4 @@
-// The offline schemas: Istio 1.29.6 CRDs (made strict) and skaffold v4beta14, carried in tools/schemas.
+// The offline schemas: Istio 1.29.6 CRDs (made strict) and skaffold v4beta14, carried in tools/checks/schemas.
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
@@ -13,7 +13,7 @@ export interface Schemas {
   skaffold: ValidateFunction;
 }
 
-/** The upstream schemas the project carries (tools/schemas, see its README). */
+/** The upstream schemas the project carries (tools/checks/schemas, see its README). */
 export function sharedSchemasDir(root: string): string {
   return resolve(root, "tools", "checks", "schemas");
 }
@@ -34,7 +34,7 @@ function compileSchemas(dir: string): Schemas {
   if (missing.length > 0) {
     throw new Error(
       `check-manifests: offline schemas not found: ${missing.map((f) => join(dir, f)).join(", ")}. ` +
-        "They are carried in tools/schemas (see its README); restore them from git, or pass the schemas directory.",
+        "They are carried in tools/checks/schemas (see its README); restore them from git, or pass the schemas directory.",
     );
   }
   // strict: false because the CRD schemas use x-kubernetes-* keywords; formats are not checked (int32, ...).

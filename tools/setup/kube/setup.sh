@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds the local Kubernetes control plane into .cache/bin (tools/setup.sh --kube runs this; npm test does):
-#   etcd v3.6.16                 from the wrapper module tools/kube/etcd
-#   kube-apiserver, kubectl      v1.34.4, from the wrapper module tools/kube/apiserver
+# Builds the local Kubernetes control plane into .cache/bin (tools/setup/setup.sh --kube runs this; npm test does):
+#   etcd v3.6.16                 from the wrapper module tools/setup/kube/etcd
+#   kube-apiserver, kubectl      v1.34.4, from the wrapper module tools/setup/kube/apiserver
 # and copies Istio's CRDs (crd-all.gen.yaml of the istio.io/istio module istiod is built from, $1) to
 # .cache/kube/istio-crds.yaml. Each output is stamped with a hash of what it is built from and rebuilt only when
 # that changes. About 6 minutes of Go build on 2 cores the first time (kube-apiserver is most of it).

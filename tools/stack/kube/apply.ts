@@ -66,7 +66,7 @@ export interface MeshmartApplied {
 }
 
 /**
- * Renders every kustomization with the pinned kustomize (tools/manifests/render.ts), applies `apply` for real
+ * Renders every kustomization with the pinned kustomize (tools/checks/manifests/render.ts), applies `apply` for real
  * (a cluster's `skaffold dev -p mesh`), then every other kustomization and experiment file with
  * `--dry-run=server`, so each one is known to be accepted by a real API server.
  */

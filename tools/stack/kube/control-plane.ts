@@ -1,4 +1,4 @@
-// A Kubernetes control plane on one machine: etcd and kube-apiserver (built by tools/kube/setup.sh) on
+// A Kubernetes control plane on one machine: etcd and kube-apiserver (built by tools/setup/kube/setup.sh) on
 // loopback, with token auth and RBAC on, and a kubeconfig for kubectl and istiod. No kubelet, scheduler or
 // controller manager: objects are stored, validated and watched exactly as on a cluster, but no pod ever runs.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { BIN, freePort, ROOT } from "../devdb.js";
 
 export const KUBE_BIN = { etcd: join(BIN, "etcd"), apiserver: join(BIN, "kube-apiserver"), kubectl: join(BIN, "kubectl") };
-/** Istio's CRDs, copied by tools/kube/setup.sh from the istio.io/istio module istiod is built from. */
+/** Istio's CRDs, copied by tools/setup/kube/setup.sh from the istio.io/istio module istiod is built from. */
 export const ISTIO_CRDS = join(ROOT, ".cache", "kube", "istio-crds.yaml");
 /** `npm start -- --mesh=kube` on fixed ports; tests take free ones. */
 export const DEFAULT_KUBE_PORTS = { etcd: 2379, etcdPeer: 2380, apiserver: 6443 };
@@ -71,7 +71,7 @@ export async function assertPortFree(port: number, what: string): Promise<void> 
 
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
   for (const [name, bin] of Object.entries(KUBE_BIN))
-    if (!existsSync(bin)) throw new Error(`${name} is not built (${bin}): run tools/setup.sh --kube (about 6 minutes of Go build the first time)`);
+    if (!existsSync(bin)) throw new Error(`${name} is not built (${bin}): run tools/setup/setup.sh --kube (about 6 minutes of Go build the first time)`);
   const auto = opts.ports === "auto";
   const ports = { ...DEFAULT_KUBE_PORTS };
   if (auto) for (const k of Object.keys(ports) as (keyof typeof ports)[]) ports[k] = await freePort();

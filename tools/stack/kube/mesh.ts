@@ -64,7 +64,7 @@ export async function startKubeMesh(opts: KubeMeshOptions): Promise<KubeMesh> {
     if (own) await installIstioCrds(cp);
     const meshDir = opts.mesh ?? "mesh";
     const { applied } = await applyMeshmart(cp, { apply: ["deploy/overlays/dev", meshDir], dryRunOthers: false });
-    // The same WorkloadEntries the file-registry mesh gives istiod (tools/mesh/config.ts), stored in the API server.
+    // The same WorkloadEntries the file-registry mesh gives istiod (tools/stack/mesh/config.ts), stored in the API server.
     const rendered = renderMeshConfig({ mesh: meshDir, instances: opts.instances, clients: opts.clients });
     const workloadEntries = rendered.docs.filter((m) => m.obj.kind === "WorkloadEntry");
     await applyObjects(cp, "the local processes' WorkloadEntries", workloadEntries);
@@ -122,7 +122,7 @@ export async function startKubeMesh(opts: KubeMeshOptions): Promise<KubeMesh> {
   }
 }
 
-/** What waitUntilInEffect needs of istiod: its debug endpoints (tools/mesh/istiod.ts). */
+/** What waitUntilInEffect needs of istiod: its debug endpoints (tools/stack/mesh/istiod.ts). */
 export type IstiodView = Pick<Istiod, "configz" | "waitForPush">;
 
 /**

@@ -11,7 +11,7 @@
 //   The certificate provider "default" (file_watcher, Workload.certDir) is always there: see bootstrapFor.
 //
 // istiod finds a proxyless workload (its labels, service account, policies) by the IP in its node id and
-// INSTANCE_IPS, so every instance needs an address of its own (tools/mesh/config.ts gives each one a
+// INSTANCE_IPS, so every instance needs an address of its own (tools/stack/mesh/config.ts gives each one a
 // 127.0.0.x and a WorkloadEntry with that address).
 
 import { join } from "node:path";

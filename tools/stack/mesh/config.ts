@@ -197,7 +197,7 @@ const run = promisify(execFile);
 
 export function istioctlBinary(): string {
   const bin = process.env.ISTIOCTL ?? join(ROOT, ".cache", "bin", "istioctl");
-  if (!existsSync(bin)) throw new Error(`mesh: ${bin} not found; run tools/setup.sh --mesh (it builds istioctl with Go)`);
+  if (!existsSync(bin)) throw new Error(`mesh: ${bin} not found; run tools/setup/setup.sh --mesh (it builds istioctl with Go)`);
   return bin;
 }
 

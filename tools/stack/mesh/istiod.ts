@@ -1,5 +1,5 @@
-// Runs the real Istio control plane (istiod = pilot-discovery, built by `tools/setup.sh --mesh`) without
-// Kubernetes: its config comes from a directory of YAML (tools/mesh/config.ts writes it), which it watches and
+// Runs the real Istio control plane (istiod = pilot-discovery, built by `tools/setup/setup.sh --mesh`) without
+// Kubernetes: its config comes from a directory of YAML (tools/stack/mesh/config.ts writes it), which it watches and
 // re-reads on every change, pushing xDS to the proxyless gRPC processes connected to it.
 //
 // API (the sec and kube helpers build on it; keep it stable):
@@ -79,7 +79,7 @@ export interface Istiod {
 const OUTPUT_KEEP = 64 * 1024;
 
 /**
- * Builds istiod and istioctl into .cache/bin when missing or stale (tools/setup.sh --mesh: several minutes of
+ * Builds istiod and istioctl into .cache/bin when missing or stale (tools/setup/setup.sh --mesh: several minutes of
  * Go the first time, nothing after). For the entry points that start a mesh (npm start -- --mesh, the load
  * and experiment CLIs); plain `npm start` never needs them.
  */
@@ -89,7 +89,7 @@ export function ensureMeshTools(): void {
 
 export function pilotDiscoveryBinary(): string {
   const bin = process.env.PILOT_DISCOVERY ?? join(ROOT, ".cache", "bin", "pilot-discovery");
-  if (!existsSync(bin)) throw new Error(`mesh: ${bin} not found; run tools/setup.sh --mesh (it builds istiod from istio.io/istio with Go)`);
+  if (!existsSync(bin)) throw new Error(`mesh: ${bin} not found; run tools/setup/setup.sh --mesh (it builds istiod from istio.io/istio with Go)`);
   return bin;
 }
 

@@ -1,5 +1,5 @@
 // The local mesh's security: every workload (each service, and each client standing in for a caller) gets a
-// certificate for its ServiceAccount from the stack's local CA (tools/mesh/identities.ts), renewed while the
+// certificate for its ServiceAccount from the stack's local CA (tools/stack/mesh/identities.ts), renewed while the
 // stack runs, and a bootstrap whose certificate_providers.default points at it. With that, istiod's STRICT
 // PeerAuthentication and AuthorizationPolicies (mesh/base/mtls.yaml, authorization.yaml, unchanged) are
 // enforced inside each process by grpc-js-xds, as a sidecar would enforce them in a cluster.

@@ -1,5 +1,5 @@
 // Closed loop: `concurrency` callers, each calling again as soon as its last call returns. Right for
-// throughput at a fixed concurrency (the echo and the mode comparison); open loop (tools/load) is for
+// throughput at a fixed concurrency (the echo and the mode comparison); open loop (tools/traffic/load) is for
 // latency at a given arrival rate.
 import { latencyHistogram, recordMs, summarize } from "../load/histogram.js";
 

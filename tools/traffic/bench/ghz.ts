@@ -23,7 +23,7 @@ interface GhzJson {
 
 /** Runs ghz against `address` for `seconds`: closed loop (`concurrency` workers) or, with `rps`, at that rate. */
 export async function ghz(o: { address: string; sku: string; seconds: number; concurrency: number; rps?: number }): Promise<GhzFigures> {
-  if (!existsSync(GHZ)) throw new Error(`${GHZ} is missing: run tools/setup.sh --all`);
+  if (!existsSync(GHZ)) throw new Error(`${GHZ} is missing: run tools/setup/setup.sh --all`);
   const args = [
     "--insecure",
     "--call",

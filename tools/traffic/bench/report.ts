@@ -43,7 +43,7 @@ export interface BenchResults {
   monolith: ModeResult;
   extras: ServicesExtras;
   profile?: PlaceOrderProfile;
-  /** The local mesh (npm start -- --mesh) measured like the services mode (tools/bench/mesh.ts). */
+  /** The local mesh (npm start -- --mesh) measured like the services mode (tools/traffic/bench/mesh.ts). */
   mesh?: MeshResult;
   /** Section 6: tracing off / 10% / 100% (`npm run bench -- --only tracing` measures just this). */
   tracing?: TracingBench;
@@ -83,7 +83,7 @@ export function markdown(r: BenchResults): string {
   const out = [
     "# meshmart benchmarks",
     "",
-    `Written by \`npm run bench\` (tools/bench/) on ${m.date.slice(0, 10)} (${m.date}), commit ${m.commit}, in ${r.benchSeconds} s.`,
+    `Written by \`npm run bench\` (tools/traffic/bench/) on ${m.date.slice(0, 10)} (${m.date}), commit ${m.commit}, in ${r.benchSeconds} s.`,
     `Machine: ${m.cores} × ${m.cpu}, ${m.memoryGiB} GiB RAM; Node ${m.node}; Go ${m.go}.`,
     `Versions: ${Object.entries(m.versions)
       .map(([k, v]) => `${k} ${v}`)
@@ -188,7 +188,7 @@ export function markdown(r: BenchResults): string {
     "",
     "## 2. Services vs monolith: the same code, the same load, the same database",
     "",
-    "**services**: one process per service, gRPC over loopback between them (tools/start.ts); **monolith**: one process,",
+    "**services**: one process per service, gRPC over loopback between them (tools/stack/start.ts); **monolith**: one process,",
     "orders calling catalog and payment through Connect's in-memory router transport (`--mode monolith`). Each on a fresh",
     "embedded FerretDB with the same seed data, stock topped up so PlaceOrder measures the saga, not OUT_OF_STOCK.",
     "",
@@ -233,7 +233,7 @@ export function markdown(r: BenchResults): string {
     "",
     `## 3. PlaceOrder at ${po.rate} rps open loop, memory, cold start`,
     "",
-    `The load generator (tools/load) sent ${po.count} PlaceOrder arrivals at ${po.rate}/s for ${po.seconds} s (latency from each call's due time, so queueing counts),`,
+    `The load generator (tools/traffic/load) sent ${po.count} PlaceOrder arrivals at ${po.rate}/s for ${po.seconds} s (latency from each call's due time, so queueing counts),`,
     `${po.dropped} dropped at its in-flight cap, peak ${po.peakInFlight} in flight: p50 ${ms(po.latencyMs.p50)}, p90 ${ms(po.latencyMs.p90)}, p99 ${ms(po.latencyMs.p99)}, max ${ms(po.latencyMs.max)};`,
     `codes: ${codes(po.codes)}; ${po.confirmed} orders CONFIRMED. Target p99 ≤ ${TARGETS.placeOrderP99Ms} ms: ${met(p99Met)}.`,
     sv.placeOrder.rps < po.rate
@@ -303,7 +303,7 @@ export function markdown(r: BenchResults): string {
       "## Where the time goes (PlaceOrder at the open-loop rate, CPU profiles)",
       "",
       "The p99 target was missed, so the bench ran the same PlaceOrder load again (6 s) on a fresh services stack with V8's CPU profiler in",
-      "every process (tools/bench/cpu-profile-hook.mjs through node:inspector, as Node 20 refuses `--cpu-prof` in NODE_OPTIONS), started when the",
+      "every process (tools/traffic/bench/cpu-profile-hook.mjs through node:inspector, as Node 20 refuses `--cpu-prof` in NODE_OPTIONS), started when the",
       "load starts and stopped at Ctrl-C, and summarised the profiles: self time as a share of each process's busy (non-idle) samples. The",
       ".cpuprofile files are not kept.",
       "",

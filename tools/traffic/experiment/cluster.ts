@@ -151,7 +151,7 @@ export function runCommand(cmd: Command, env: NodeJS.ProcessEnv = process.env, c
 
 /**
  * Waits until a change is in effect in the mesh, by observing it (e.g. the local control plane's istiod holds
- * the API server's version and its clients acknowledged it: tools/kube/mesh.ts). `since`: when it was made.
+ * the API server's version and its clients acknowledged it: tools/stack/kube/mesh.ts). `since`: when it was made.
  */
 export type Settle = (phase: "applied" | "reverted", since: number) => Promise<void>;
 

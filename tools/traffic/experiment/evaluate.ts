@@ -5,7 +5,7 @@ import type { Expectation, Hypothesis, Window } from "./hypothesis.js";
 
 /** One second of the load generator's timeline. */
 export type Second = SecondStats;
-/** The parts of the load generator's report (tools/load, LoadReport) the runner reads. */
+/** The parts of the load generator's report (tools/traffic/load, LoadReport) the runner reads. */
 export type RunStats = Pick<LoadReport, "durationMs" | "rate" | "sent" | "completed" | "byOp" | "timeline"> & {
   placedOrders: { orderId: string; idempotencyKey: string; code: string; status?: string }[];
 };

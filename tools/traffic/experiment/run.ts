@@ -1,4 +1,4 @@
-// Runs one experiment end to end: load (tools/load) while the fault is on, then the hypothesis checks, the
+// Runs one experiment end to end: load (tools/traffic/load) while the fault is on, then the hypothesis checks, the
 // invariants over the whole data set, and the report files.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -22,7 +22,7 @@ import { driveLocalFault, type FaultLog } from "./local.js";
 import { meshRefusal, withMeshFault } from "./mesh.js";
 import { type ExperimentReport, writeReport } from "./report.js";
 
-/** tools/load's runLoad, as the runner calls it (injectable, so the runner's tests can feed it a run). */
+/** tools/traffic/load's runLoad, as the runner calls it (injectable, so the runner's tests can feed it a run). */
 export type RunLoad = (
   opts: Pick<LoadOptions, "targets" | "rate" | "durationMs" | "mix" | "deadlineMs" | "progress" | "seed" | "onSecond">,
 ) => Promise<RunStats & { startedAt: string }>;
@@ -46,7 +46,7 @@ export interface ExperimentOptions {
   mongodbUri?: string;
   /** cluster: where the load goes (e.g. xds:/// targets through the local control plane's mesh); overrides `address`. */
   targets?: LoadOptions["targets"];
-  /** cluster: waits until each kubectl change is in effect, by observing it (tools/kube/mesh.ts for the local control plane). */
+  /** cluster: waits until each kubectl change is in effect, by observing it (tools/stack/kube/mesh.ts for the local control plane). */
   settle?: Settle;
   /**
    * cluster: a directory of OTLP/JSON-lines span files (an OpenTelemetry collector's file exporter fed by the

@@ -3,7 +3,7 @@
 //
 //   const report = await runLoad({ targets, rate: 50, durationMs: 10_000, mix: { placeOrder: 1, getProduct: 5 } });
 //
-// The CLI is tools/load/cli.ts (npm run load).
+// The CLI is tools/traffic/load/cli.ts (npm run load).
 import type { LatencySummary } from "./histogram.js";
 import { DEFAULT_MIX, type Op, opPicker, seededRng } from "./mix.js";
 import { progressLine } from "./progress.js";

@@ -1,4 +1,4 @@
-// Brings up the local stack (tools/start.ts --ports auto) for a load run, a benchmark or a test, and
+// Brings up the local stack (tools/stack/start.ts --ports auto) for a load run, a benchmark or a test, and
 // turns its "meshmart ready {json}" line into load targets.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -10,9 +10,9 @@ import { parseReadyLine } from "../../stack/ready-line.js";
 import type { LoadTargets } from "./shopper.js";
 
 export type Mode = "services" | "monolith" | "mesh";
-/** What tools/start.ts prints: each unit's gRPC and admin address, and the database (and in mesh mode, the mesh). */
+/** What tools/stack/start.ts prints: each unit's gRPC and admin address, and the database (and in mesh mode, the mesh). */
 export type Ready = Record<string, { grpc: string; admin: string }> & { mongodb?: unknown; mesh?: ReadyMesh };
-/** tools/start.ts's ready line in mesh mode: istiod's debug URL and xDS address, the xds targets, client bootstraps. */
+/** tools/stack/start.ts's ready line in mesh mode: istiod's debug URL and xDS address, the xds targets, client bootstraps. */
 export interface ReadyMesh {
   /** istiod's HTTP (debug) URL, xDS address, pid and config directory. */
   istiod: string;

@@ -18,7 +18,7 @@ export interface LoadTargets {
   payment?: string;
   /**
    * The load generator's own xDS bootstrap (JSON) when the targets are `xds:///` ones: it is then a client in
-   * the local mesh with a workload identity of its own (tools/mesh/bootstrap.ts), on the routes a caller in
+   * the local mesh with a workload identity of its own (tools/stack/mesh/bootstrap.ts), on the routes a caller in
    * the cluster would take.
    */
   xdsBootstrap?: string;

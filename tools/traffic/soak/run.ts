@@ -1,5 +1,5 @@
 // The seeded soak (issue 12 item 8): steady shopper load on a local stack (every service a real process, the
-// embedded FerretDB) while the seeded schedule of tools/soak/schedule.ts injects its faults, overlapping at
+// embedded FerretDB) while the seeded schedule of tools/traffic/soak/schedule.ts injects its faults, overlapping at
 // times; afterwards every invariant over the whole data set, and per fault how long until things were back.
 import { setTimeout as sleep } from "node:timers/promises";
 import { waitForHealth } from "../../stack/health-wait.js";
@@ -82,7 +82,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
         deadlineMs: 3000,
         seed: o.seed,
         progress: o.progress,
-        // The fault clock starts with the schedule's second 0 (as tools/experiment does), not with the shoppers' setup.
+        // The fault clock starts with the schedule's second 0 (as tools/traffic/experiment does), not with the shoppers' setup.
         onSecond: (sec) => {
           if (sec.t !== 0 || driving) return;
           t0 = Date.now() - sec.p99Ms - 500;

@@ -6,7 +6,7 @@ import type { Cluster } from "./cluster.js";
 /**
  * The telemetry providers an install made as the README says (`istioctl install --set profile=demo`) has: the
  * mesh config's built-ins (istio.io/istio pkg/config/mesh/mesh.go) and the demo profile's extension providers
- * (manifests/helm-profiles/demo.yaml), of the Istio version tools/setup.sh builds.
+ * (manifests/helm-profiles/demo.yaml), of the Istio version tools/setup/setup.sh builds.
  */
 export const DEMO_PROVIDERS = ["prometheus", "stackdriver", "envoy", "otel", "skywalking", "otel-tracing", "jaeger"];
 
