@@ -3,7 +3,7 @@
 #   docker build --build-arg SERVICE=orders -t orders .                the runtime image (the last stage)
 #   docker build --build-arg SERVICE=orders --target dev -t orders .   skaffold dev's image (tsx watch, file sync)
 # What: `deps` installs the production dependencies only (npm ci --omit=dev); `build` installs everything and
-#       compiles the service into one JavaScript file (npm run build -- $SERVICE: esbuild, tools/build.ts); the
+#       compiles the service into one JavaScript file (npm run build -- $SERVICE: esbuild, tools/setup/build.ts); the
 #       runtime stage is Node 22 slim without npm/yarn/corepack, holding those node_modules, package.json and
 #       the compiled file as /app/main.js, nothing else: no TypeScript, no tsx, no tests, tools or secrets
 #       (see .dockerignore). `dev` is the build stage run by tsx watch on the sources, for skaffold's file sync.
@@ -28,7 +28,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
-COPY tools/build.ts tools/entries.ts tools/
+COPY tools/root.ts tools/
+COPY tools/setup/build.ts tools/setup/entries.ts tools/setup/
 # Sources belong to the node user so skaffold's file sync (dev stage) can replace them.
 COPY --chown=node:node gen/ gen/
 COPY --chown=node:node services/kit/src/ services/kit/src/
@@ -61,5 +62,5 @@ COPY --from=build /app/dist/${SERVICE}.js ./main.js
 USER node
 # 50051 gRPC, 9090 admin HTTP (/metrics, /healthz, /readyz, /faults; identity also /.well-known/jwks.json).
 EXPOSE 50051 9090
-# The V8 flags of tools/entries.ts SERVICE_NODE_FLAGS (why: there); test/images.test.ts keeps them the same.
+# The V8 flags of tools/setup/entries.ts SERVICE_NODE_FLAGS (why: there); test/images.test.ts keeps them the same.
 ENTRYPOINT ["node", "--max-semi-space-size=2", "main.js"]

@@ -1,15 +1,15 @@
 // Every service reconnects after a database outage, every time: ten outages in a row, each 3–10 s long
 // (seeded: DB_OUTAGE_SEED), while shoppers keep calling every service. After each, every service must answer
 // health SERVING within 5 s of the database being back, and real calls on each must succeed. Real processes
-// (tools/stack.ts) over the embedded database.
+// (tools/stack/launcher.ts) over the embedded database.
 import { expect } from "chai";
 import { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
 import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
 import { OrderService, OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
 import { PaymentService } from "#gen/meshmart/payment/v1/payment_pb.js";
 import { closeClients, dial } from "#kit";
-import { waitForHealth } from "../tools/health-wait.js";
-import { type Stack, startStack, UNITS } from "../tools/stack.js";
+import { waitForHealth } from "../tools/stack/health-wait.js";
+import { type Stack, startStack, UNITS } from "../tools/stack/launcher.js";
 
 const OUTAGES = 10;
 const SEED = Number(process.env.DB_OUTAGE_SEED ?? 12);

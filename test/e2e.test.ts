@@ -1,11 +1,11 @@
-// End to end, the way the README runs it: tools/start.ts brings up the embedded database and every service,
+// End to end, the way the README runs it: tools/stack/start.ts brings up the embedded database and every service,
 // as separate processes (services mode) and as one process (monolith mode); the real grpcurl binary walks
 // register → login → products → orders against each.
 import { execFile } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { expect } from "chai";
-import { type LocalStack, startLocalStack } from "../tools/load/local-stack.js";
-import { type Endpoints, UNITS } from "../tools/stack.js";
+import { type Endpoints, UNITS } from "../tools/stack/launcher.js";
+import { type LocalStack, startLocalStack } from "../tools/traffic/load/local-stack.js";
 import { grpcurl, grpcurlCall } from "./support/grpcurl.js";
 
 interface Order {
@@ -23,7 +23,7 @@ for (const mode of ["services", "monolith"] as const) {
     let token: string;
 
     before(async () => {
-      // The README's way: tools/start.ts on free ports with its own embedded database (monolith mode: every
+      // The README's way: tools/stack/start.ts on free ports with its own embedded database (monolith mode: every
       // service on the one port).
       stack = await startLocalStack(mode, { env: { LOG_LEVEL: "info" } });
       const { ready } = stack;
@@ -113,7 +113,18 @@ for (const mode of ["services", "monolith"] as const) {
       const out = await new Promise<string>((resolve, reject) =>
         execFile(
           process.execPath,
-          ["--import", "tsx", "tools/flow.ts", "--json", "--identity", at.identity.grpc, "--catalog", at["catalog-v1"].grpc, "--orders", at.orders.grpc],
+          [
+            "--import",
+            "tsx",
+            "tools/traffic/flow.ts",
+            "--json",
+            "--identity",
+            at.identity.grpc,
+            "--catalog",
+            at["catalog-v1"].grpc,
+            "--orders",
+            at.orders.grpc,
+          ],
           (err, stdout, stderr) => (err ? reject(new Error(stderr)) : resolve(stdout)),
         ),
       );
@@ -129,7 +140,7 @@ for (const mode of ["services", "monolith"] as const) {
       const second = await new Promise<{ code: number | null; stderr: string }>((resolve) =>
         execFile(
           process.execPath,
-          ["--import", "tsx", "tools/start.ts", "--fresh", "--ports", "auto", "--mode", mode, "--data-dir", stack.dataDir],
+          ["--import", "tsx", "tools/stack/start.ts", "--fresh", "--ports", "auto", "--mode", mode, "--data-dir", stack.dataDir],
           { timeout: 60_000 },
           (err, _stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stderr }),
         ),

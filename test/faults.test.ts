@@ -1,10 +1,10 @@
 // Issue 6, faults with invariants on real processes, under a steady load, on one local stack: kill -9 orders
 // mid-saga, stop the database, slow payment past the shopper's deadline, and a rolling graceful restart of
 // every service. After each, the invariants over the whole data set must hold. (kill -9 payment is
-// test/experiment.test.ts.) Timing figures are recorded in the reports, not asserted: this machine is shared.
+// test/tools/experiment.test.ts.) Timing figures are recorded in the reports, not asserted: this machine is shared.
 import { expect } from "chai";
-import { LOCAL_RECOVERY, runExperiment } from "../tools/experiment/run.js";
-import { type Stack, startStack, UNITS } from "../tools/stack.js";
+import { type Stack, startStack, UNITS } from "../tools/stack/launcher.js";
+import { LOCAL_RECOVERY, runExperiment } from "../tools/traffic/experiment/run.js";
 
 describe("faults under load, invariants after each (local stack, real processes)", function () {
   this.timeout(240_000);

@@ -7,7 +7,7 @@ import { expect } from "chai";
 import { CatalogService, GetProductRequestSchema } from "#gen/meshmart/catalog/v1/catalog_pb.js";
 import { ConfigError, closeClients, dial, type RunningServer } from "#kit";
 import { catalogConfig, startCatalog } from "../services/catalog/src/server.js";
-import { frameCases, sendFrames } from "../tools/fuzz/frames.js";
+import { frameCases, sendFrames } from "../tools/traffic/fuzz/frames.js";
 import { dropDatabase, testMongoUri, uniqueDbName } from "./support/db.js";
 import { rejection } from "./support/rejection.js";
 

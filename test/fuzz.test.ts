@@ -3,7 +3,7 @@
 // raw HTTP/2 requests with broken framing. Every answer must be a deliberate status and every service must
 // still be SERVING afterwards. FUZZ_RUNS / FUZZ_SEED override the count and the seed (to replay a failure).
 import { expect } from "chai";
-import { DELIBERATE_CODES, type FuzzResult, fuzzRpcs } from "../tools/fuzz/index.js";
+import { DELIBERATE_CODES, type FuzzResult, fuzzRpcs } from "../tools/traffic/fuzz/index.js";
 import { type InProcessStack, startInProcessStack } from "./support/stack.js";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 1000);

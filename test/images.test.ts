@@ -13,10 +13,10 @@ import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { expect } from "chai";
 import { parseAllDocuments } from "yaml";
-import { freePort, ROOT } from "../tools/devdb.js";
-import { SERVICE_NODE_FLAGS } from "../tools/entries.js";
-import { waitForHealth } from "../tools/health-wait.js";
-import { kustomizeBinary } from "../tools/manifests/render.js";
+import { kustomizeBinary } from "../tools/checks/manifests/render.js";
+import { SERVICE_NODE_FLAGS } from "../tools/setup/entries.js";
+import { freePort, ROOT } from "../tools/stack/devdb.js";
+import { waitForHealth } from "../tools/stack/health-wait.js";
 import { testMongoUri, uniqueDbName } from "./support/db.js";
 
 const SERVICES = ["identity", "catalog", "orders", "payment"] as const;
@@ -210,8 +210,8 @@ describe("images: the Dockerfile and the file sets it builds and runs", function
     });
 
     it("starts identity, catalog, orders and payment from their file sets with their Deployments' env, and stops them cleanly", async () => {
-      // identity signs with a key made by tools/dev-secrets.mjs, as the cluster's identity-jwt Secret is.
-      await promisify(execFile)(process.execPath, [join(ROOT, "tools", "dev-secrets.mjs"), join(work, "secrets-root")]);
+      // identity signs with a key made by tools/setup/dev-secrets.mjs, as the cluster's identity-jwt Secret is.
+      await promisify(execFile)(process.execPath, [join(ROOT, "tools", "setup", "dev-secrets.mjs"), join(work, "secrets-root")]);
       const ports = Object.fromEntries(
         await Promise.all(SERVICES.map(async (s) => [s, { grpc: await freePort(), admin: await freePort() }] as const)),
       ) as Record<Svc, { grpc: number; admin: number }>;

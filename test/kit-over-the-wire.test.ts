@@ -11,9 +11,9 @@ import { Health, HealthCheckResponse_ServingStatus } from "#gen/health/v1/health
 import { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
 import { closeClients, createGrpcJsTransport, dial, errorReason, forward, logger, NO_FAULTS, type RunningServer, serve, service } from "#kit";
 import { catalogConfig, startCatalog } from "../services/catalog/src/server.js";
-import { type DevDb, freePort, startDevDb } from "../tools/devdb.js";
-import { waitForHealth } from "../tools/health-wait.js";
-import { startProcess } from "../tools/process.js";
+import { type DevDb, freePort, startDevDb } from "../tools/stack/devdb.js";
+import { waitForHealth } from "../tools/stack/health-wait.js";
+import { startProcess } from "../tools/stack/process.js";
 import { dropDatabase, testMongoUri, uniqueDbName } from "./support/db.js";
 import { GrpcurlError, grpcurl, grpcurlCall } from "./support/grpcurl.js";
 

@@ -11,12 +11,12 @@ import { createClient } from "@connectrpc/connect";
 import { expect } from "chai";
 import { CatalogService } from "../gen/meshmart/catalog/v1/catalog_pb.js";
 import { createGrpcJsTransport } from "../services/kit/src/grpc-transport.js";
-import { EXPERIMENTS_DIR } from "../tools/experiment/hypothesis.js";
-import { LOCAL_RECOVERY, runExperiment } from "../tools/experiment/run.js";
-import type { ControlPlane } from "../tools/kube/control-plane.js";
-import { xdsChannelOptions } from "../tools/mesh/bootstrap.js";
-import { readMeshFile } from "../tools/mesh/config.js";
-import { type Stack, startStack } from "../tools/stack.js";
+import type { ControlPlane } from "../tools/stack/kube/control-plane.js";
+import { type Stack, startStack } from "../tools/stack/launcher.js";
+import { xdsChannelOptions } from "../tools/stack/mesh/bootstrap.js";
+import { readMeshFile } from "../tools/stack/mesh/config.js";
+import { EXPERIMENTS_DIR } from "../tools/traffic/experiment/hypothesis.js";
+import { LOCAL_RECOVERY, runExperiment } from "../tools/traffic/experiment/run.js";
 import { sharedControlPlane } from "./support/kube.js";
 
 describe("local mesh on the local control plane: istiod in Kubernetes mode, --target cluster for real", function () {
@@ -86,7 +86,7 @@ describe("local mesh on the local control plane: istiod in Kubernetes mode, --ta
     const out = await new Promise<string>((resolve, reject) =>
       execFile(
         process.execPath,
-        ["--import", "tsx", "tools/flow.ts", "--mesh", "--json"],
+        ["--import", "tsx", "tools/traffic/flow.ts", "--mesh", "--json"],
         { env: { ...process.env, GRPC_XDS_BOOTSTRAP_CONFIG: JSON.stringify(stack.mesh?.bootstrap("test")) }, timeout: 120_000 },
         (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stdout}\n${stderr}`)) : resolve(stdout)),
       ),

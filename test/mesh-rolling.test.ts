@@ -6,7 +6,7 @@
 // 16/s), so what holds the bar is the new endpoint being ready before the old one goes, not the retries;
 // without that wait (no minReadySeconds) both with and without retries lost 2 calls of ~320.
 import { expect } from "chai";
-import { meshRollingRestart } from "../tools/experiment/mesh-rolling.js";
+import { meshRollingRestart } from "../tools/traffic/experiment/mesh-rolling.js";
 
 describe("rolling restart through the local mesh (real istiod, proxyless gRPC)", function () {
   this.timeout(300_000);

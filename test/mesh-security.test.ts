@@ -1,9 +1,9 @@
 // Issue 11: mesh/base/mtls.yaml (STRICT) and mesh/base/authorization.yaml enforced by real istiod on the
 // services as proxyless gRPC servers (grpc-js-xds XdsServer, RBAC), proven by calls. One secured mesh stack
-// (tools/stack.ts with `mesh`) is shared by every test. Callers are real mesh clients, each with a certificate
+// (tools/stack/launcher.ts with `mesh`) is shared by every test. Callers are real mesh clients, each with a certificate
 // from the stack's CA for one identity: the four services' ServiceAccounts, and "outside" (the ingress
 // gateway's identity, which the load generator and `npm run flow` hold locally). The call graph and the
-// internal RPCs come from the code (tools/manifests/mesh-policy/code.ts's callGraph), so a new call is covered here
+// internal RPCs come from the code (tools/checks/manifests/mesh-policy/code.ts's callGraph), so a new call is covered here
 // without editing this file.
 
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -18,14 +18,14 @@ import { IdentityService } from "../gen/meshmart/identity/v1/identity_pb.js";
 import { FailureReason, OrderService, OrderState } from "../gen/meshmart/orders/v1/orders_pb.js";
 import { PaymentService } from "../gen/meshmart/payment/v1/payment_pb.js";
 import { createGrpcJsTransport } from "../services/kit/src/grpc-transport.js";
-import { ROOT } from "../tools/devdb.js";
-import { runExperiment } from "../tools/experiment/run.js";
-import { readDataSet } from "../tools/invariants.js";
-import { callGraph, RPCS, readCode } from "../tools/manifests/mesh-policy/index.js";
-import { xdsChannelOptions } from "../tools/mesh/bootstrap.js";
-import { certificateProviders, LocalCa, principalOf, WorkloadCert } from "../tools/mesh/identities.js";
-import { INGRESS_IDENTITY, serviceAccount } from "../tools/mesh/security.js";
-import { type Stack, startStack, UNITS, type UnitName } from "../tools/stack.js";
+import { callGraph, RPCS, readCode } from "../tools/checks/manifests/mesh-policy/index.js";
+import { ROOT } from "../tools/stack/devdb.js";
+import { type Stack, startStack, UNITS, type UnitName } from "../tools/stack/launcher.js";
+import { xdsChannelOptions } from "../tools/stack/mesh/bootstrap.js";
+import { certificateProviders, LocalCa, principalOf, WorkloadCert } from "../tools/stack/mesh/identities.js";
+import { INGRESS_IDENTITY, serviceAccount } from "../tools/stack/mesh/security.js";
+import { runExperiment } from "../tools/traffic/experiment/run.js";
+import { readDataSet } from "../tools/traffic/invariants.js";
 import { grpcurl } from "./support/grpcurl.js";
 
 const CARD = { number: "4242424242424242", expMonth: 12, expYear: 2030, cvc: "123" };

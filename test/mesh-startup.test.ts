@@ -4,9 +4,9 @@ import { mkdtempSync, rmSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import { freePort } from "../tools/devdb.js";
-import { certificateProviders, LocalCa, MeshIdentities, WorkloadCert } from "../tools/mesh/identities.js";
-import { startProcess } from "../tools/process.js";
+import { freePort } from "../tools/stack/devdb.js";
+import { certificateProviders, LocalCa, MeshIdentities, WorkloadCert } from "../tools/stack/mesh/identities.js";
+import { startProcess } from "../tools/stack/process.js";
 import { testMongoUri, uniqueDbName } from "./support/db.js";
 
 const payment = { namespace: "meshmart", serviceAccount: "payment" };

@@ -1,6 +1,6 @@
 // Issue 10: the mesh policy in mesh/ executed by the real Istio control plane (istiod from a config directory,
-// built by tools/setup.sh --mesh) with the services as proxyless gRPC clients, on one machine. One mesh stack
-// (tools/stack.ts with `mesh`) is shared by every test here; each test applies what it needs through istiod
+// built by tools/setup/setup.sh --mesh) with the services as proxyless gRPC clients, on one machine. One mesh stack
+// (tools/stack/launcher.ts with `mesh`) is shared by every test here; each test applies what it needs through istiod
 // and reverts it, waiting for istiod's push to be acknowledged (never sleeping). Shares are checked within
 // binomial tolerances (±4.5 standard deviations: a false failure about once in 150 000 runs).
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -13,15 +13,15 @@ import { parse } from "yaml";
 import { CatalogService } from "../gen/meshmart/catalog/v1/catalog_pb.js";
 import { PaymentService } from "../gen/meshmart/payment/v1/payment_pb.js";
 import { createGrpcJsTransport } from "../services/kit/src/grpc-transport.js";
-import { ROOT } from "../tools/devdb.js";
-import { loadHypothesis } from "../tools/experiment/hypothesis.js";
-import { experimentDocs } from "../tools/experiment/mesh.js";
-import { LOCAL_RECOVERY, runExperiment } from "../tools/experiment/run.js";
-import { manifestRoots } from "../tools/manifests/render.js";
-import { xdsChannelOptions } from "../tools/mesh/bootstrap.js";
-import { renderKustomization } from "../tools/mesh/config.js";
-import { startIstiod } from "../tools/mesh/istiod.js";
-import { checkBindable, type Stack, startStack, UNITS } from "../tools/stack.js";
+import { manifestRoots } from "../tools/checks/manifests/render.js";
+import { ROOT } from "../tools/stack/devdb.js";
+import { checkBindable, type Stack, startStack, UNITS } from "../tools/stack/launcher.js";
+import { xdsChannelOptions } from "../tools/stack/mesh/bootstrap.js";
+import { renderKustomization } from "../tools/stack/mesh/config.js";
+import { startIstiod } from "../tools/stack/mesh/istiod.js";
+import { loadHypothesis } from "../tools/traffic/experiment/hypothesis.js";
+import { experimentDocs } from "../tools/traffic/experiment/mesh.js";
+import { LOCAL_RECOVERY, runExperiment } from "../tools/traffic/experiment/run.js";
 
 /** n calls with `limit` in flight; each answers its result (never throws). */
 async function many<T>(n: number, limit: number, fn: (i: number) => Promise<T>): Promise<T[]> {

@@ -1,12 +1,12 @@
 // A peer that comes back is noticed: after payment has been down a while, orders charges through it again
 // within seconds of it being SERVING. grpc-js backs off reconnecting up to 120 s by default, and while it waits
-// every call fails at once; the kit bounds the backoff (CLIENT_CHANNEL_OPTIONS). Real processes (tools/stack.ts).
+// every call fails at once; the kit bounds the backoff (CLIENT_CHANNEL_OPTIONS). Real processes (tools/stack/launcher.ts).
 // RECONNECT_OUTAGE_MS sets the outage (default 30 s: by then the default backoff has grown past 10 s).
 import { expect } from "chai";
 import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
 import { OrderService, OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
 import { closeClients, dial } from "#kit";
-import { type Stack, startStack } from "../tools/stack.js";
+import { type Stack, startStack } from "../tools/stack/launcher.js";
 
 const OUTAGE_MS = Number(process.env.RECONNECT_OUTAGE_MS ?? 30_000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

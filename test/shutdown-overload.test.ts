@@ -6,9 +6,9 @@ import { expect } from "chai";
 import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
 import { OrderService } from "#gen/meshmart/orders/v1/orders_pb.js";
 import { closeClients, dial } from "#kit";
-import { LOCAL_RECOVERY } from "../tools/experiment/run.js";
-import { checkDataSet } from "../tools/invariants.js";
-import { type Stack, startStack } from "../tools/stack.js";
+import { type Stack, startStack } from "../tools/stack/launcher.js";
+import { LOCAL_RECOVERY } from "../tools/traffic/experiment/run.js";
+import { checkDataSet } from "../tools/traffic/invariants.js";
 
 const OVERLOAD_PER_S = 100;
 const OVERLOAD_MS = 3000;

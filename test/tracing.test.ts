@@ -1,4 +1,4 @@
-// Issue 16: one trace per order across the services, on real processes (tools/stack.ts, every unit its own
+// Issue 16: one trace per order across the services, on real processes (tools/stack/launcher.ts, every unit its own
 // process and span file), plus the OTLP exporter against a real HTTP receiver and one that is not there.
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
@@ -13,10 +13,10 @@ import { CatalogService } from "../gen/meshmart/catalog/v1/catalog_pb.js";
 import { IdentityService } from "../gen/meshmart/identity/v1/identity_pb.js";
 import { OrderService, OrderState } from "../gen/meshmart/orders/v1/orders_pb.js";
 import { createGrpcJsTransport } from "../services/kit/src/grpc-transport.js";
-import { freePort } from "../tools/devdb.js";
-import { startLocalStack } from "../tools/load/local-stack.js";
-import { type Stack, startStack } from "../tools/stack.js";
-import { codeOf, readSpans, type SpanRecord, tracesOfOrder, waterfallRows } from "../tools/trace/spans.js";
+import { freePort } from "../tools/stack/devdb.js";
+import { type Stack, startStack } from "../tools/stack/launcher.js";
+import { startLocalStack } from "../tools/traffic/load/local-stack.js";
+import { codeOf, readSpans, type SpanRecord, tracesOfOrder, waterfallRows } from "../tools/traffic/trace/spans.js";
 
 /** An OTLP/HTTP receiver: counts the export requests it gets and keeps their bodies. */
 async function receiver(): Promise<{ server: Server; url: string; bodies: Buffer[] }> {

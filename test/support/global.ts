@@ -1,11 +1,11 @@
-// Mocha global fixture: dist/ built from the current sources (tools/build.ts, for the tests that spawn services),
+// Mocha global fixture: dist/ built from the current sources (tools/setup/build.ts, for the tests that spawn services),
 // and one fresh embedded database for the whole run (or MONGODB_URI when set).
 // Each suite then takes its own database names from it (testDatabaseUri), so suites never see each other's data.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { buildEntries } from "../../tools/build.js";
-import { type DevDb, startDevDb } from "../../tools/devdb.js";
+import { buildEntries } from "../../tools/setup/build.js";
+import { type DevDb, startDevDb } from "../../tools/stack/devdb.js";
 import { stopSharedControlPlane } from "./kube.js";
 
 let db: DevDb | undefined;

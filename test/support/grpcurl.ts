@@ -1,7 +1,7 @@
-// Runs the real grpcurl binary (built by tools/setup.sh) against a server.
+// Runs the real grpcurl binary (built by tools/setup/setup.sh) against a server.
 import { execFile } from "node:child_process";
 import { join } from "node:path";
-import { BIN } from "../../tools/devdb.js";
+import { BIN } from "../../tools/stack/devdb.js";
 
 export const GRPCURL = join(BIN, "grpcurl");
 

@@ -1,9 +1,9 @@
-// One local Kubernetes control plane (etcd + kube-apiserver, tools/kube/control-plane.ts) for the whole test
+// One local Kubernetes control plane (etcd + kube-apiserver, tools/stack/kube/control-plane.ts) for the whole test
 // run: started by the first suite that asks for it, with Istio's CRDs installed and meshmart applied as a
 // cluster gets it (every other kustomization and experiment file checked with --dry-run=server), stopped by the
 // global teardown (test/support/global.ts). Starting one takes ~15-60 s on a loaded machine, so suites share it.
-import { applyMeshmart, installIstioCrds, type MeshmartApplied } from "../../tools/kube/apply.js";
-import { type ControlPlane, startControlPlane } from "../../tools/kube/control-plane.js";
+import { applyMeshmart, installIstioCrds, type MeshmartApplied } from "../../tools/stack/kube/apply.js";
+import { type ControlPlane, startControlPlane } from "../../tools/stack/kube/control-plane.js";
 
 export interface SharedControlPlane {
   cp: ControlPlane;

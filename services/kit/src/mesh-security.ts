@@ -3,7 +3,7 @@
 // principal read from its mTLS certificate, and one log line for every call the mesh's authorization refused.
 //
 // In a cluster the Istio agent writes the certificate files and grpc-js-xds's file_watcher reads them; locally
-// tools/mesh/identities.ts does the agent's part. Their paths come from the process's xDS bootstrap
+// tools/stack/mesh/identities.ts does the agent's part. Their paths come from the process's xDS bootstrap
 // (certificate_providers.default), so the check reads exactly what grpc-js-xds will read.
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";

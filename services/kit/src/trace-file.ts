@@ -1,6 +1,6 @@
 // A span exporter writing to a local file: one line per export batch, each line an OTLP/JSON
 // ExportTraceServiceRequest (the OpenTelemetry "OTLP file" format, which the collector's otlpjsonfile
-// receiver also reads). The local stack gives each service its own file; tools/trace reads them.
+// receiver also reads). The local stack gives each service its own file; tools/traffic/trace reads them.
 // The SDK modules come from tracing-sdk.ts (loaded only when tracing is on), not imported here.
 import { appendFile, mkdir } from "node:fs/promises";
 import { dirname } from "node:path";

@@ -29,6 +29,8 @@ export interface OrderRecord {
   cardLast4: string;
   failureReason?: FailureReasonName;
   failureMessage: string;
+  /** FAILED orders: the sweep for charges that landed after compensation has run (see recovery.ts). */
+  lateChargesChecked?: boolean;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -48,6 +50,7 @@ const orderRecord = new Schema<OrderRecord>(
     cardLast4: { type: String, default: "" },
     failureReason: { type: String },
     failureMessage: { type: String, default: "" },
+    lateChargesChecked: { type: Boolean },
   },
   { versionKey: false, timestamps: true },
 );
@@ -100,6 +103,13 @@ export function orderStore(db: Connection) {
       })
         .sort({ createdAt: -1, _id: -1 })
         .limit(limit + 1)
+        .lean<OrderRecord[]>(),
+
+    /** FAILED orders finished before `before` whose payments have not been checked again since. */
+    failedUnchecked: (before: Date, limit = 50) =>
+      Order.find({ state: "FAILED", lateChargesChecked: { $ne: true }, updatedAt: { $lt: before } })
+        .sort({ updatedAt: 1 })
+        .limit(limit)
         .lean<OrderRecord[]>(),
 
     /** PENDING orders untouched since `before`: interrupted sagas for the recovery loop. */

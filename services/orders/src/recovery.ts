@@ -59,6 +59,20 @@ export function recoveryLoop({ orders, saga, locks, log, intervalMs, afterMs }: 
         log.warn({ orderId: stuck._id, err: (err as Error).message }, "recovery attempt failed; will retry");
       }
     }
+    // Then FAILED orders, once each: a charge that landed after their compensation listed the payments is
+    // refunded. Past `afterMs` no call of the saga is in flight any more.
+    for (const failed of await orders.failedUnchecked(new Date(Date.now() - afterMs))) {
+      if (stopped) break;
+      try {
+        await saga.refundLateCharges(failed, {
+          call: () => ({ ...detached(undefined), signal: halt.signal }),
+          fresh: () => ({ ...detached(undefined), signal: halt.signal }),
+        });
+        await orders.update(failed._id, { lateChargesChecked: true });
+      } catch (err) {
+        log.warn({ orderId: failed._id, err: (err as Error).message }, "late-charge check failed; will retry");
+      }
+    }
     return finished;
   }
 

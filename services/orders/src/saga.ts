@@ -243,6 +243,24 @@ export function orderSaga({ orders, catalog, payment, log, afterStep }: SagaDeps
       }
     },
 
+    /**
+     * Refunds what a FAILED order was charged after its compensation listed the payments (a Charge still
+     * being written then: payment refuses one whose caller is gone, but not one already past that check).
+     * Returns how many it refunded. Each refund has the compensation's idempotency key: never twice.
+     */
+    async refundLateCharges(order: OrderRecord, plan: CallPlan): Promise<number> {
+      const { payments } = await payment.listPayments({ orderId: order._id, pageSize: 100 }, plan.fresh());
+      const approved = payments.filter((p) => p.state === PaymentState.APPROVED || p.state === PaymentState.PARTIALLY_REFUNDED);
+      for (const p of approved) {
+        log.warn({ orderId: order._id, paymentId: p.paymentId }, "a charge landed after the order failed: refunding it");
+        await payment.refund(
+          { idempotencyKey: `refund-${p.paymentId}`, paymentId: p.paymentId, reason: `order ${order._id} failed: ${order.failureReason}` },
+          plan.fresh(),
+        );
+      }
+      return approved.length;
+    },
+
     /** Finishes an interrupted order without the card (which orders never stores). */
     async recover(order: OrderRecord, plan: CallPlan): Promise<OrderRecord> {
       switch (order.step) {

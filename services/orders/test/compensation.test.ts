@@ -3,13 +3,15 @@
 // Nothing else in the suite makes a refund happen: with the refund loop disabled every other orders test passed.
 // Real catalog and payment servers; the saga's step hook releases the reservation just before the commit,
 // which catalog then refuses (a release that won a race against the commit). Also recovery of a paid order whose
-// commit is refused, and a ReserveStock that answers with a reservation already released.
+// commit is refused, a ReserveStock that answers with a reservation already released, and a charge that lands
+// after the compensation listed the payments (refunded by the recovery loop's sweep of FAILED orders).
 import { create } from "@bufbuild/protobuf";
 import { expect } from "chai";
 import { CardSchema, PaymentState } from "#gen/meshmart/payment/v1/payment_pb.js";
-import { logger, money, toCents } from "#kit";
+import { lockTable, logger, money, toCents } from "#kit";
 import { ledgerTotals } from "../../payment/src/payments.js";
 import { type OrderRecord, orderIdFor, orderStore } from "../src/orders.js";
+import { recoveryLoop } from "../src/recovery.js";
 import { orderSaga } from "../src/saga.js";
 import { APPROVE, sagaBench } from "./fixture.js";
 
@@ -109,5 +111,32 @@ describe("orders compensation after an approved charge", () => {
     expect({ state: done.state, step: done.step, reason: done.failureReason }).to.deep.equal({ state: "FAILED", step: "DONE", reason: "ABANDONED" });
     const { payments } = await peers.paymentClient.listPayments({ orderId: id });
     expect(payments, "no charge for an order with no stock held").to.deep.equal([]);
+  });
+  it("a charge landing after the compensation listed the payments is refunded by recovery's sweep of FAILED orders", async () => {
+    const { peers, db } = bench;
+    const sku = "headlamp";
+    const opened = await openOrder("k-late-charge", sku);
+    const id = opened._id;
+    // The order failed and compensated with no payment to refund (the Charge was still being written then)...
+    await quietSaga().run(opened, create(CardSchema, { ...APPROVE, number: "4000000000000002" }), plan);
+    const failed = await orderStore(db).get(id);
+    expect(failed?.state).to.equal("FAILED");
+    // ...and then the charge lands: payment had taken it before its caller gave up.
+    await peers.paymentClient.charge({ idempotencyKey: `${id}-late`, orderId: id, amount: money(1500, "USD"), card: APPROVE });
+
+    const recovery = recoveryLoop({
+      orders: orderStore(db),
+      saga: quietSaga(),
+      locks: lockTable(db),
+      log: logger("orders", { LOG_LEVEL: "silent" }),
+      intervalMs: 60_000,
+      afterMs: 0,
+    });
+    await recovery.pass();
+    const { payments } = await peers.paymentClient.listPayments({ orderId: id });
+    expect(payments.map((p) => p.state))
+      .to.include(PaymentState.REFUNDED)
+      .and.not.include(PaymentState.APPROVED);
+    expect((await orderStore(db).get(id))?.lateChargesChecked).to.equal(true);
   });
 });

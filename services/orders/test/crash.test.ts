@@ -4,9 +4,9 @@ import { expect } from "chai";
 import { OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
 import { PaymentState } from "#gen/meshmart/payment/v1/payment_pb.js";
 import { closeClients, dial } from "#kit";
-import { freePort } from "../../../tools/devdb.js";
-import { waitForHealth } from "../../../tools/health-wait.js";
-import { startProcess } from "../../../tools/process.js";
+import { freePort } from "../../../tools/stack/devdb.js";
+import { waitForHealth } from "../../../tools/stack/health-wait.js";
+import { startProcess } from "../../../tools/stack/process.js";
 import { APPROVE, bearer, OrderService, ordersEnv, type Peers, startPeers } from "./fixture.js";
 
 describe("orders crash recovery", () => {

@@ -1,0 +1,101 @@
+// npm run bench: meshmart's benchmarks in one run on this machine (a few minutes on 2 cores). Writes
+// BENCHMARKS.md and bench/results.json. Not part of npm test: figures are measured, not asserted.
+//
+//   npm run bench -- [--seconds 6] [--concurrency 16] [--warmup 2] [--order-rate 50] [--order-seconds 10]
+//   npm run bench -- --render    rewrite BENCHMARKS.md from bench/results.json, measuring nothing
+//   npm run bench -- --only tracing   measure section 6 alone and add it to bench/results.json and BENCHMARKS.md
+//
+// 1. the kit's overhead: raw grpc-js vs bare connect-node vs the kit, an in-memory GetProduct (echo.ts)
+// 2. GetProduct and PlaceOrder, services vs monolith, same load, same database (stacks.ts)
+// 3. PlaceOrder p99 at 50 rps open loop, RSS per process idle and under load, cold start; a CPU profile
+//    of the services when the p99 target is missed (profile.ts)
+// 4. ghz driving the same GetProduct load, against the bench's closed loop and the load generator (ghz.ts)
+// 5. the local mesh against the services mode: the same loads through istiod's routes, istiod's RSS and CPU,
+//    config edit → behaviour change (mesh.ts)
+// 6. tracing off / 10% / 100% sampled, GetProduct and PlaceOrder (tracing.ts)
+import { readFileSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { ROOT } from "../../stack/devdb.js";
+import { echoBench } from "./echo.js";
+import { machine } from "./machine.js";
+import { measureMesh } from "./mesh.js";
+import { type BenchResults, markdown, TARGETS } from "./report.js";
+import { measureMode, profilePlaceOrder, type Settings } from "./stacks.js";
+import { measureTracing } from "./tracing.js";
+
+const { values: a } = parseArgs({
+  options: {
+    seconds: { type: "string", default: "6" },
+    concurrency: { type: "string", default: "16" },
+    warmup: { type: "string", default: "2" },
+    "order-rate": { type: "string", default: "50" },
+    "order-seconds": { type: "string", default: "10" },
+    "cross-check-rate": { type: "string", default: "200" },
+    out: { type: "string", default: ROOT },
+    /** Only rewrite BENCHMARKS.md from the bench/results.json already there (after editing report.ts). */
+    render: { type: "boolean", default: false },
+    only: { type: "string" },
+    "tracing-rounds": { type: "string", default: "2" },
+  },
+});
+
+async function main() {
+  if (a.render) {
+    const saved = JSON.parse(readFileSync(join(a.out, "bench", "results.json"), "utf8")) as BenchResults;
+    writeFileSync(join(a.out, "BENCHMARKS.md"), markdown(saved));
+    return;
+  }
+  const settings: Settings = {
+    seconds: Number(a.seconds),
+    concurrency: Number(a.concurrency),
+    warmupSeconds: Number(a.warmup),
+    orderRate: Number(a["order-rate"]),
+    orderSeconds: Number(a["order-seconds"]),
+    crossCheckRate: Number(a["cross-check-rate"]),
+  };
+  if (a.only !== undefined && a.only !== "tracing") throw new Error(`--only takes "tracing", got "${a.only}"`);
+  if (a.only === "tracing") {
+    const file = join(a.out, "bench", "results.json");
+    const saved = JSON.parse(readFileSync(file, "utf8")) as BenchResults;
+    saved.tracing = await measureTracing({ ...saved.settings, ...settings }, Number(a["tracing-rounds"]));
+    writeFileSync(file, `${JSON.stringify(saved, null, 2)}\n`);
+    writeFileSync(join(a.out, "BENCHMARKS.md"), markdown(saved));
+    console.log(markdown(saved));
+    return;
+  }
+  const started = performance.now();
+  const loadAtStart = Math.round(loadavg()[0] * 10) / 10;
+  const echo = await echoBench(settings);
+  const monolith = await measureMode("monolith", settings);
+  const services = await measureMode("services", settings);
+  const mesh = await measureMesh(settings);
+  const p99 = services.extras!.placeOrderOpenLoop.latencyMs.p99;
+  const profile = p99 > TARGETS.placeOrderP99Ms ? await profilePlaceOrder(settings) : undefined;
+  const tracing = await measureTracing(settings, Number(a["tracing-rounds"]));
+  const results: BenchResults = {
+    machine: machine(),
+    settings,
+    echo,
+    coldStartMs: { services: services.result.startMs, monolith: monolith.result.startMs },
+    services: services.result,
+    monolith: monolith.result,
+    extras: services.extras!,
+    profile,
+    mesh,
+    tracing,
+    benchSeconds: 0,
+  };
+  results.benchSeconds = Math.round((performance.now() - started) / 1000);
+  results.load = { start: loadAtStart, end: Math.round(loadavg()[0] * 10) / 10 };
+  writeFileSync(join(a.out, "bench", "results.json"), `${JSON.stringify(results, null, 2)}\n`);
+  const md = markdown(results);
+  writeFileSync(join(a.out, "BENCHMARKS.md"), md);
+  console.log(md);
+}
+
+main().catch((err) => {
+  console.error(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : err}`);
+  process.exit(1);
+});
