@@ -1,7 +1,8 @@
 // Starts and stops the embedded FerretDB (tools/setup/devdb, built by tools/setup/setup.sh) from Node.
 import { type ChildProcess, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
 import { once } from "node:events";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -31,10 +32,33 @@ export interface DevDb {
   stop(): Promise<void>;
 }
 
+/**
+ * The hash of devdb's source that tools/setup/setup.sh writes next to the binary when it builds it (devdb.stamp):
+ * go.mod, go.sum, then the .go files in name order. The services rely on devdb's behaviour (e.g. atomic
+ * single-document writes), so a binary older than its source must not run the tests.
+ */
+export function devDbSourceStamp(): string {
+  const dir = join(ROOT, "tools", "setup", "devdb");
+  const files = [
+    "go.mod",
+    "go.sum",
+    ...readdirSync(dir)
+      .filter((f) => f.endsWith(".go"))
+      .sort(),
+  ];
+  const h = createHash("sha256");
+  for (const f of files) h.update(readFileSync(join(dir, f)));
+  return h.digest("hex").slice(0, 16);
+}
+
 /** Starts devdb on `port` (free one by default) with its SQLite files in `dir`; resolves once it accepts connections. */
 export async function startDevDb(opts: { dir: string; port?: number; log?: (line: string) => void }): Promise<DevDb> {
   const bin = join(BIN, "devdb");
   if (!existsSync(bin)) throw new Error(`devdb is not built: run tools/setup/setup.sh (or npm run setup) first (${bin})`);
+  const stampFile = join(BIN, "devdb.stamp");
+  const built = existsSync(stampFile) ? readFileSync(stampFile, "utf8").trim() : "";
+  if (built !== devDbSourceStamp())
+    throw new Error(`devdb is older than its source (tools/setup/devdb changed since it was built): run npm run setup (tools/setup/setup.sh) to rebuild it`);
   const port = opts.port ?? (await freePort());
   let child: ChildProcess | undefined;
 

@@ -1,6 +1,7 @@
 // The seeded soak (issue 12 item 8): steady shopper load on a local stack (every service a real process, the
 // embedded FerretDB) while the seeded schedule of tools/traffic/soak/schedule.ts injects its faults, overlapping at
 // times; afterwards every invariant over the whole data set, and per fault how long until things were back.
+import { setMaxListeners } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import { waitForHealth } from "../../stack/health-wait.js";
 import { type Stack, startStack, UNITS } from "../../stack/launcher.js";
@@ -67,6 +68,8 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     let t0 = 0;
     let driving: Promise<FaultOutcome[]> | undefined;
     const abort = new AbortController();
+    // Every planned fault waits on this one signal (dozens in a long soak): not a leak.
+    setMaxListeners(0, abort.signal);
     let run: Awaited<ReturnType<typeof runLoad>>;
     try {
       run = await runLoad({
