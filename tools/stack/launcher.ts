@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FaultSettings } from "#kit";
+import { ordersPeerEnv } from "../../services/orders/src/peers.js";
 import type { Manifest } from "../checks/manifests/types.js";
 import { DIST, SERVICE_NODE_FLAGS } from "../setup/entries.js";
 import { type DevDb, freePort, ROOT, startDevDb } from "./devdb.js";
@@ -275,9 +276,14 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     }
     if (u === "orders") {
       // In the mesh, orders asks istiod where catalog and payment are (routes, subsets, retries, faults).
-      base.CATALOG_ADDR = mesh ? mesh.targets.catalog : endpoints["catalog-v1"].grpc;
-      base.PAYMENT_ADDR = mesh ? mesh.targets.payment : endpoints.payment.grpc;
-      base.IDENTITY_JWKS_URL = `${endpoints.identity.admin}/.well-known/jwks.json`;
+      Object.assign(
+        base,
+        ordersPeerEnv({
+          catalog: mesh ? mesh.targets.catalog : endpoints["catalog-v1"].grpc,
+          payment: mesh ? mesh.targets.payment : endpoints.payment.grpc,
+          identityAdmin: endpoints.identity.admin,
+        }),
+      );
       if (opts.recovery) {
         base.RECOVERY_INTERVAL_MS = String(opts.recovery.intervalMs);
         base.RECOVERY_AFTER_MS = String(opts.recovery.afterMs);
