@@ -13,6 +13,7 @@ import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { expect } from "chai";
 import { parseAllDocuments } from "yaml";
+import { ordersPeerEnv } from "../services/orders/src/peers.js";
 import { kustomizeBinary } from "../tools/checks/manifests/render.js";
 import { SERVICE_NODE_FLAGS } from "../tools/setup/entries.js";
 import { freePort, ROOT } from "../tools/stack/devdb.js";
@@ -219,9 +220,11 @@ describe("images: the Dockerfile and the file sets it builds and runs", function
         identity: { JWT_PRIVATE_KEY_FILE: join(work, "secrets-root", "deploy", "base", "secrets", "identity-jwt.pem") },
         catalog: {},
         orders: {
-          CATALOG_ADDR: `127.0.0.1:${ports.catalog.grpc}`,
-          PAYMENT_ADDR: `127.0.0.1:${ports.payment.grpc}`,
-          IDENTITY_JWKS_URL: `http://127.0.0.1:${ports.identity.admin}/.well-known/jwks.json`,
+          ...ordersPeerEnv({
+            catalog: `127.0.0.1:${ports.catalog.grpc}`,
+            payment: `127.0.0.1:${ports.payment.grpc}`,
+            identityAdmin: `http://127.0.0.1:${ports.identity.admin}`,
+          }),
         },
         // Pretty logs need pino-pretty, a dev dependency: the image logs JSON instead and says so (not a crash).
         payment: { LOG_FORMAT: "pretty" },

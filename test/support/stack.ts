@@ -5,7 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { closeClients, type Logger, type RunningServer } from "#kit";
 import { catalogConfig, startCatalog } from "../../services/catalog/src/server.js";
-import { identityConfig, JWKS_PATH, startIdentity } from "../../services/identity/src/server.js";
+import { identityConfig, startIdentity } from "../../services/identity/src/server.js";
+import { ordersPeerEnv } from "../../services/orders/src/peers.js";
 import { ordersConfig, startOrders } from "../../services/orders/src/server.js";
 import { paymentConfig, startPayment } from "../../services/payment/src/server.js";
 import { dropDatabase, testMongoUri, uniqueDbName } from "./db.js";
@@ -54,9 +55,11 @@ export async function startInProcessStack(opts: InProcessStackOptions = {}): Pro
       ordersConfig({
         ...base,
         DB_NAME: names.orders,
-        CATALOG_ADDR: `127.0.0.1:${catalog.port}`,
-        PAYMENT_ADDR: `127.0.0.1:${payment.port}`,
-        IDENTITY_JWKS_URL: `http://127.0.0.1:${identity.adminPort}${JWKS_PATH}`,
+        ...ordersPeerEnv({
+          catalog: `127.0.0.1:${catalog.port}`,
+          payment: `127.0.0.1:${payment.port}`,
+          identityAdmin: `http://127.0.0.1:${identity.adminPort}`,
+        }),
       }),
       { log: logs.orders },
     );

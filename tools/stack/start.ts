@@ -1,5 +1,5 @@
 // Runs meshmart on one machine, no cluster: the embedded database and every service (catalog as v1 and v2),
-// each as its own process on its default port (DEFAULT_PORTS in tools/stack/launcher.ts), with readable logs. Waits for
+// each as its own process on its default port (DEFAULT_PORTS in tools/stack/units.ts), with readable logs. Waits for
 // health, prints endpoints and grpcurl recipes. Ctrl-C stops everything cleanly. `npm start` runs it compiled
 // (node dist/start.js, after npm run build), and the services it starts too (dist/<service>.js).
 //

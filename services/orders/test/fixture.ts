@@ -11,6 +11,7 @@ import { closeClients, dial, openDatabase, type RunningServer } from "#kit";
 import { dropDatabase, testMongoUri, uniqueDbName } from "../../../test/support/db.js";
 import { catalogConfig, startCatalog } from "../../catalog/src/server.js";
 import { paymentConfig, startPayment } from "../../payment/src/server.js";
+import { ordersPeerEnv } from "../src/peers.js";
 
 export const APPROVE = { number: "4242424242424242", expMonth: 12, expYear: 2099, cvc: "123" };
 export const DECLINE = { ...APPROVE, number: "4000000000000002" };
@@ -106,9 +107,7 @@ export function ordersEnv(peers: Peers, extra: Record<string, string> = {}): Rec
     PORT: "0",
     ADMIN_PORT: "0",
     HOST: "127.0.0.1",
-    CATALOG_ADDR: `127.0.0.1:${peers.catalog.port}`,
-    PAYMENT_ADDR: `127.0.0.1:${peers.payment.port}`,
-    IDENTITY_JWKS_URL: peers.jwksUrl,
+    ...ordersPeerEnv({ catalog: `127.0.0.1:${peers.catalog.port}`, payment: `127.0.0.1:${peers.payment.port}`, jwksUrl: peers.jwksUrl }),
     ...extra,
   };
 }
