@@ -150,9 +150,9 @@ export function markdown(r: BenchResults): string {
     ]),
     "",
     `Machine load while this ran (1-minute load average at the start and the end of the run, on ${m.cores} cores): ${r.load ? `${r.load.start} → ${r.load.end}` : "not recorded"}. ` +
-      "Above the core count, other work was competing for the CPU and every figure is worse than the code alone would give." +
-      (r.load && Math.max(r.load.start, r.load.end) > m.cores * 2
-        ? ` **This run is not comparable with the "before" column** (a run on the quiet machine): with the load at ${Math.round(Math.max(r.load.start, r.load.end) / m.cores)}× the cores, ` +
+      "The end figure includes the bench's own last minute (load generator, services, database); a start above the core count means other work was competing for the CPU and every figure is worse than the code alone would give." +
+      (r.load && r.load.start > m.cores * 2
+        ? ` **This run is not comparable with the "before" column** (a run on the quiet machine): with the load at ${Math.round(r.load.start / m.cores)}× the cores at the start, ` +
           "throughput and latency measure the contention more than the code, and a ratio of two runs made one after the other (kit ÷ raw) can land either side of its target by chance. " +
           "Memory (RSS) is the figure least affected. Re-run `npm run bench` on a quiet machine for figures to hold against the targets."
         : ""),
