@@ -49,6 +49,9 @@ describe("database outages under load: every service back within 5 s, every time
     const { accessToken } = await identity.login({ email: "outages@example.com", password: "correct-horse-1" });
     const headers = { authorization: `Bearer ${accessToken}` };
     const card = { number: "4242424242424242", expMonth: 12, expYear: 2099, cvc: "123" };
+    // The load's orders get a long deadline, so each caller has one saga in flight at most: with a short one the
+    // caller gave up and placed again while orders still compensated the last (with fresh deadlines), and after a
+    // long outage that backlog made the round's own PlaceOrder miss its deadline though every service was back.
     // The load's orders are declined at payment: every saga step still writes (reserve, charge, release), and
     // the stock is given back, so the orders placed after each outage never run out of it.
     const declined = { ...card, number: "4000000000000002" };
@@ -58,11 +61,20 @@ describe("database outages under load: every service back within 5 s, every time
 
     // One round of real calls, one per service: what a shopper needs to work once the database is back.
     const round = async () => {
-      const placed = await place(10_000);
+      const placed = await place(10_000).catch((e: Error) => {
+        throw new Error(`placeOrder: ${e.message}`);
+      });
       expect(placed.order?.state, `an order placed after the outage: ${placed.order?.failureMessage}`).to.equal(OrderState.CONFIRMED);
-      await payment.getPayment({ paymentId: placed.order?.paymentId ?? "" }, { timeoutMs: 5000 });
-      for (const c of catalogs) await c.getProduct({ sku: "pencil-set" }, { timeoutMs: 5000 });
-      await identity.getMe({}, { headers, timeoutMs: 5000 });
+      await payment.getPayment({ paymentId: placed.order?.paymentId ?? "" }, { timeoutMs: 5000 }).catch((e: Error) => {
+        throw new Error(`getPayment: ${e.message}`);
+      });
+      for (const c of catalogs)
+        await c.getProduct({ sku: "pencil-set" }, { timeoutMs: 5000 }).catch((e: Error) => {
+          throw new Error(`getProduct: ${e.message}`);
+        });
+      await identity.getMe({}, { headers, timeoutMs: 5000 }).catch((e: Error) => {
+        throw new Error(`getMe: ${e.message}`);
+      });
     };
     await round();
 
@@ -75,7 +87,7 @@ describe("database outages under load: every service back within 5 s, every time
       while (loading) {
         const call =
           i % 4 === 0
-            ? place(3000, declined)
+            ? place(15_000, declined)
             : i % 4 === 1
               ? catalogs[i % 2].listProducts({ pageSize: 20 }, { timeoutMs: 3000 })
               : i % 4 === 2
@@ -116,7 +128,9 @@ describe("database outages under load: every service back within 5 s, every time
         results.push(`outage ${k + 1}: down ${downMs} ms, every service SERVING ${servingMs} ms after the database was back`);
         const logs = () => UNITS.map((u) => `--- ${u}\n${stack.output(u).split("\n").slice(-6).join("\n")}`).join("\n");
         expect(late, `outage ${k + 1} (down ${downMs} ms): services not SERVING within ${BACK_WITHIN_MS} ms\n${logs()}`).to.deep.equal([]);
-        await round();
+        await round().catch((err: Error) => {
+          throw new Error(`round after outage ${k + 1}: ${err.message}\n${logs()}`);
+        });
       }
     } finally {
       loading = false;
