@@ -36,7 +36,8 @@ describe("local mesh on the local control plane: istiod in Kubernetes mode, --ta
   });
   after(async () => {
     await stack?.stop();
-    rmSync(reports, { recursive: true, force: true });
+    // Unset when `before` failed early: a TypeError here would be reported in place of that failure.
+    if (reports) rmSync(reports, { recursive: true, force: true });
   });
 
   const kube = () => {

@@ -19,7 +19,7 @@ import { IdentityService } from "../gen/meshmart/identity/v1/identity_pb.js";
 import { FailureReason, OrderService, OrderState } from "../gen/meshmart/orders/v1/orders_pb.js";
 import { PaymentService } from "../gen/meshmart/payment/v1/payment_pb.js";
 import { callGraph, RPCS, readCode } from "../tools/checks/manifests/mesh-policy/index.js";
-import { ROOT } from "../tools/stack/devdb.js";
+import { ROOT } from "../tools/root.js";
 import { type Stack, startStack, UNITS, type UnitName } from "../tools/stack/launcher.js";
 import { xdsChannelOptions } from "../tools/stack/mesh/bootstrap.js";
 import { certificateProviders, LocalCa, principalOf, WorkloadCert } from "../tools/stack/mesh/identities.js";

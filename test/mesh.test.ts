@@ -14,7 +14,7 @@ import { createGrpcJsTransport } from "#kit";
 import { CatalogService } from "../gen/meshmart/catalog/v1/catalog_pb.js";
 import { PaymentService } from "../gen/meshmart/payment/v1/payment_pb.js";
 import { manifestRoots } from "../tools/checks/manifests/render.js";
-import { ROOT } from "../tools/stack/devdb.js";
+import { ROOT } from "../tools/root.js";
 import { checkBindable, type Stack, startStack, UNITS } from "../tools/stack/launcher.js";
 import { xdsChannelOptions } from "../tools/stack/mesh/bootstrap.js";
 import { renderKustomization } from "../tools/stack/mesh/config.js";

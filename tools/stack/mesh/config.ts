@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { parseAllDocuments, stringify } from "yaml";
 import { renderAll } from "../../checks/manifests/render.js";
 import type { Manifest, Obj } from "../../checks/manifests/types.js";
-import { ROOT } from "../devdb.js";
+import { ROOT } from "../../root.js";
 import { MESH_DOMAIN, MESH_NAMESPACE, type Workload } from "./bootstrap.js";
 
 /** One local process that stands for a pod of a Deployment. */

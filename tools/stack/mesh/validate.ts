@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { stringify } from "yaml";
 import type { Manifest, Problem } from "../../checks/manifests/types.js";
-import { ROOT } from "../devdb.js";
+import { ROOT } from "../../root.js";
 import { MESH_NAMESPACE } from "./bootstrap.js";
 
 const run = promisify(execFile);

@@ -11,7 +11,7 @@ import { createClient } from "@connectrpc/connect";
 import { parseAllDocuments } from "yaml";
 import { createGrpcJsTransport } from "#kit";
 import { PaymentService, PaymentState } from "../../../gen/meshmart/payment/v1/payment_pb.js";
-import { ROOT } from "../../stack/devdb.js";
+import { ROOT } from "../../root.js";
 import { EXPERIMENTS_DIR, type Hypothesis } from "./hypothesis.js";
 
 export interface Command {

@@ -3,7 +3,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { ROOT } from "../../stack/devdb.js";
+import { ROOT } from "../../root.js";
 import { localMeshInfo, localSettle } from "../../stack/kube/local.js";
 import { type Stack, startStack, UNITS, type UnitName } from "../../stack/launcher.js";
 import { readMeshFile } from "../../stack/mesh/config.js";
