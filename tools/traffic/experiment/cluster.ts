@@ -9,8 +9,8 @@ import { accessSync, constants, existsSync, readFileSync } from "node:fs";
 import { delimiter, join, relative } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { parseAllDocuments } from "yaml";
+import { PaymentService, PaymentState } from "#gen/meshmart/payment/v1/payment_pb.js";
 import { createGrpcJsTransport } from "#kit";
-import { PaymentService, PaymentState } from "../../../gen/meshmart/payment/v1/payment_pb.js";
 import { ROOT } from "../../root.js";
 import { EXPERIMENTS_DIR, type Hypothesis } from "./hypothesis.js";
 
