@@ -4,8 +4,8 @@
 import { execFile } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { expect } from "chai";
+import { type LocalStack, startLocalStack } from "../tools/stack/child-stack.js";
 import { type Endpoints, UNITS } from "../tools/stack/launcher.js";
-import { type LocalStack, startLocalStack } from "../tools/traffic/load/local-stack.js";
 import { grpcurl, grpcurlCall } from "./support/grpcurl.js";
 
 interface Order {

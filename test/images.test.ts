@@ -15,8 +15,9 @@ import { expect } from "chai";
 import { parseAllDocuments } from "yaml";
 import { ordersPeerEnv } from "../services/orders/src/peers.js";
 import { kustomizeBinary } from "../tools/checks/manifests/render.js";
+import { ROOT } from "../tools/root.js";
 import { SERVICE_NODE_FLAGS } from "../tools/setup/entries.js";
-import { freePort, ROOT } from "../tools/stack/devdb.js";
+import { freePort } from "../tools/stack/devdb.js";
 import { waitForHealth } from "../tools/stack/health-wait.js";
 import { testMongoUri, uniqueDbName } from "./support/db.js";
 

@@ -9,8 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { expect } from "chai";
+import { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
 import { createGrpcJsTransport } from "#kit";
-import { CatalogService } from "../gen/meshmart/catalog/v1/catalog_pb.js";
 import type { ControlPlane } from "../tools/stack/kube/control-plane.js";
 import { type Stack, startStack } from "../tools/stack/launcher.js";
 import { xdsChannelOptions } from "../tools/stack/mesh/bootstrap.js";
@@ -36,7 +36,8 @@ describe("local mesh on the local control plane: istiod in Kubernetes mode, --ta
   });
   after(async () => {
     await stack?.stop();
-    rmSync(reports, { recursive: true, force: true });
+    // Unset when `before` failed early: a TypeError here would be reported in place of that failure.
+    if (reports) rmSync(reports, { recursive: true, force: true });
   });
 
   const kube = () => {

@@ -9,13 +9,13 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
 import { expect } from "chai";
+import { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
+import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
+import { OrderService, OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
 import { createGrpcJsTransport } from "#kit";
-import { CatalogService } from "../gen/meshmart/catalog/v1/catalog_pb.js";
-import { IdentityService } from "../gen/meshmart/identity/v1/identity_pb.js";
-import { OrderService, OrderState } from "../gen/meshmart/orders/v1/orders_pb.js";
+import { startLocalStack } from "../tools/stack/child-stack.js";
 import { freePort } from "../tools/stack/devdb.js";
 import { type Stack, startStack } from "../tools/stack/launcher.js";
-import { startLocalStack } from "../tools/traffic/load/local-stack.js";
 import { codeOf, readSpans, type SpanRecord, tracesOfOrder, waterfallRows } from "../tools/traffic/trace/spans.js";
 
 /** An OTLP/HTTP receiver: counts the export requests it gets and keeps their bodies. */

@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { expect } from "chai";
 import { parse } from "yaml";
-import { BIN, ROOT } from "../../tools/stack/devdb.js";
+import { ROOT } from "../../tools/root.js";
+import { BIN } from "../../tools/stack/devdb.js";
 
 const WORKFLOW = join(ROOT, ".github", "workflows", "ci.yml");
 

@@ -5,7 +5,7 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import { ROOT } from "../../tools/stack/devdb.js";
+import { ROOT } from "../../tools/root.js";
 
 const BUF = join(ROOT, "node_modules", ".bin", "buf");
 

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { createContext, runInContext } from "node:vm";
 import { expect } from "chai";
-import { ROOT } from "../../tools/stack/devdb.js";
+import { ROOT } from "../../tools/root.js";
 
 const run = promisify(execFile);
 const SERVICES = ["identity", "catalog", "orders", "payment"];

@@ -2,7 +2,8 @@
 // writes the stamp when it builds, startDevDb refuses a binary whose stamp differs from the source's.
 import { execFileSync } from "node:child_process";
 import { expect } from "chai";
-import { devDbSourceStamp, ROOT } from "../../tools/stack/devdb.js";
+import { ROOT } from "../../tools/root.js";
+import { devDbSourceStamp } from "../../tools/stack/devdb.js";
 
 describe("devdb source stamp", () => {
   it("is the hash tools/setup/setup.sh writes next to the binary", () => {

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "chai";
 import { parseAllDocuments } from "yaml";
-import { ROOT } from "../../tools/stack/devdb.js";
+import { ROOT } from "../../tools/root.js";
 import { EXPERIMENTS_DIR, loadHypothesis } from "../../tools/traffic/experiment/hypothesis.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: untyped YAML, every access is checked.

@@ -6,7 +6,7 @@ import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import { ROOT } from "../../tools/stack/devdb.js";
+import { ROOT } from "../../tools/root.js";
 import type { Stack } from "../../tools/stack/launcher.js";
 import { chartSvg } from "../../tools/traffic/experiment/chart.js";
 import { clusterPlan, findOnPath, restoreCommands, withClusterFault } from "../../tools/traffic/experiment/cluster.js";

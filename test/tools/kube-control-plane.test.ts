@@ -4,7 +4,8 @@
 import { createServer } from "node:net";
 import { expect } from "chai";
 import { kustomizationDirs } from "../../tools/checks/manifests/render.js";
-import { freePort, ROOT } from "../../tools/stack/devdb.js";
+import { ROOT } from "../../tools/root.js";
+import { freePort } from "../../tools/stack/devdb.js";
 import { ApplyError, applyObjects, type MeshmartApplied } from "../../tools/stack/kube/apply.js";
 import { type ControlPlane, startControlPlane } from "../../tools/stack/kube/control-plane.js";
 import { sharedControlPlane } from "../support/kube.js";

@@ -6,8 +6,8 @@ import { expect } from "chai";
 import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
 import { OrderService, OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
 import { createGrpcJsTransport } from "#kit";
+import { type LocalStack, startLocalStack } from "../../tools/stack/child-stack.js";
 import { LOAD_PASSWORD, type LoadReport, OPS, runLoad, type SecondStats } from "../../tools/traffic/load/index.js";
-import { type LocalStack, startLocalStack } from "../../tools/traffic/load/local-stack.js";
 
 describe("load generator against the local stack (services mode)", function () {
   this.timeout(180_000);

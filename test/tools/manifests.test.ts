@@ -6,8 +6,9 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import { checkManifests, type Problem, ROOT, sharedSchemasDir } from "../../tools/checks/check-manifests.js";
+import { checkManifests, type Problem, sharedSchemasDir } from "../../tools/checks/check-manifests.js";
 import { kustomizationDirs } from "../../tools/checks/manifests/render.js";
+import { ROOT } from "../../tools/root.js";
 
 const SCHEMAS = sharedSchemasDir(ROOT);
 /** The body every service Deployment shares (a kustomize component); problems in it are named by each Deployment's file. */

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
 import { parse } from "yaml";
-import { checkManifests, type Problem, ROOT } from "../../tools/checks/check-manifests.js";
+import { checkManifests, type Problem } from "../../tools/checks/check-manifests.js";
 import { authorize } from "../../tools/checks/manifests/mesh-policy/authorize.js";
 import { INGRESS_PRINCIPAL } from "../../tools/checks/manifests/mesh-policy/cluster.js";
 import { callGraph, RPCS, readCode } from "../../tools/checks/manifests/mesh-policy/code.js";
@@ -17,6 +17,7 @@ import { renderAll } from "../../tools/checks/manifests/render.js";
 import { loadSchemas, type Schemas, sharedSchemasDir } from "../../tools/checks/manifests/schemas.js";
 import { checkSkaffold } from "../../tools/checks/manifests/skaffold-checks.js";
 import type { Obj, Render, Stack } from "../../tools/checks/manifests/types.js";
+import { ROOT } from "../../tools/root.js";
 import { CLUSTER_EXPERIMENTS } from "../support/experiments.js";
 
 const show = (problems: Problem[]) => problems.map((p) => `${p.file}: ${p.message}`).join("\n");

@@ -3,7 +3,7 @@
 // set; stop() leaves no process or temporary directory behind. The invariants read the fresh data set.
 import { existsSync } from "node:fs";
 import { expect } from "chai";
-import { HealthCheckResponse_ServingStatus } from "../../gen/health/v1/health_pb.js";
+import { HealthCheckResponse_ServingStatus } from "#gen/health/v1/health_pb.js";
 import { waitForHealth } from "../../tools/stack/health-wait.js";
 import { type Stack, startStack, UNITS } from "../../tools/stack/launcher.js";
 import { checkDataSet } from "../../tools/traffic/invariants.js";

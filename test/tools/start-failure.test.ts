@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
-import { ROOT } from "../../tools/stack/devdb.js";
+import { ROOT } from "../../tools/root.js";
 
 /** Pids of live processes whose environment carries `marker` (the launcher's children inherit it). */
 function processesWith(marker: string): number[] {

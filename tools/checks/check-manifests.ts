@@ -2,9 +2,10 @@
 // Prints every problem as "<file>: <problem>" and exits 1 if there is any, 2 if the check cannot run.
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { checkManifests, ROOT } from "./manifests/index.js";
+import { ROOT } from "../root.js";
+import { checkManifests } from "./manifests/index.js";
 
-export { checkManifests, type Problem, ROOT, sharedSchemasDir } from "./manifests/index.js";
+export { checkManifests, type Problem, sharedSchemasDir } from "./manifests/index.js";
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   try {

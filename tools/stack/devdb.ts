@@ -8,7 +8,6 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { ROOT } from "../root.js";
 
-export { ROOT };
 export const BIN = join(ROOT, ".cache", "bin");
 
 /** A free TCP port on 127.0.0.1 (asked from the kernel, then released). */

@@ -1,7 +1,7 @@
 // Waits for a gRPC server's health (grpc.health.v1) to reach a status: used by the local stack and the tests.
 import { createClient } from "@connectrpc/connect";
+import { Health, HealthCheckResponse_ServingStatus } from "#gen/health/v1/health_pb.js";
 import { createGrpcJsTransport } from "#kit";
-import { Health, HealthCheckResponse_ServingStatus } from "../../gen/health/v1/health_pb.js";
 
 /** Polls grpc.health.v1.Health/Check until `want` (SERVING by default) or the timeout. */
 export async function waitForHealth(

@@ -2,8 +2,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { join } from "node:path";
+import { ROOT } from "../root.js";
 import { compiledOf, SERVICE_NODE_FLAGS } from "../setup/entries.js";
-import { ROOT } from "./devdb.js";
 
 export interface ServiceProcess {
   child: ChildProcess;

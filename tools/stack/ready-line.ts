@@ -1,5 +1,5 @@
 // The `meshmart ready {json}` line tools/stack/start.ts prints once every unit is healthy (with --ports auto), and its
-// reader (tools/traffic/load/local-stack.ts): one format, written and parsed here only.
+// reader (tools/stack/child-stack.ts): one format, written and parsed here only.
 const PREFIX = "meshmart ready ";
 
 export function formatReadyLine(ready: object): string {

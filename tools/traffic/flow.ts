@@ -11,10 +11,10 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ConnectError } from "@connectrpc/connect";
+import { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
+import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
+import { FailureReason, OrderService, OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
 import { closeClients, dial, formatMoney, toCents } from "#kit";
-import { CatalogService } from "../../gen/meshmart/catalog/v1/catalog_pb.js";
-import { IdentityService } from "../../gen/meshmart/identity/v1/identity_pb.js";
-import { FailureReason, OrderService, OrderState } from "../../gen/meshmart/orders/v1/orders_pb.js";
 
 const { values: args } = parseArgs({
   options: {

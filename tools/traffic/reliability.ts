@@ -7,7 +7,7 @@ import { writeFileSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { ROOT } from "../stack/devdb.js";
+import { ROOT } from "../root.js";
 import { startStack } from "../stack/launcher.js";
 import { type MeshRollingReport, meshRollingRestart } from "./experiment/mesh-rolling.js";
 import type { ExperimentReport } from "./experiment/report.js";

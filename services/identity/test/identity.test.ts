@@ -10,7 +10,7 @@ import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
 import { ConfigError, closeClients, dial, errorReason, type RunningServer } from "#kit";
 import { dropDatabase, testMongoUri, uniqueDbName } from "../../../test/support/db.js";
 import { rejection } from "../../../test/support/rejection.js";
-import { ROOT } from "../../../tools/stack/devdb.js";
+import { ROOT } from "../../../tools/root.js";
 import { identityConfig, JWKS_PATH, startIdentity } from "../src/server.js";
 import { DEV_KEY_FILE, loadSigningKey, newKeyPem, signingKeyFromPem, tokenIssuer } from "../src/tokens.js";
 

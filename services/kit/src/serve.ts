@@ -1,4 +1,7 @@
 // The server bootstrap every service uses: engine, interceptors, health, reflection, admin port, shutdown.
+// Over 300 lines on purpose: serve() owns one server's life, and its engines, admin port, health, drain and
+// stop share that state; the parts that stand alone are modules of their own (admin, health, reflection,
+// grpc-server, mesh-server).
 import { once, setMaxListeners } from "node:events";
 import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";

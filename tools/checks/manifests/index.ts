@@ -21,7 +21,6 @@ import { checkSkaffold } from "./skaffold-checks.js";
 import { type Obj, type Problem, unique } from "./types.js";
 import { validateObject } from "./validate.js";
 
-export { ROOT } from "../../root.js";
 export { sharedSchemasDir } from "./schemas.js";
 export type { Manifest, Problem, Render, Stack } from "./types.js";
 

@@ -7,8 +7,8 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import { renderAll } from "../../checks/manifests/render.js";
 import type { Manifest, Render } from "../../checks/manifests/types.js";
+import { ROOT } from "../../root.js";
 import { EXPERIMENTS_DIR } from "../../traffic/experiment/hypothesis.js";
-import { ROOT } from "../devdb.js";
 import { type ControlPlane, ISTIO_CRDS } from "./control-plane.js";
 
 /** What `skaffold dev -p mesh` deploys: the dev overlay, then the mesh policy. */

@@ -9,7 +9,8 @@ import { request } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BIN, freePort, ROOT } from "../devdb.js";
+import { ROOT } from "../../root.js";
+import { BIN, freePort } from "../devdb.js";
 
 export const KUBE_BIN = { etcd: join(BIN, "etcd"), apiserver: join(BIN, "kube-apiserver"), kubectl: join(BIN, "kubectl") };
 /** Istio's CRDs, copied by tools/setup/kube/setup.sh from the istio.io/istio module istiod is built from. */

@@ -15,7 +15,7 @@
 // 127.0.0.x and a WorkloadEntry with that address).
 
 import { join } from "node:path";
-import { ROOT } from "../devdb.js";
+import { ROOT } from "../../root.js";
 
 export const MESH_NAMESPACE = "meshmart";
 export const MESH_DOMAIN = "cluster.local";

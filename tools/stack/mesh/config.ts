@@ -1,35 +1,9 @@
-// istiod's config directory for the local mesh, made from the same manifests a cluster gets (kustomize-
-// rendered, nothing hand-copied):
-//   - per Service with a local instance: a ServiceEntry <svc>.meshmart.svc.cluster.local (MESH_INTERNAL,
-//     STATIC, the Service's ports, workloadSelector = the Service's selector): what the Kubernetes registry
-//     would make of the Service;
-//   - per local instance: a WorkloadEntry (the Deployment's pod labels incl. `version`, its serviceAccount, an
-//     address of its own in 127.0.0.0/8, its ports): what the registry would make of the pod;
-//   - per extra client (the load generator, tests): a WorkloadEntry, so it has a workload identity of its own;
-//   - the rendered mesh/ objects as they are, except what proxyless gRPC cannot honour (listed with the reason).
-// istiod refuses the whole directory when one document does not parse, so everything is validated with
-// `istioctl validate` before it is written, and a problem names the source file.
-//
-// API (the sec and kube helpers build on it; keep it stable):
-//   renderMeshConfig({ instances, clients?, mesh?, overlay? }): MeshConfig    docs + leftOut
-//   validateMeshDocs(docs): Promise<Problem[]>                                  istioctl validate, by source file
-//   class MeshConfigDir(dir)                                                   one file per object, atomic writes
-//     .write(docs): Obj[]  .apply(docs): Applied  .revert(applied): Reverted  .docs()  .fileOf(obj)
-//     every object written carries a REVISION_ANNOTATION, so istiod.waitForConfig(written) can tell
-//     when istiod holds exactly that version (observed in /debug/configz, no sleeping)
-//   objectKey(obj): "Kind/namespace/name"       whyLeftOut(obj): the reason an object is not for istiod, or undefined
-//   readMeshFile(path, label): Manifest[]       a YAML file's objects (namespace meshmart by default)
-//   renderKustomization(dir, root?): Manifest[] one kustomization rendered (e.g. mesh/canary, to apply it)
-//   LOOPBACK: loopbackAddress(i) → "127.0.0.<10+i>"
-import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { parseAllDocuments, stringify } from "yaml";
 import { renderAll } from "../../checks/manifests/render.js";
-import type { Manifest, Obj, Problem } from "../../checks/manifests/types.js";
-import { ROOT } from "../devdb.js";
+import type { Manifest, Obj } from "../../checks/manifests/types.js";
+import { ROOT } from "../../root.js";
 import { MESH_DOMAIN, MESH_NAMESPACE, type Workload } from "./bootstrap.js";
 
 /** One local process that stands for a pod of a Deployment. */
@@ -193,69 +167,7 @@ function workloadEntry(
   return { file, obj: { apiVersion: "networking.istio.io/v1", kind: "WorkloadEntry", metadata: { name, namespace: MESH_NAMESPACE }, spec } };
 }
 
-const run = promisify(execFile);
-
-export function istioctlBinary(): string {
-  const bin = process.env.ISTIOCTL ?? join(ROOT, ".cache", "bin", "istioctl");
-  if (!existsSync(bin)) throw new Error(`mesh: ${bin} not found; run tools/setup/setup.sh --mesh (it builds istioctl with Go)`);
-  return bin;
-}
-
-/**
- * `istioctl validate` over every document (offline: Istio's own validation, the one its admission webhook
- * runs, which also refuses what the CRD schemas let through, e.g. a negative `attempts`). Each problem names
- * the source file and the object. Warnings are not problems.
- */
-export async function validateMeshDocs(docs: Manifest[]): Promise<Problem[]> {
-  const dir = mkdtempSync(join(tmpdir(), "meshmart-validate-"));
-  try {
-    const sources = new Map<string, string>();
-    const files: string[] = [];
-    docs.forEach((m, i) => {
-      const f = join(dir, `${i}.yaml`);
-      writeFileSync(f, stringify(m.obj));
-      sources.set(f, m.file);
-      files.push(f);
-    });
-    if (files.length === 0) return [];
-    try {
-      await run(istioctlBinary(), ["validate", ...files.flatMap((f) => ["-f", f])], { maxBuffer: 16 << 20 });
-      return [];
-    } catch (err) {
-      const out = `${(err as { stdout?: string }).stdout ?? ""}\n${(err as { stderr?: string }).stderr ?? (err as Error).message}`;
-      return problemsOf(out, docs, sources);
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/** Maps istioctl's messages ("... VirtualService/meshmart/payment ...", "... <file>: ...") to source files. */
-function problemsOf(out: string, docs: Manifest[], sources: Map<string, string>): Problem[] {
-  const problems: Problem[] = [];
-  // Warnings ("<file> has warnings:" and their bullets) come first; the errors follow "Error: N error(s) occurred".
-  const errorsAt = out.search(/^Error: /m);
-  const lines = (errorsAt >= 0 ? out.slice(errorsAt) : out)
-    .split("\n")
-    .map((l) => l.replace(/^\s*\*\s*/, "").trim())
-    .filter((l) => l && !/^Error: \d+ errors? occurred:?$/.test(l) && !/^\d+ errors? occurred:?$/.test(l));
-  for (const line of lines) {
-    if (/^Warning/i.test(line) || /^"?[\w-]+"? is valid$/.test(line)) continue;
-    let file: string | undefined;
-    for (const [tmp, src] of sources) if (line.includes(tmp)) file = src;
-    if (!file)
-      for (const m of docs) {
-        const { kind, metadata } = m.obj;
-        const ns = metadata?.namespace ?? MESH_NAMESPACE;
-        if (line.includes(`${kind}/${ns}/${metadata?.name}`) || line.includes(`${kind}/${ns}.${metadata?.name}`) || line.includes(`${kind}//${metadata?.name}`))
-          file = m.file;
-      }
-    let message = line;
-    for (const tmp of sources.keys()) message = message.replaceAll(tmp, "");
-    problems.push({ file: file ?? "(mesh config)", message });
-  }
-  return problems;
-}
+export { istioctlBinary, validateMeshDocs } from "./validate.js";
 
 export interface Applied {
   /** Per file name in the directory: its content before the apply, or null when the object was new. */

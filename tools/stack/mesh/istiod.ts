@@ -17,7 +17,8 @@ import { existsSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { join } from "node:path";
 import type { Obj } from "../../checks/manifests/types.js";
-import { freePort, ROOT } from "../devdb.js";
+import { ROOT } from "../../root.js";
+import { freePort } from "../devdb.js";
 import { objectKey, REVISION_ANNOTATION } from "./config.js";
 
 export interface IstiodPorts {

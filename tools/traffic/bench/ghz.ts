@@ -4,7 +4,7 @@ import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { ROOT } from "../../stack/devdb.js";
+import { ROOT } from "../../root.js";
 import type { Figures } from "./closed-loop.js";
 
 export const GHZ = join(ROOT, ".cache", "bin", "ghz");

@@ -17,7 +17,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { ROOT } from "../../stack/devdb.js";
+import { ROOT } from "../../root.js";
 import { echoBench } from "./echo.js";
 import { machine } from "./machine.js";
 import { measureMesh } from "./mesh.js";

@@ -3,7 +3,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
-import { ROOT } from "../../stack/devdb.js";
+import { ROOT } from "../../root.js";
 
 const tryRun = (cmd: string, args: string[]) => {
   try {

@@ -10,11 +10,11 @@ import { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
 import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
 import { OrderService, OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
 import { createGrpcJsTransport } from "#kit";
-import { ROOT } from "../../stack/devdb.js";
+import { ROOT } from "../../root.js";
+import { type ReadyMesh, startLocalStack } from "../../stack/child-stack.js";
 import { xdsChannelOptions } from "../../stack/mesh/bootstrap.js";
 import { MeshConfigDir, readMeshFile } from "../../stack/mesh/config.js";
 import { APPROVED_CARD } from "../load/index.js";
-import { type ReadyMesh, startLocalStack } from "../load/local-stack.js";
 import { closedLoop, type Figures } from "./closed-loop.js";
 import type { Settings } from "./stacks.js";
 

@@ -2,7 +2,7 @@
 // function, as shares of the samples the process was not idle.
 import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import { ROOT } from "../../stack/devdb.js";
+import { ROOT } from "../../root.js";
 
 interface CpuProfile {
   nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number }[];

@@ -4,7 +4,7 @@
 // quieter during the run weighs on every variant alike; each figure is the mean of its runs.
 import { loadavg } from "node:os";
 import { closeClients } from "#kit";
-import type { Ready } from "../load/local-stack.js";
+import type { Ready } from "../../stack/child-stack.js";
 import type { Figures } from "./closed-loop.js";
 import { machine } from "./machine.js";
 import { benchCalls, type Settings, timedStart, warmThenMeasure } from "./stacks.js";

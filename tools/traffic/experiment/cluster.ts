@@ -3,11 +3,15 @@
 // hypothesis lists, and afterwards put back what was there: the saved objects as they were (a `-p canary`
 // cluster goes back to its 90/10, not to the base's 100% v1), and objects the file created are deleted.
 // The plan is data, so what would run on a cluster is tested here without one.
+// Also the audit of charges without database access (through payment's ListPayments), for a cluster run.
 import { execFile } from "node:child_process";
 import { accessSync, constants, existsSync, readFileSync } from "node:fs";
 import { delimiter, join, relative } from "node:path";
+import { createClient } from "@connectrpc/connect";
 import { parseAllDocuments } from "yaml";
-import { ROOT } from "../../stack/devdb.js";
+import { PaymentService, PaymentState } from "#gen/meshmart/payment/v1/payment_pb.js";
+import { createGrpcJsTransport } from "#kit";
+import { ROOT } from "../../root.js";
 import { EXPERIMENTS_DIR, type Hypothesis } from "./hypothesis.js";
 
 export interface Command {
@@ -203,4 +207,25 @@ export async function withClusterFault<T>(
     else await settle?.("reverted", revertedAt);
   }
   return { result, commands };
+}
+
+/** Cluster audit through payment's own RPC: orders with more than one approved payment (a double charge). */
+export async function auditCharges(payment: string, orderIds: string[]): Promise<string> {
+  const transport = createGrpcJsTransport({ target: payment, defaultTimeoutMs: 5000 });
+  const client = createClient(PaymentService, transport);
+  let doubled = 0;
+  let unreadable = 0;
+  try {
+    for (const orderId of new Set(orderIds)) {
+      try {
+        const { payments } = await client.listPayments({ orderId, pageSize: 100 });
+        if (payments.filter((p) => p.state === PaymentState.APPROVED).length > 1) doubled++;
+      } catch {
+        unreadable++;
+      }
+    }
+  } finally {
+    transport.close();
+  }
+  return `${new Set(orderIds).size} accepted orders audited, ${doubled} with more than one approved payment, ${unreadable} unreadable`;
 }

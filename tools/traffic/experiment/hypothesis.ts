@@ -5,7 +5,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Ajv } from "ajv";
 import { parse } from "yaml";
-import { ROOT } from "../../stack/devdb.js";
+import { ROOT } from "../../root.js";
 import type { UnitName } from "../../stack/launcher.js";
 import { INVARIANTS, type InvariantName } from "../invariants.js";
 

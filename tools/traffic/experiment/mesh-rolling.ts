@@ -4,7 +4,7 @@
 // VirtualServices' retries (mesh/base/routes.yaml) decide what a caller sees. `retries: false` first replaces
 // every route's retry policy with none, to show what the retries are worth.
 import { join } from "node:path";
-import { ROOT } from "../../stack/devdb.js";
+import { ROOT } from "../../root.js";
 import { startStack, type UnitName } from "../../stack/launcher.js";
 import { readMeshFile } from "../../stack/mesh/config.js";
 import { checkDataSet, type InvariantReport } from "../invariants.js";

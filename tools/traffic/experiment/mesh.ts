@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import type { Manifest } from "../../checks/manifests/types.js";
-import { ROOT } from "../../stack/devdb.js";
+import { ROOT } from "../../root.js";
 import type { Stack, UnitName } from "../../stack/launcher.js";
 import { readMeshFile, whyLeftOut } from "../../stack/mesh/config.js";
 import { EXPERIMENTS_DIR, type Hypothesis } from "./hypothesis.js";

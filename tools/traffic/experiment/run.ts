@@ -3,10 +3,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
-import { createClient } from "@connectrpc/connect";
-import { createGrpcJsTransport } from "#kit";
-import { PaymentService, PaymentState } from "../../../gen/meshmart/payment/v1/payment_pb.js";
-import { ROOT } from "../../stack/devdb.js";
+import { ROOT } from "../../root.js";
 import { localMeshInfo, localSettle } from "../../stack/kube/local.js";
 import { type Stack, startStack, UNITS, type UnitName } from "../../stack/launcher.js";
 import { readMeshFile } from "../../stack/mesh/config.js";
@@ -15,7 +12,7 @@ import { DEFAULT_TARGETS } from "../load/args.js";
 import { type LoadOptions, runLoad as realRunLoad } from "../load/index.js";
 import { pickTraces } from "../trace/pick.js";
 import { readSpans, type SpanRecord } from "../trace/spans.js";
-import { clusterPlan, type Settle, withClusterFault } from "./cluster.js";
+import { auditCharges, clusterPlan, type Settle, withClusterFault } from "./cluster.js";
 import { consistency, evaluate, type FaultTimes, orderOutcomes, type RunStats, recoveryMs, secondsIn, successRate } from "./evaluate.js";
 import { EXPERIMENTS_DIR, type Hypothesis, loadHypothesis } from "./hypothesis.js";
 import { driveLocalFault, type FaultLog } from "./local.js";
@@ -98,11 +95,7 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
   let tracesNote = "";
 
   if (target === "local") {
-    const recovery = opts.recovery ?? LOCAL_RECOVERY;
-    // The runner's own stack writes spans into a directory of its own, read once the stack has stopped (and flushed).
-    const ownTraces = opts.stack ? undefined : mkdtempSync(join(tmpdir(), "meshmart-experiment-traces-"));
-    const stack = opts.stack ?? (await startStack({ logLevel: "warn", recovery, traces: ownTraces ? { dir: ownTraces } : undefined }));
-    try {
+    ({ run, fault, invariants, logsOf, spans, tracesNote } = await onLocalStack(opts, h, false, async (stack) => {
       const at = stack.endpoints;
       // runLoad first registers and logs in its shoppers (seconds on a busy machine): the fault clock starts
       // with the schedule, not before, or the fault would hit the setup. The start is estimated from the first
@@ -110,8 +103,9 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
       // startedAt, so a late start shows as such.
       const abort = new AbortController();
       let faultRun: Promise<{ log: FaultLog; t0: number }> | undefined;
+      let loaded: RunStats & { startedAt: string };
       try {
-        run = await runLoad({
+        loaded = await runLoad({
           ...loadOpts,
           targets: { identity: at.identity.grpc, catalog: at["catalog-v1"].grpc, orders: at.orders.grpc, payment: at.payment.grpc },
           onSecond: (sec) => {
@@ -129,43 +123,20 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
       }
       if (!faultRun) throw new Error("the load never reported its first second, so the fault was never started");
       const { log, t0 } = await faultRun;
-      fault = rebase(log, t0 - Date.parse(run.startedAt));
-      const accepted = run.placedOrders.filter((o) => o.code === "ok").map((o) => o.orderId);
-      // The recovery window: an order still for afterMs is picked up at the next pass. The poll ends as soon as
-      // nothing is PENDING; the generous bound is for a busy machine, where each recovery takes seconds.
-      invariants =
-        h.invariants === "none"
-          ? { skipped: "the hypothesis asks for none" }
-          : await checkDataSet(stack.mongoUri, { settleTimeoutMs: recovery.afterMs + 60_000, accepted });
-      logsOf = (u) => (u === "database" ? stack.dbOutput() : stack.output(u));
-      if (stack.tracesDir && opts.stack) spans = readSpans(stack.tracesDir);
-    } finally {
-      if (!opts.stack) await stack.stop();
-    }
-    ({ spans, tracesNote } = ownSpans(ownTraces, spans));
+      return { run: loaded, fault: rebase(log, t0 - Date.parse(loaded.startedAt)) };
+    }));
   } else if (target === "mesh") {
-    const recovery = opts.recovery ?? LOCAL_RECOVERY;
-    const ownTraces = opts.stack ? undefined : mkdtempSync(join(tmpdir(), "meshmart-experiment-traces-"));
-    const stack = opts.stack ?? (await startStack({ logLevel: "warn", recovery, mesh: {}, traces: ownTraces ? { dir: ownTraces } : undefined }));
-    try {
+    ({ run, fault, invariants, logsOf, spans, tracesNote } = await onLocalStack(opts, h, true, async (stack) => {
       const mesh = stack.mesh;
       if (!mesh) throw new Error("--target mesh: the stack given was not started with mesh");
       const targets = { ...mesh.targets, xdsBootstrap: JSON.stringify(mesh.bootstrap("load")) };
       const done = await withMeshFault(stack, h, () => runLoad({ ...loadOpts, targets }), opts.root ? join(opts.root, "mesh", "experiments") : undefined);
-      run = done.result;
       // The Istio fault is on for the whole load, applied (and acknowledged by every client) before it started.
-      fault = { startMs: 0, endMs: durationMs, events: done.fault.events.map((e) => ({ ...e, atMs: Math.min(e.atMs, durationMs) })) };
-      const accepted = run.placedOrders.filter((o) => o.code === "ok").map((o) => o.orderId);
-      invariants =
-        h.invariants === "none"
-          ? { skipped: "the hypothesis asks for none" }
-          : await checkDataSet(stack.mongoUri, { settleTimeoutMs: recovery.afterMs + 60_000, accepted });
-      logsOf = (u) => (u === "database" ? stack.dbOutput() : stack.output(u));
-      if (stack.tracesDir && opts.stack) spans = readSpans(stack.tracesDir);
-    } finally {
-      if (!opts.stack) await stack.stop();
-    }
-    ({ spans, tracesNote } = ownSpans(ownTraces, spans));
+      return {
+        run: done.result,
+        fault: { startMs: 0, endMs: durationMs, events: done.fault.events.map((e) => ({ ...e, atMs: Math.min(e.atMs, durationMs) })) },
+      };
+    }));
   } else {
     const plan = clusterPlan(h, opts.root ? { root: opts.root, experimentsDir: join(opts.root, "mesh", "experiments") } : {});
     const a = opts.address;
@@ -266,6 +237,41 @@ export async function runExperiment(opts: ExperimentOptions): Promise<{ report: 
   return { report, files };
 }
 
+/**
+ * The local and mesh targets: the runner's own stack (or the one given) under `drive`'s load and fault, then
+ * the invariants over the whole data set, the units' logs and the spans.
+ */
+async function onLocalStack(
+  opts: ExperimentOptions,
+  h: Hypothesis,
+  mesh: boolean,
+  drive: (stack: Stack) => Promise<{ run: RunStats & { startedAt: string }; fault: FaultLog }>,
+) {
+  const recovery = opts.recovery ?? LOCAL_RECOVERY;
+  // The runner's own stack writes spans into a directory of its own, read once the stack has stopped (and flushed).
+  const ownTraces = opts.stack ? undefined : mkdtempSync(join(tmpdir(), "meshmart-experiment-traces-"));
+  const stack =
+    opts.stack ?? (await startStack({ logLevel: "warn", recovery, mesh: mesh ? {} : undefined, traces: ownTraces ? { dir: ownTraces } : undefined }));
+  let given: SpanRecord[] | undefined;
+  let done: { run: RunStats & { startedAt: string }; fault: FaultLog; invariants: InvariantReport | { skipped: string } };
+  try {
+    const { run, fault } = await drive(stack);
+    const accepted = run.placedOrders.filter((o) => o.code === "ok").map((o) => o.orderId);
+    // The recovery window: an order still for afterMs is picked up at the next pass. The poll ends as soon as
+    // nothing is PENDING; the generous bound is for a busy machine, where each recovery takes seconds.
+    const invariants =
+      h.invariants === "none"
+        ? { skipped: "the hypothesis asks for none" }
+        : await checkDataSet(stack.mongoUri, { settleTimeoutMs: recovery.afterMs + 60_000, accepted });
+    if (stack.tracesDir && opts.stack) given = readSpans(stack.tracesDir);
+    done = { run, fault, invariants };
+  } finally {
+    if (!opts.stack) await stack.stop();
+  }
+  const logsOf = (u: UnitName | "database") => (u === "database" ? stack.dbOutput() : stack.output(u));
+  return { ...done, logsOf, ...ownSpans(ownTraces, given) };
+}
+
 /** The spans the runner's own stack wrote (its directory then removed), else those already read from a given stack. */
 function ownSpans(ownTraces: string | undefined, given: SpanRecord[] | undefined): { spans?: SpanRecord[]; tracesNote: string } {
   if (ownTraces) {
@@ -274,27 +280,6 @@ function ownSpans(ownTraces: string | undefined, given: SpanRecord[] | undefined
     return { spans, tracesNote: "" };
   }
   return { spans: given, tracesNote: given ? "" : "the stack given to the runner was started without tracing (StackOptions.traces)" };
-}
-
-/** Cluster audit through payment's own RPC: orders with more than one approved payment (a double charge). */
-export async function auditCharges(payment: string, orderIds: string[]): Promise<string> {
-  const transport = createGrpcJsTransport({ target: payment, defaultTimeoutMs: 5000 });
-  const client = createClient(PaymentService, transport);
-  let doubled = 0;
-  let unreadable = 0;
-  try {
-    for (const orderId of new Set(orderIds)) {
-      try {
-        const { payments } = await client.listPayments({ orderId, pageSize: 100 });
-        if (payments.filter((p) => p.state === PaymentState.APPROVED).length > 1) doubled++;
-      } catch {
-        unreadable++;
-      }
-    }
-  } finally {
-    transport.close();
-  }
-  return `${new Set(orderIds).size} accepted orders audited, ${doubled} with more than one approved payment, ${unreadable} unreadable`;
 }
 
 /** Moves a fault log timed from an estimated start onto the load's own clock (`shiftMs` = estimate − real start). */

@@ -1,7 +1,7 @@
 // Command-line values of the load CLI: durations and targets.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT } from "../../stack/devdb.js";
+import { ROOT } from "../../root.js";
 import { DEFAULT_PORTS, SERVICE_PORT } from "../../stack/launcher.js";
 import { xdsTarget } from "../../stack/mesh/bootstrap.js";
 import type { LoadTargets } from "./shopper.js";

@@ -7,10 +7,10 @@
 // client of its own, on the routes a caller in the cluster takes. Prints a summary; --out writes the whole JSON report.
 import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
+import { type LocalStack, type Mode, startLocalStack } from "../../stack/child-stack.js";
 import { ensureMeshTools } from "../../stack/mesh/istiod.js";
 import { DEFAULT_TARGETS, meshTargets, parseDuration, parseTargets } from "./args.js";
 import { type LoadReport, type LoadTargets, MAX_DURATION_MS, MAX_RATE, parseMix, runLoad } from "./index.js";
-import { type LocalStack, type Mode, startLocalStack } from "./local-stack.js";
 
 const USAGE = `usage: npm run load -- --rate <per second, <= ${MAX_RATE}> --duration <10s|500ms|2m, <= ${MAX_DURATION_MS / 60_000}m>
   [--mix op=weight,...]   ops: browse search getProduct login placeOrder

@@ -5,7 +5,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { ROOT } from "../../stack/devdb.js";
+import { ROOT } from "../../root.js";
 import { readSpans, tracesOfOrder } from "./spans.js";
 import { traceView, waterfallSvg, waterfallText } from "./waterfall.js";
 

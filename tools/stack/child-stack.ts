@@ -1,13 +1,15 @@
-// Brings up the local stack (tools/stack/start.ts --ports auto) for a load run, a benchmark or a test, and
-// turns its "meshmart ready {json}" line into load targets.
+// The local stack in a child process: npm start's launcher (tools/stack/start.ts --ports auto, which runs
+// startStack of launcher.ts, or the monolith) for a load run, a benchmark or a test, and its "meshmart ready
+// {json}" line turned into load targets. A child process rather than startStack in the caller: the benchmark
+// measures the stack's processes apart from its own, and the end-to-end tests run the README's way.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { type ServiceProcess, startProcess } from "../../stack/process.js";
-import { parseReadyLine } from "../../stack/ready-line.js";
-import type { LoadTargets } from "./shopper.js";
+import type { LoadTargets } from "../traffic/load/shopper.js";
+import { type ServiceProcess, startProcess } from "./process.js";
+import { parseReadyLine } from "./ready-line.js";
 
 export type Mode = "services" | "monolith" | "mesh";
 /** What tools/stack/start.ts prints: each unit's gRPC and admin address, and the database (and in mesh mode, the mesh). */
