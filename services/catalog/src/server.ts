@@ -7,6 +7,7 @@ import {
   type env,
   type Logger,
   lockTable,
+  logger,
   oneOf,
   openDatabase,
   type RunningServer,
@@ -37,7 +38,7 @@ export function catalogConfig(source: Record<string, string | undefined> = proce
 
 /** catalog ready to serve: its handlers, readiness and database, not yet on a port. */
 export async function buildCatalog(config: CatalogConfig): Promise<ServicePart> {
-  const db = await openDatabase(config.MONGODB_URI, config.DB_NAME);
+  const db = await openDatabase(config.MONGODB_URI, config.DB_NAME, "MONGODB_URI", { log: logger("catalog") });
   try {
     const products = productStore(db);
     if (config.SEED) await products.seed(await loadSeed());

@@ -113,7 +113,7 @@ export async function buildIdentity(config: IdentityConfig, opts: { now?: () => 
     rotateSeconds: config.JWT_ROTATE_SECONDS,
     ttlSeconds: config.TOKEN_TTL_SECONDS,
   });
-  const db = await openDatabase(config.MONGODB_URI, config.DB_NAME);
+  const db = await openDatabase(config.MONGODB_URI, config.DB_NAME, "MONGODB_URI", { log: opts.log ?? logger("identity") });
   try {
     const users = await userStore(db, { hashLn: config.PASSWORD_HASH_LN });
     const tokens = tokenIssuer(ring.current, { issuer: config.JWT_ISSUER, audience: config.JWT_AUDIENCE, ttlSeconds: config.TOKEN_TTL_SECONDS });

@@ -62,7 +62,7 @@ export function ordersConfig(source: Record<string, string | undefined> = proces
 /** orders ready to serve: handlers, saga clients, recovery loop and database, not yet on a port. */
 export async function buildOrders(config: OrdersConfig, opts: BuildOptions = {}): Promise<ServicePart> {
   const log = opts.log ?? logger("orders");
-  const db = await openDatabase(config.MONGODB_URI, config.DB_NAME);
+  const db = await openDatabase(config.MONGODB_URI, config.DB_NAME, "MONGODB_URI", { log: log });
   const orders = orderStore(db);
   const locks = lockTable(db);
   const clients = clientPool({ transport: opts.peers });

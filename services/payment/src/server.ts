@@ -38,7 +38,7 @@ export function paymentConfig(source: Record<string, string | undefined> = proce
 /** payment ready to serve: handlers, readiness and database, not yet on a port. `now` is the clock card expiry is checked against (tests move it). */
 export async function buildPayment(config: PaymentConfig, opts: { now?: () => Date; log?: Logger } = {}): Promise<ServicePart> {
   const log = opts.log ?? logger("payment");
-  const db = await openDatabase(config.MONGODB_URI, config.DB_NAME);
+  const db = await openDatabase(config.MONGODB_URI, config.DB_NAME, "MONGODB_URI", { log: log });
   const payments = paymentStore(db, lockTable(db), opts.now);
   const reconciler = reconcileLoop({ payments, log, intervalMs: config.RECONCILE_INTERVAL_MS, afterMs: config.RECONCILE_AFTER_MS });
   return {
