@@ -10,14 +10,51 @@ import { ROOT } from "../root.js";
 
 export const BIN = join(ROOT, ".cache", "bin");
 
-/** A free TCP port on 127.0.0.1 (asked from the kernel, then released). */
+/**
+ * A free TCP port on 127.0.0.1, released for the caller to bind. Drawn below the kernel's ephemeral range
+ * (/proc/sys/net/ipv4/ip_local_port_range): a port from listen(0) lies in that range, where any outgoing
+ * connection may take it as its local port before the caller binds it (seen in CI: a service's auto port was
+ * EADDRINUSE). Ports are handed out from a cursor that starts at a random place and moves on, so one process
+ * never gets the same port twice in a row of stack starts; where there is no room below the range, the kernel picks.
+ */
 export async function freePort(): Promise<number> {
+  const low = ephemeralLow();
+  if (low - PORTS_FROM >= 2000) {
+    cursor ??= Math.floor(Math.random() * (low - PORTS_FROM));
+    for (let tries = 0; tries < 100; tries++) {
+      const port = PORTS_FROM + (cursor++ % (low - PORTS_FROM));
+      if (await canListen(port)) return port;
+    }
+  }
+  return listenOn(0);
+}
+
+/** Below the registered ports of common servers (8080, 9090, 15010...) is crowded; above it, until the range. */
+const PORTS_FROM = 20000;
+let cursor: number | undefined;
+
+function ephemeralLow(): number {
+  try {
+    return Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]) || 0;
+  } catch {
+    return 0;
+  }
+}
+
+async function canListen(port: number): Promise<boolean> {
+  return listenOn(port).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function listenOn(port: number): Promise<number> {
   const srv = createServer();
-  srv.listen(0, "127.0.0.1");
-  await once(srv, "listening");
-  const { port } = srv.address() as { port: number };
+  srv.listen(port, "127.0.0.1");
+  await Promise.race([once(srv, "listening"), once(srv, "error").then(([err]) => Promise.reject(err))]);
+  const bound = (srv.address() as { port: number }).port;
   await new Promise((r) => srv.close(r));
-  return port;
+  return bound;
 }
 
 export interface DevDb {
