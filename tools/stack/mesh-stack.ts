@@ -138,17 +138,8 @@ export async function startMesh(
     config,
     leftOut: rendered.leftOut,
     workloads,
-    targets: {
-      identity: xdsTarget("identity", SERVICE_PORT),
-      catalog: xdsTarget("catalog", SERVICE_PORT),
-      orders: xdsTarget("orders", SERVICE_PORT),
-      payment: xdsTarget("payment", SERVICE_PORT),
-    },
-    bootstrap(name) {
-      const w = clients.find((c) => c.name === name);
-      if (!w) throw new Error(`mesh: no client workload named ${name} (MeshOptions.clients: ${clients.map((c) => c.name).join(", ")})`);
-      return bootstrapFor(w, istiod.xdsAddress, clientExtras.get(name));
-    },
+    targets: meshTargets(),
+    bootstrap: clientBootstrap(clients, istiod.xdsAddress, clientExtras),
     security,
     serviceExtras,
     async stop() {
@@ -173,6 +164,25 @@ export async function startMesh(
 }
 
 /** The mesh on a local Kubernetes control plane (tools/stack/kube/mesh.ts): same workloads, clients, certificates and targets. */
+/** The xDS targets of the four services, as the mesh's clients dial them. */
+function meshTargets() {
+  return {
+    identity: xdsTarget("identity", SERVICE_PORT),
+    catalog: xdsTarget("catalog", SERVICE_PORT),
+    orders: xdsTarget("orders", SERVICE_PORT),
+    payment: xdsTarget("payment", SERVICE_PORT),
+  };
+}
+
+/** The bootstrap of a client workload by name (its certificate settings included), against istiod at `xdsAddress`. */
+function clientBootstrap(clients: Workload[], xdsAddress: string, extras: Map<string, Record<string, unknown>>): (name: string) => Bootstrap {
+  return (name) => {
+    const w = clients.find((c) => c.name === name);
+    if (!w) throw new Error(`mesh: no client workload named ${name} (MeshOptions.clients: ${clients.map((c) => c.name).join(", ")})`);
+    return bootstrapFor(w, xdsAddress, extras.get(name));
+  };
+}
+
 async function startKubeModeMesh(
   o: MeshOptions,
   hostOf: Record<UnitName, string>,
@@ -211,17 +221,8 @@ async function startKubeModeMesh(
     // Everything is stored and validated by the API server; what proxyless gRPC does not execute is as without kube.
     leftOut: [],
     workloads,
-    targets: {
-      identity: xdsTarget("identity", SERVICE_PORT),
-      catalog: xdsTarget("catalog", SERVICE_PORT),
-      orders: xdsTarget("orders", SERVICE_PORT),
-      payment: xdsTarget("payment", SERVICE_PORT),
-    },
-    bootstrap(name) {
-      const w = clients.find((c) => c.name === name);
-      if (!w) throw new Error(`mesh: no client workload named ${name} (MeshOptions.clients: ${clients.map((c) => c.name).join(", ")})`);
-      return bootstrapFor(w, kube.istiod.xdsAddress, sec.clientExtras.get(name));
-    },
+    targets: meshTargets(),
+    bootstrap: clientBootstrap(clients, kube.istiod.xdsAddress, sec.clientExtras),
     security: sec.security,
     serviceExtras: sec.serviceExtras,
     async stop() {
