@@ -85,7 +85,9 @@ async function main() {
     },
   };
   if (args.mode === "monolith") {
-    const monolith = await startStack({ ...common, monolith: true });
+    // The one process writes one span file; a TRACES_FILE in the environment still names it, as it always did.
+    const tracesFile = process.env.TRACES_FILE;
+    const monolith = await startStack({ ...common, monolith: true, env: tracesFile ? { monolith: { TRACES_FILE: tracesFile } } : undefined });
     stack = monolith;
     return printMonolith(monolith);
   }
