@@ -55,7 +55,7 @@ export function observe(log: Logger): Interceptor {
   };
 }
 
-/** Checks the request against the (meshmart.common.v1.rules) of its fields; INVALID_ARGUMENT names them. */
+/** Checks the request against its contract's (buf.validate.field) rules; INVALID_ARGUMENT names the fields. */
 export function validation(): Interceptor {
   const interceptor: Interceptor = (next) => async (req) => {
     if (!req.stream) {

@@ -4,6 +4,9 @@
 //   npm run bench -- [--seconds 6] [--concurrency 16] [--warmup 2] [--order-rate 50] [--order-seconds 10]
 //   npm run bench -- --render    rewrite BENCHMARKS.md from bench/results.json, measuring nothing
 //   npm run bench -- --only tracing   measure section 6 alone and add it to bench/results.json and BENCHMARKS.md
+//   npm run bench -- --only kit       measure section 1 (the kit's overhead) alone, likewise
+//   npm run bench -- --only memory    measure the RSS figures alone (services and monolith, the same loads as a
+//                                     full run), likewise; the other figures of bench/results.json stay as they were
 //
 // 1. the kit's overhead: raw grpc-js vs bare connect-node vs the kit, an in-memory GetProduct (echo.ts)
 // 2. GetProduct and PlaceOrder, services vs monolith, same load, same database (stacks.ts)
@@ -21,7 +24,7 @@ import { ROOT } from "../../root.js";
 import { echoBench } from "./echo.js";
 import { machine } from "./machine.js";
 import { measureMesh } from "./mesh.js";
-import { type BenchResults, markdown, TARGETS } from "./report.js";
+import { type BenchResults, markdown, type SectionRun, TARGETS } from "./report.js";
 import { measureMode, profilePlaceOrder, type Settings } from "./stacks.js";
 import { measureTracing } from "./tracing.js";
 
@@ -41,6 +44,8 @@ const { values: a } = parseArgs({
   },
 });
 
+const round1 = (x: number) => Math.round(x * 10) / 10;
+
 async function main() {
   if (a.render) {
     const saved = JSON.parse(readFileSync(join(a.out, "bench", "results.json"), "utf8")) as BenchResults;
@@ -55,18 +60,33 @@ async function main() {
     orderSeconds: Number(a["order-seconds"]),
     crossCheckRate: Number(a["cross-check-rate"]),
   };
-  if (a.only !== undefined && a.only !== "tracing") throw new Error(`--only takes "tracing", got "${a.only}"`);
-  if (a.only === "tracing") {
+  if (a.only !== undefined && !["tracing", "kit", "memory"].includes(a.only)) throw new Error(`--only takes "tracing", "kit" or "memory", got "${a.only}"`);
+  if (a.only !== undefined) {
     const file = join(a.out, "bench", "results.json");
     const saved = JSON.parse(readFileSync(file, "utf8")) as BenchResults;
-    saved.tracing = await measureTracing({ ...saved.settings, ...settings }, Number(a["tracing-rounds"]));
+    const loadAtStart = loadavg()[0];
+    if (a.only === "tracing") saved.tracing = await measureTracing({ ...saved.settings, ...settings }, Number(a["tracing-rounds"]));
+    else if (a.only === "kit") saved.echo = await echoBench(settings);
+    else {
+      // The same loads as a full run (measureMode), keeping only what they say about memory.
+      for (const mode of ["services", "monolith"] as const) {
+        const { result } = await measureMode(mode, settings);
+        saved[mode].rssIdleMB = result.rssIdleMB;
+        saved[mode].rssLoadMB = result.rssLoadMB;
+      }
+    }
+    if (a.only !== "tracing") {
+      const { date, commit } = machine();
+      const run: SectionRun = { date, commit, load: { start: round1(loadAtStart), end: round1(loadavg()[0]) } };
+      saved.sections = { ...saved.sections, [a.only]: run };
+    }
     writeFileSync(file, `${JSON.stringify(saved, null, 2)}\n`);
     writeFileSync(join(a.out, "BENCHMARKS.md"), markdown(saved));
     console.log(markdown(saved));
     return;
   }
   const started = performance.now();
-  const loadAtStart = Math.round(loadavg()[0] * 10) / 10;
+  const loadAtStart = round1(loadavg()[0]);
   const echo = await echoBench(settings);
   const monolith = await measureMode("monolith", settings);
   const services = await measureMode("services", settings);
@@ -88,7 +108,7 @@ async function main() {
     benchSeconds: 0,
   };
   results.benchSeconds = Math.round((performance.now() - started) / 1000);
-  results.load = { start: loadAtStart, end: Math.round(loadavg()[0] * 10) / 10 };
+  results.load = { start: loadAtStart, end: round1(loadavg()[0]) };
   writeFileSync(join(a.out, "bench", "results.json"), `${JSON.stringify(results, null, 2)}\n`);
   const md = markdown(results);
   writeFileSync(join(a.out, "BENCHMARKS.md"), md);

@@ -36,6 +36,14 @@ const BEFORE = {
  */
 export const COMMANDS_PER_ORDER = 17;
 
+/** When a section was measured apart from the rest (`npm run bench -- --only kit|memory`), on which commit, at what load. */
+export interface SectionRun {
+  date: string;
+  commit: string;
+  /** The 1-minute load average when that measurement started and ended. */
+  load: { start: number; end: number };
+}
+
 export interface BenchResults {
   machine: Machine;
   settings: Settings;
@@ -49,6 +57,8 @@ export interface BenchResults {
   mesh?: MeshResult;
   /** Section 6: tracing off / 10% / 100% (`npm run bench -- --only tracing` measures just this). */
   tracing?: TracingBench;
+  /** Sections re-measured alone after the full run, newer than the date above. */
+  sections?: { kit?: SectionRun; memory?: SectionRun };
   benchSeconds: number;
   /** The 1-minute load average when the run started and when it ended. */
   load?: { start: number; end: number };
@@ -66,6 +76,16 @@ const codes = (c: Record<string, number>) =>
     .map(([k, v]) => `${k} ${v}`)
     .join(", ");
 const row = (cells: (string | number)[]) => `| ${cells.join(" | ")} |`;
+const SECTION_NAMES = {
+  kit: "the kit's overhead (section 1, the two kit rows of the targets)",
+  memory: "memory (the RSS figures of sections 2 and 3 and the targets)",
+};
+/** The sentence saying a section was measured apart from the rest, or "". */
+function measuredApart(r: BenchResults, which: keyof NonNullable<BenchResults["sections"]>): string {
+  const run = r.sections?.[which];
+  if (!run) return "";
+  return `Measured alone by \`npm run bench -- --only ${which}\` on ${run.date.slice(0, 16).replace("T", " ")} UTC, commit ${run.commit}, load average ${run.load.start} → ${run.load.end}.`;
+}
 
 export function markdown(r: BenchResults): string {
   const m = r.machine;
@@ -158,6 +178,14 @@ export function markdown(r: BenchResults): string {
           "throughput and latency measure the contention more than the code, and a ratio of two runs made one after the other (kit ÷ raw) can land either side of its target by chance. " +
           "Memory (RSS) is the figure least affected. Re-run `npm run bench` on a quiet machine for figures to hold against the targets."
         : ""),
+    ...(r.sections && Object.keys(r.sections).length
+      ? [
+          "",
+          `Measured again alone since: ${(Object.keys(r.sections) as (keyof typeof SECTION_NAMES)[])
+            .map((k) => `${SECTION_NAMES[k]} on ${r.sections?.[k]?.date.slice(0, 16).replace("T", " ")} UTC, commit ${r.sections?.[k]?.commit}`)
+            .join("; ")}. The other figures are from the run above.`,
+        ]
+      : []),
     "",
     "## 1. The kit's overhead: raw grpc-js vs bare connect-node vs the meshmart kit",
     "",
@@ -186,7 +214,8 @@ export function markdown(r: BenchResults): string {
     "",
     `The kit's overhead: raw grpc-js serves ${ratio(raw.rps, kit.rps)} the kit's throughput, and the kit's p50 is ${ratio(kit.p50ms, raw.p50ms)} raw's ` +
       `(bare connect-node: ${ratio(raw.rps, cn.rps)} and ${ratio(cn.p50ms, raw.p50ms)}). The kit's client and server run on grpc-js, with Connect's ` +
-      "interceptor chain and protobuf-es around it; bare connect-node also brings its own HTTP/2 client and server.",
+      "interceptor chain and protobuf-es around it; bare connect-node also brings its own HTTP/2 client and server." +
+      (measuredApart(r, "kit") ? ` ${measuredApart(r, "kit")}` : ""),
     "",
     "## 2. Services vs monolith: the same code, the same load, the same database",
     "",
@@ -256,7 +285,7 @@ export function markdown(r: BenchResults): string {
       ),
     row(["monolith (all four)", `${maxOf(mo.rssIdleMB)} MB`, `${maxOf(mo.rssLoadMB)} MB`, "— (one process for four services)"]),
     "",
-    `RSS is prom-client's process_resident_memory_bytes from each admin port, sampled every second during the closed-loop and open-loop runs. Cold start (target ≤ ${TARGETS.coldStartMs / 1000} s): services ${r2(r.coldStartMs.services / 1000)} s, monolith ${r2(r.coldStartMs.monolith / 1000)} s, from spawning npm start's launcher (dist/start.js, compiled like the services) with a fresh data directory (it starts its own embedded database, and catalog seeds it) to its ready line, printed once every service answers health SERVING. Each mode is measured on such a stack of its own: same database engine, same seed data, nothing left over from the other mode's run.`,
+    `RSS is prom-client's process_resident_memory_bytes from each admin port, sampled every second during the closed-loop and open-loop runs. Cold start (target ≤ ${TARGETS.coldStartMs / 1000} s): services ${r2(r.coldStartMs.services / 1000)} s, monolith ${r2(r.coldStartMs.monolith / 1000)} s, from spawning npm start's launcher (dist/start.js, compiled like the services) with a fresh data directory (it starts its own embedded database, and catalog seeds it) to its ready line, printed once every service answers health SERVING. Each mode is measured on such a stack of its own: same database engine, same seed data, nothing left over from the other mode's run.${measuredApart(r, "memory") ? ` RSS figures: ${measuredApart(r, "memory")}` : ""}`,
     "",
     "## 4. Cross-check with ghz",
     "",
