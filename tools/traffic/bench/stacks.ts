@@ -8,7 +8,7 @@ import mongoose from "mongoose";
 import { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
 import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
 import { OrderService, OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
-import { closeClients, dial } from "#kit";
+import { type ClientPool, clientPool } from "#kit";
 import { ROOT } from "../../root.js";
 import { type LocalStack, type Mode, processesOf, type Ready, startLocalStack } from "../../stack/child-stack.js";
 import { APPROVED_CARD, type LoadReport, runLoad } from "../load/index.js";
@@ -102,8 +102,9 @@ export interface ServicesExtras {
 export async function measureMode(mode: Mode, s: Settings): Promise<{ result: ModeResult; extras?: ServicesExtras }> {
   const { stack, startMs } = await timedStart(mode, {});
   console.error(`${mode}: cold start ${startMs} ms`);
+  const clients = clientPool();
   try {
-    const { skus, getProduct, placeOrder } = await benchCalls(stack, mode);
+    const { skus, getProduct, placeOrder } = await benchCalls(stack, mode, clients);
     const rssIdleMB = await rssOf(stack.ready);
     const run = (name: string, fn: (i: number) => Promise<unknown>) => warmThenMeasure(`${mode} ${name}`, fn, s);
     const sku = skus[0];
@@ -152,18 +153,18 @@ export async function measureMode(mode: Mode, s: Settings): Promise<{ result: Mo
     };
     return { result, extras };
   } finally {
-    closeClients();
+    clients.close();
     const { forced } = await stack.stop();
     if (forced) console.error(`${mode}: the stack did not stop within 30 s of Ctrl-C and was killed`);
   }
 }
 
-/** The two calls every closed loop makes, on a restocked stack with a registered shopper. */
-export async function benchCalls(stack: LocalStack, tag: string) {
+/** The two calls every closed loop makes, on a restocked stack with a registered shopper; `clients` is the caller's to close. */
+export async function benchCalls(stack: LocalStack, tag: string, clients: ClientPool) {
   await restock(stack.ready.mongodb as string); // after start: catalog has seeded its products by now
-  const identity = dial(IdentityService, stack.targets.identity);
-  const catalog = dial(CatalogService, stack.targets.catalog);
-  const orders = dial(OrderService, stack.targets.orders);
+  const identity = clients.dial(IdentityService, stack.targets.identity);
+  const catalog = clients.dial(CatalogService, stack.targets.catalog);
+  const orders = clients.dial(OrderService, stack.targets.orders);
   const email = `bench-${tag}-${Date.now()}@example.com`;
   await identity.register({ email, password: "correct-horse-1" }, { timeoutMs: 30_000 });
   const { accessToken } = await identity.login({ email, password: "correct-horse-1" }, { timeoutMs: 30_000 });
