@@ -7,8 +7,8 @@ import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
 import { OrderService } from "#gen/meshmart/orders/v1/orders_pb.js";
 import { clientPool } from "#kit";
 import { type Stack, startStack } from "../tools/stack/launcher.js";
+import { checkDataSet } from "../tools/traffic/data-set.js";
 import { LOCAL_RECOVERY } from "../tools/traffic/experiment/run.js";
-import { checkDataSet } from "../tools/traffic/invariants.js";
 
 const OVERLOAD_PER_S = 100;
 const OVERLOAD_MS = 3000;

@@ -6,8 +6,9 @@
 // kustomize-rendered manifests (tools/stack/mesh/config.ts), each process with an address of its own and an xDS
 // bootstrap (tools/stack/mesh/bootstrap.ts), orders calling catalog and payment as a proxyless gRPC client
 // (the mesh part is mesh-stack.ts; the units' fixed facts units.ts).
-// Over 300 lines on purpose: startStack is one closure over the units' processes (start, kill, restart, rollOver
-// and stop share its running/draining state); cutting it up would hand that state around instead.
+// Over 300 lines on purpose: a stack is one closure over its units' processes (start, kill, restart, rollOver, pids
+// and stop share its running/draining state, for services and monolith alike); cutting it up would hand that
+// state around instead.
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -20,9 +21,9 @@ import { DIST, SERVICE_NODE_FLAGS } from "../setup/entries.js";
 import { type DevDb, freePort, startDevDb } from "./devdb.js";
 import { waitForHealth } from "./health-wait.js";
 import { bootstrapEnv } from "./mesh/bootstrap.js";
-import { checkBindable } from "./mesh/istiod.js";
 import { addressBlock, MESH_SERVICE_ENV } from "./mesh/security.js";
 import { type Mesh, type MeshOptions, startMesh } from "./mesh-stack.js";
+import { checkBindable } from "./port-check.js";
 import { DEFAULT_PORTS, type Endpoint, type Endpoints, MONOLITH, MONOLITH_PORTS, type MonolithUnit, SERVICE_PORT, UNITS, type UnitName } from "./units.js";
 
 export type { Mesh, MeshApplied, MeshClient, MeshOptions } from "./mesh-stack.js";

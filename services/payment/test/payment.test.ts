@@ -1,3 +1,5 @@
+// payment's four RPCs over one server and one database. About 300 lines on purpose: every case stands on that
+// one setup (the server, a client, an auditing connection, charged()), so the file is one describe per RPC.
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { expect } from "chai";
 import mongoose, { type Connection } from "mongoose";
