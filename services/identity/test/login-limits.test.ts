@@ -7,7 +7,7 @@ import { type Client, Code } from "@connectrpc/connect";
 import { expect } from "chai";
 import { RetryInfoSchema } from "#gen/google/rpc/error_details_pb.js";
 import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
-import { ConfigError, closeClients, dial, errorReason, type RunningServer } from "#kit";
+import { ConfigError, clientPool, errorReason, type RunningServer } from "#kit";
 import { dropDatabase, testMongoUri, uniqueDbName } from "../../../test/support/db.js";
 import { rejection } from "../../../test/support/rejection.js";
 import { loginSource } from "../src/identity-service.js";
@@ -15,6 +15,7 @@ import { backoffMs } from "../src/login-limits.js";
 import { identityConfig, startIdentity } from "../src/server.js";
 
 describe("identity login throttling", () => {
+  const clients = clientPool();
   let server: RunningServer;
   let identity: Client<typeof IdentityService>;
   let keyDir: string;
@@ -40,12 +41,12 @@ describe("identity login throttling", () => {
       LOGIN_BACKOFF_CAP_MS: "60000",
     });
     server = await startIdentity(config, { now: () => clock });
-    identity = dial(IdentityService, `127.0.0.1:${server.port}`);
+    identity = clients.dial(IdentityService, `127.0.0.1:${server.port}`);
     for (const email of ["victim@example.com", "other@example.com", "spread@example.com"]) await identity.register({ email, password: "correct-horse-1" });
   });
   after(async () => {
     await server.shutdown();
-    closeClients();
+    clients.close();
     await dropDatabase(dbName);
     await rm(keyDir, { recursive: true, force: true });
   });

@@ -5,7 +5,7 @@
 import type { Client } from "@connectrpc/connect";
 import { expect } from "chai";
 import { OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
-import { dial, type RunningServer } from "#kit";
+import { clientPool, type RunningServer } from "#kit";
 import { orderIdFor, type SagaStep } from "../src/orders.js";
 import { ordersConfig, startOrders } from "../src/server.js";
 import { APPROVE, bearer, OrderService, ordersEnv, type Peers, startPeers } from "./fixture.js";
@@ -13,6 +13,7 @@ import { APPROVE, bearer, OrderService, ordersEnv, type Peers, startPeers } from
 describe("orders: one saga run per order across processes", () => {
   let peers: Peers;
   const servers: RunningServer[] = [];
+  const pool = clientPool();
   const clients: Client<typeof OrderService>[] = [];
   let alice: Record<string, string>;
   /** Saga runs started per order (each run passes RESERVING once). */
@@ -37,11 +38,12 @@ describe("orders: one saga run per order across processes", () => {
     for (let i = 0; i < 2; i++) {
       const s = await startOrders(ordersConfig(env), { afterStep });
       servers.push(s);
-      clients.push(dial(OrderService, `127.0.0.1:${s.port}`));
+      clients.push(pool.dial(OrderService, `127.0.0.1:${s.port}`));
     }
     alice = bearer(await peers.token("alice"));
   });
   after(async () => {
+    pool.close();
     for (const s of servers) await s.shutdown();
     await peers?.stop();
   });

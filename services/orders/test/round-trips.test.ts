@@ -5,13 +5,14 @@ import type { Client } from "@connectrpc/connect";
 import { expect } from "chai";
 import { OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
 import type { RunningServer } from "#kit";
-import { dial } from "#kit";
+import { clientPool } from "#kit";
 import { type CommandCounter, startCommandCounter } from "../../../test/support/command-count.js";
 import { testMongoUri } from "../../../test/support/db.js";
 import { ordersConfig, startOrders } from "../src/server.js";
 import { APPROVE, bearer, OrderService, ordersEnv, type Peers, startPeers } from "./fixture.js";
 
 describe("PlaceOrder database round trips", () => {
+  const clients = clientPool();
   let counter: CommandCounter;
   let peers: Peers;
   let server: RunningServer;
@@ -23,12 +24,13 @@ describe("PlaceOrder database round trips", () => {
     peers = await startPeers({ mongoUri: counter.uri });
     // No recovery pass inside the measured call.
     server = await startOrders(ordersConfig(ordersEnv(peers, { RECOVERY_INTERVAL_MS: "600000" })));
-    orders = dial(OrderService, `127.0.0.1:${server.port}`);
+    orders = clients.dial(OrderService, `127.0.0.1:${server.port}`);
     alice = bearer(await peers.token("alice"));
     // Connections, collections and indexes are made on first use: not part of an order's cost.
     await orders.placeOrder({ idempotencyKey: "warm-up", items: [{ sku: "mug-blue", quantity: 1 }], card: APPROVE }, { headers: alice });
   });
   after(async () => {
+    clients.close();
     await server?.shutdown();
     await peers?.stop();
     await counter?.close();
