@@ -6,13 +6,14 @@ import { type Client, ConnectError } from "@connectrpc/connect";
 import { expect } from "chai";
 import type { Connection } from "mongoose";
 import { CatalogService, ReservationState } from "#gen/meshmart/catalog/v1/catalog_pb.js";
-import { closeClients, dial, errorReason, openDatabase, type RunningServer } from "#kit";
+import { clientPool, errorReason, openDatabase, type RunningServer } from "#kit";
 import { dropDatabase, testMongoUri, uniqueDbName } from "../../../test/support/db.js";
 import { type ProductStore, productStore } from "../src/products.js";
 import { catalogConfig, startCatalog } from "../src/server.js";
 
 describe("catalog reservations racing (no locks)", () => {
   const dbName = uniqueDbName("catalog_races");
+  const pool = clientPool();
   const servers: RunningServer[] = [];
   const clients: Client<typeof CatalogService>[] = [];
   let db: Connection;
@@ -25,7 +26,7 @@ describe("catalog reservations racing (no locks)", () => {
     for (const VERSION of ["v1", "v2"]) {
       const s = await startCatalog(catalogConfig({ ...base, VERSION }));
       servers.push(s);
-      clients.push(dial(CatalogService, `127.0.0.1:${s.port}`));
+      clients.push(pool.dial(CatalogService, `127.0.0.1:${s.port}`));
     }
     db = await openDatabase(testMongoUri(), dbName);
     products = productStore(db);
@@ -33,7 +34,7 @@ describe("catalog reservations racing (no locks)", () => {
   });
   after(async () => {
     for (const s of servers) await s.shutdown();
-    closeClients();
+    pool.close();
     await db?.close();
     await dropDatabase(dbName);
   });
