@@ -9,7 +9,7 @@ import { createGrpcTransport as connectNodeGrpcTransport } from "@connectrpc/con
 import { expect } from "chai";
 import { Health, HealthCheckResponse_ServingStatus } from "#gen/health/v1/health_pb.js";
 import { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
-import { closeClients, createGrpcJsTransport, dial, errorReason, forward, logger, NO_FAULTS, type RunningServer, serve, service } from "#kit";
+import { clientPool, createGrpcJsTransport, errorReason, forward, logger, NO_FAULTS, type RunningServer, serve, service } from "#kit";
 import { catalogConfig, startCatalog } from "../services/catalog/src/server.js";
 import { type DevDb, freePort, startDevDb } from "../tools/stack/devdb.js";
 import { waitForHealth } from "../tools/stack/health-wait.js";
@@ -30,6 +30,7 @@ function counter(metrics: string, name: string, labels: Record<string, string>):
 }
 
 describe("the kit over the wire (catalog as the sample service)", () => {
+  const clients = clientPool();
   let server: RunningServer;
   const dbName = uniqueDbName("kit");
 
@@ -38,7 +39,7 @@ describe("the kit over the wire (catalog as the sample service)", () => {
   });
   after(async () => {
     await server?.shutdown();
-    closeClients();
+    clients.close();
     await dropDatabase(dbName);
   });
 
@@ -123,7 +124,7 @@ describe("the kit over the wire (catalog as the sample service)", () => {
         }),
       );
       try {
-        const client = dial(CatalogService, local(other));
+        const client = clients.dial(CatalogService, local(other));
         let servedBy = "";
         const { product } = await client.getProduct({ sku: "mug-blue" }, { onHeader: (h) => (servedBy = h.get("x-served-by") ?? "") });
         expect(product?.rating).to.equal(4.6);
@@ -171,7 +172,7 @@ describe("the kit over the wire (catalog as the sample service)", () => {
 
     it("leaves no timer behind for a finished call with a long deadline", async () => {
       const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
-      const client = dial(CatalogService, local(server));
+      const client = clients.dial(CatalogService, local(server));
       await client.getProduct({ sku: "mug-blue" }, { timeoutMs: 60_000 }); // warm the channel
       const before = timers();
       await Promise.all(Array.from({ length: 100 }, () => client.getProduct({ sku: "mug-blue" }, { timeoutMs: 60_000 })));
@@ -181,7 +182,7 @@ describe("the kit over the wire (catalog as the sample service)", () => {
     it("ends a call that outlives its deadline with DEADLINE_EXCEEDED", async () => {
       server.faults.set({ ...NO_FAULTS, delayMs: 500, methods: ["GetProduct"] });
       try {
-        const client = dial(CatalogService, local(server));
+        const client = clients.dial(CatalogService, local(server));
         const err = ConnectError.from(await client.getProduct({ sku: "mug-blue" }, { timeoutMs: 100 }).catch((e) => e));
         expect(err.code).to.equal(Code.DeadlineExceeded);
       } finally {
@@ -193,7 +194,8 @@ describe("the kit over the wire (catalog as the sample service)", () => {
       server.faults.set({ ...NO_FAULTS, errorPercent: 100 });
       try {
         const err = ConnectError.from(
-          await dial(CatalogService, local(server))
+          await clients
+            .dial(CatalogService, local(server))
             .getProduct({ sku: "mug-blue" })
             .catch((e) => e),
         );
@@ -210,7 +212,7 @@ describe("the kit over the wire (catalog as the sample service)", () => {
       expect(await bad.text()).to.contain("errorPercent");
       const ok = await fetch(admin, { method: "PUT", body: JSON.stringify({ failNext: 1, methods: ["GetProduct"] }) });
       expect(ok.status).to.equal(200);
-      const client = dial(CatalogService, local(server));
+      const client = clients.dial(CatalogService, local(server));
       expect(ConnectError.from(await client.getProduct({ sku: "mug-blue" }).catch((e) => e)).code).to.equal(Code.Unavailable);
       expect((await client.getProduct({ sku: "mug-blue" })).product?.sku).to.equal("mug-blue"); // failNext: 1 is spent
       expect(await (await fetch(admin)).json()).to.deep.include({ failNext: 0 });
@@ -220,7 +222,7 @@ describe("the kit over the wire (catalog as the sample service)", () => {
     it("counts calls per method and code on /metrics", async () => {
       const labels = { grpc_service: "meshmart.catalog.v1.CatalogService", grpc_method: "GetProduct" };
       const before = await metricsOf(server);
-      const client = dial(CatalogService, local(server));
+      const client = clients.dial(CatalogService, local(server));
       await client.getProduct({ sku: "mug-blue" });
       await client.getProduct({ sku: "nope" }).catch(() => undefined);
       const after = await metricsOf(server);
@@ -239,6 +241,7 @@ describe("the kit over the wire (catalog as the sample service)", () => {
 });
 
 describe("propagation through one hop", () => {
+  const clients = clientPool();
   let back: RunningServer;
   let front: RunningServer;
   let seen: { headers: Headers; timeoutMs: number | undefined } | undefined;
@@ -258,7 +261,7 @@ describe("propagation through one hop", () => {
         }),
       ],
     });
-    const backClient = dial(CatalogService, local(back));
+    const backClient = clients.dial(CatalogService, local(back));
     front = await serve({
       name: "front",
       port: 0,
@@ -269,7 +272,7 @@ describe("propagation through one hop", () => {
   after(async () => {
     await front?.shutdown();
     await back?.shutdown();
-    closeClients();
+    clients.close();
   });
 
   it("carries request id, trace, baggage and canary headers, but not authorization, to the next hop", async () => {
@@ -285,7 +288,7 @@ describe("propagation through one hop", () => {
       "x-canary": "true",
       authorization: "Bearer secret",
     };
-    await dial(CatalogService, local(front)).getProduct({ sku: "mug-blue" }, { headers: sent, timeoutMs: 2000 });
+    await clients.dial(CatalogService, local(front)).getProduct({ sku: "mug-blue" }, { headers: sent, timeoutMs: 2000 });
     for (const [k, v] of Object.entries(sent)) {
       if (k === "authorization") expect(seen?.headers.get(k)).to.equal(null);
       else expect(seen?.headers.get(k), k).to.equal(v);
@@ -293,24 +296,25 @@ describe("propagation through one hop", () => {
   });
 
   it("gives the next hop a deadline shorter than the caller's", async () => {
-    await dial(CatalogService, local(front)).getProduct({ sku: "mug-blue" }, { timeoutMs: 1500 });
+    await clients.dial(CatalogService, local(front)).getProduct({ sku: "mug-blue" }, { timeoutMs: 1500 });
     expect(seen?.timeoutMs).to.be.a("number").that.is.greaterThan(0).and.lessThan(1500);
   });
 
   it("sets a default deadline on the next hop when the caller sent none", async () => {
-    await dial(CatalogService, local(front)).getProduct({ sku: "mug-blue" }, { timeoutMs: 0 });
+    await clients.dial(CatalogService, local(front)).getProduct({ sku: "mug-blue" }, { timeoutMs: 0 });
     expect(seen?.timeoutMs).to.be.a("number").that.is.greaterThan(0).and.at.most(5000);
   });
 
   it("mints one x-request-id when the caller sent none, and answers with it", async () => {
     let answered = "";
-    await dial(CatalogService, local(front)).getProduct({ sku: "mug-blue" }, { onHeader: (h) => (answered = h.get("x-request-id") ?? "") });
+    await clients.dial(CatalogService, local(front)).getProduct({ sku: "mug-blue" }, { onHeader: (h) => (answered = h.get("x-request-id") ?? "") });
     expect(answered).to.match(/^[0-9a-f-]{36}$/);
     expect(seen?.headers.get("x-request-id")).to.equal(answered);
   });
 });
 
 describe("health follows the database", () => {
+  const clients = clientPool();
   let db: DevDb;
   let server: RunningServer;
   let dir: string;
@@ -321,6 +325,7 @@ describe("health follows the database", () => {
     server = await startCatalog(catalogConfig({ MONGODB_URI: db.uri, PORT: "0", ADMIN_PORT: "0", HOST: "127.0.0.1", HEALTH_INTERVAL_MS: "100", SEED: "true" }));
   });
   after(async () => {
+    clients.close();
     await server?.shutdown();
     await db?.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -331,14 +336,15 @@ describe("health follows the database", () => {
     await db?.stop();
     await waitForHealth(local(server), { want: HealthCheckResponse_ServingStatus.NOT_SERVING });
     const err = ConnectError.from(
-      await dial(CatalogService, local(server))
+      await clients
+        .dial(CatalogService, local(server))
         .getProduct({ sku: "mug-blue" })
         .catch((e) => e),
     );
     expect(err.code).to.equal(Code.Unavailable); // a lost database is worth a retry elsewhere, not INTERNAL
     await db.start();
     await waitForHealth(local(server), { timeoutMs: 30_000 });
-    expect((await dial(CatalogService, local(server)).getProduct({ sku: "mug-blue" })).product?.sku).to.equal("mug-blue");
+    expect((await clients.dial(CatalogService, local(server)).getProduct({ sku: "mug-blue" })).product?.sku).to.equal("mug-blue");
   });
 });
 
@@ -368,6 +374,8 @@ describe("health watchers at shutdown", () => {
 });
 
 describe("a service as a real process", () => {
+  const clients = clientPool();
+  after(() => clients.close());
   it("stops with exit code 2 and names the variable when the configuration is bad", async () => {
     const proc = startProcess("services/catalog/src/main.ts", { PORT: "fifty" });
     expect(await proc.exited).to.equal(2);
@@ -391,7 +399,7 @@ describe("a service as a real process", () => {
     });
     try {
       await waitForHealth(`127.0.0.1:${port}`, { timeoutMs: 60_000 }); // a loaded machine starts slowly
-      const call = dial(CatalogService, `127.0.0.1:${port}`).getProduct({ sku: "mug-blue" }, { timeoutMs: 10_000 });
+      const call = clients.dial(CatalogService, `127.0.0.1:${port}`).getProduct({ sku: "mug-blue" }, { timeoutMs: 10_000 });
       // Wait until the server has really started the call (its own counter says so), then signal.
       const deadline = Date.now() + 5000;
       while (Date.now() < deadline) {
@@ -411,6 +419,8 @@ describe("a service as a real process", () => {
 });
 
 describe("a handler's ctx.signal on the grpc-js engine", () => {
+  const clients = clientPool();
+  after(() => clients.close());
   it("ends when the reply is sent, and aborts on the caller's deadline, on the caller cancelling and past shutdown's grace period", async () => {
     const started = new Map<string, AbortSignal>();
     const reasons = new Map<string, ConnectError>();
@@ -435,7 +445,7 @@ describe("a handler's ctx.signal on the grpc-js engine", () => {
         }),
       ],
     });
-    const client = dial(CatalogService, local(server));
+    const client = clients.dial(CatalogService, local(server));
     const until = async (ok: () => boolean) => {
       while (!ok()) await new Promise((r) => setTimeout(r, 5));
     };

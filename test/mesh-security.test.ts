@@ -24,8 +24,8 @@ import { type Stack, startStack, UNITS, type UnitName } from "../tools/stack/lau
 import { xdsChannelOptions } from "../tools/stack/mesh/bootstrap.js";
 import { certificateProviders, LocalCa, principalOf, WorkloadCert } from "../tools/stack/mesh/identities.js";
 import { INGRESS_IDENTITY, serviceAccount } from "../tools/stack/mesh/security.js";
+import { readDataSet } from "../tools/traffic/data-set.js";
 import { runExperiment } from "../tools/traffic/experiment/run.js";
-import { readDataSet } from "../tools/traffic/invariants.js";
 import { grpcurl } from "./support/grpcurl.js";
 
 const CARD = { number: "4242424242424242", expMonth: 12, expYear: 2030, cvc: "123" };

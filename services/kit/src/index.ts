@@ -18,7 +18,7 @@ export {
   userKey,
 } from "./context.js";
 export { databaseReady, openDatabase } from "./db.js";
-export { type ClientPool, clientInterceptors, clientPool, closeClients, type DialOptions, dial } from "./dial.js";
+export { type ClientPool, clientInterceptors, clientPool, type DialOptions } from "./dial.js";
 export { type Config, ConfigError, env, oneOf, port } from "./env.js";
 export { DomainError, ERROR_DOMAIN, errorReason, invalidArgument, toConnectError, type Violation } from "./errors.js";
 export { type FaultSettings, Faults, faultsFromEnv, NO_FAULTS, parseFaults } from "./faults.js";

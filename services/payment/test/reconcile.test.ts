@@ -2,7 +2,7 @@
 // between its two writes and was never repeated (orders' recovery reads payments through ListPayments and
 // does not repeat a Charge). The interruption is a write made to fail here, standing in for a crash at that point.
 import { expect } from "chai";
-import { closeClients, lockTable, type RunningServer } from "#kit";
+import { clientPool, lockTable, type RunningServer } from "#kit";
 import { freshDatabase, testMongoUri } from "../../../test/support/db.js";
 import { paymentStore } from "../src/payments.js";
 import { paymentConfig, startPayment } from "../src/server.js";
@@ -23,6 +23,7 @@ function failOnce(model: unknown, method: string) {
 }
 
 describe("ledger reconcile", () => {
+  const clients = clientPool();
   const fresh = freshDatabase("reconcile");
 
   it("writes the CHARGE entry of a payment stored without one, once", async () => {
@@ -83,7 +84,7 @@ describe("ledger reconcile", () => {
       expect((await payments.ledgerTotals("ord-rc-4")).byCurrency).to.deep.equal({ USD: { chargedCents: 700, refundedCents: 0 } });
     } finally {
       await server?.shutdown();
-      closeClients();
+      clients.close();
     }
   });
 });
