@@ -16,7 +16,7 @@ import { identityConfig, JWKS_PATH, startIdentity } from "../services/identity/s
 import { signingKeyFromPem, tokenIssuer } from "../services/identity/src/tokens.js";
 import { ordersConfig, startOrders } from "../services/orders/src/server.js";
 import { bearer, OrderService, ordersEnv, type Peers, startPeers } from "../services/orders/test/fixture.js";
-import { dropDatabase, testMongoUri, uniqueDbName } from "./support/db.js";
+import { dropDatabase, serverEnv, uniqueDbName } from "./support/db.js";
 
 const ROTATE_S = 3;
 const TTL_S = 5;
@@ -34,11 +34,7 @@ describe("signing-key rotation under load (identity + orders, real processes' co
     keyDir = await mkdtemp(join(tmpdir(), "meshmart-rotation-"));
     identityServer = await startIdentity(
       identityConfig({
-        MONGODB_URI: testMongoUri(),
-        DB_NAME: dbName,
-        PORT: "0",
-        ADMIN_PORT: "0",
-        HOST: "127.0.0.1",
+        ...serverEnv(dbName),
         JWT_KEY_DIR: keyDir,
         JWT_ROTATE_SECONDS: String(ROTATE_S),
         TOKEN_TTL_SECONDS: String(TTL_S),

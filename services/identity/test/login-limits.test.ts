@@ -8,7 +8,7 @@ import { expect } from "chai";
 import { RetryInfoSchema } from "#gen/google/rpc/error_details_pb.js";
 import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
 import { ConfigError, clientPool, errorReason, type RunningServer } from "#kit";
-import { dropDatabase, testMongoUri, uniqueDbName } from "../../../test/support/db.js";
+import { dropDatabase, serverEnv, uniqueDbName } from "../../../test/support/db.js";
 import { rejection } from "../../../test/support/rejection.js";
 import { loginSource } from "../src/identity-service.js";
 import { backoffMs } from "../src/login-limits.js";
@@ -27,11 +27,7 @@ describe("identity login throttling", () => {
   before(async () => {
     keyDir = await mkdtemp(join(tmpdir(), "meshmart-login-keys-"));
     const config = identityConfig({
-      MONGODB_URI: testMongoUri(),
-      DB_NAME: dbName,
-      PORT: "0",
-      ADMIN_PORT: "0",
-      HOST: "127.0.0.1",
+      ...serverEnv(dbName),
       JWT_KEY_DIR: keyDir,
       TRUSTED_PROXY_HOPS: "1",
       LOGIN_PAIR_FREE_FAILURES: "3",

@@ -11,7 +11,7 @@ import { OrderService, OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
 import { type ClientPool, clientPool } from "#kit";
 import { ROOT } from "../../root.js";
 import { type LocalStack, type Mode, processesOf, type Ready, startLocalStack } from "../../stack/child-stack.js";
-import { APPROVED_CARD, type LoadReport, runLoad } from "../load/index.js";
+import { APPROVED_CARD, type LoadOptions, type LoadReport, runLoad } from "../load/index.js";
 import { closedLoop, type Figures } from "./closed-loop.js";
 import { type GhzFigures, ghz } from "./ghz.js";
 import { type ProcessProfile, summarizeProfiles } from "./profile.js";
@@ -28,6 +28,11 @@ export interface Settings {
 }
 
 const DEADLINE_MS = 5000;
+
+/** The load generator at a fixed rate against the stack (open loop), with the bench's deadline. */
+function openLoop(stack: LocalStack, o: { rate: number; seconds: number; mix: LoadOptions["mix"]; users: number }): Promise<LoadReport> {
+  return runLoad({ targets: stack.targets, rate: o.rate, durationMs: o.seconds * 1000, mix: o.mix, users: o.users, deadlineMs: DEADLINE_MS });
+}
 
 /** Resident memory (MB) of each unit of a stack, from prom-client's process_resident_memory_bytes on its admin port. */
 async function rssOf(ready: Ready): Promise<Record<string, number>> {
@@ -119,14 +124,7 @@ export async function measureMode(mode: Mode, s: Settings): Promise<{ result: Mo
             ? await (async () => {
                 const ghzClosed = await ghz({ address: stack.targets.catalog, sku, seconds: s.seconds, concurrency: s.concurrency });
                 console.error(`ghz closed loop: ${JSON.stringify(ghzClosed)}`);
-                const gen = await runLoad({
-                  targets: stack.targets,
-                  rate: s.crossCheckRate,
-                  durationMs: s.seconds * 1000,
-                  mix: { getProduct: 1 },
-                  users: 1,
-                  deadlineMs: DEADLINE_MS,
-                });
+                const gen = await openLoop(stack, { rate: s.crossCheckRate, seconds: s.seconds, mix: { getProduct: 1 }, users: 1 });
                 const ghzOpen = await ghz({ address: stack.targets.catalog, sku, seconds: s.seconds, concurrency: 50, rps: s.crossCheckRate });
                 console.error(
                   `load generator at ${s.crossCheckRate}/s: ${JSON.stringify(gen.byOp.getProduct)} lag ${JSON.stringify(gen.sendLagMs)}; ghz: ${JSON.stringify(ghzOpen)}`,
@@ -191,14 +189,7 @@ export async function warmThenMeasure(name: string, fn: (i: number) => Promise<u
 }
 
 async function placeOrderOpenLoop(stack: LocalStack, s: Settings): Promise<ServicesExtras["placeOrderOpenLoop"]> {
-  const r = await runLoad({
-    targets: stack.targets,
-    rate: s.orderRate,
-    durationMs: s.orderSeconds * 1000,
-    mix: { placeOrder: 1 },
-    users: 10,
-    deadlineMs: DEADLINE_MS,
-  });
+  const r = await openLoop(stack, { rate: s.orderRate, seconds: s.orderSeconds, mix: { placeOrder: 1 }, users: 10 });
   const op = r.byOp.placeOrder!;
   const confirmed = r.placedOrders.filter((o) => o.status === "CONFIRMED").length;
   console.error(`PlaceOrder at ${s.orderRate}/s open loop: ${JSON.stringify(op)}, confirmed ${confirmed}`);
