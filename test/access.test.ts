@@ -6,19 +6,19 @@
 // deny-by-default AuthorizationPolicy admits only orders' ServiceAccount to them; locally nothing but the
 // network does — `npm start` binds every service to 127.0.0.1 (a service started by hand binds HOST=0.0.0.0).
 import { generateKeyPairSync } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
 import { type Client, Code } from "@connectrpc/connect";
 import { expect } from "chai";
 import { SignJWT } from "jose";
 import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
 import { OrderService } from "#gen/meshmart/orders/v1/orders_pb.js";
 import { PaymentService } from "#gen/meshmart/payment/v1/payment_pb.js";
-import { closeClients, dial, logger } from "#kit";
+import { clientPool } from "#kit";
 import { DEV_KEY_FILE, signingKeyFromPem, tokenIssuer } from "../services/identity/src/tokens.js";
+import { type Stack, serviceTargets, startStack } from "../tools/stack/launcher.js";
 import { rejection } from "./support/rejection.js";
-import { type InProcessStack, startInProcessStack } from "./support/stack.js";
 
 // Distinctive values, so a hit in the logs can only come from them.
 const PASSWORD = "Quetzal-8841-Hush";
@@ -31,14 +31,10 @@ const NOT_A_CARD = "49293812773311ab";
 describe("access", function () {
   this.timeout(60_000);
   const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk, _enc, done) {
-      lines.push(String(chunk));
-      done();
-    },
-  });
-  const debugLog = (name: string) => logger(name, { LOG_LEVEL: "debug" }, sink);
-  let stack: InProcessStack;
+  const clients = clientPool();
+  let stack: Stack;
+  let keyDir: string;
+  let targets: ReturnType<typeof serviceTargets>;
   let identity: Client<typeof IdentityService>;
   let orders: Client<typeof OrderService>;
   let alice: string;
@@ -47,17 +43,18 @@ describe("access", function () {
   const badTokens: Record<string, string> = {};
 
   before(async () => {
-    stack = await startInProcessStack({
-      logs: { identity: debugLog("identity"), catalog: debugLog("catalog"), payment: debugLog("payment"), orders: debugLog("orders") },
-    });
-    identity = dial(IdentityService, stack.targets.identity);
-    orders = dial(OrderService, stack.targets.orders);
+    keyDir = await mkdtemp(join(tmpdir(), "meshmart-access-keys-"));
+    // Every line every service writes, at debug level, whatever its length.
+    stack = await startStack({ logLevel: "debug", env: { identity: { JWT_KEY_DIR: keyDir } }, onOutput: (_u, text) => lines.push(text) });
+    targets = serviceTargets(stack);
+    identity = clients.dial(IdentityService, targets.identity);
+    orders = clients.dial(OrderService, targets.orders);
     for (const email of ["alice@example.com", "bob@example.com"]) await identity.register({ email, password: PASSWORD });
     alice = (await identity.login({ email: "alice@example.com", password: PASSWORD })).accessToken;
     bob = (await identity.login({ email: "bob@example.com", password: PASSWORD })).accessToken;
 
     // Tokens signed with identity's own key but wrong in one claim, and tokens not signed by identity at all.
-    const key = await signingKeyFromPem(await readFile(join(stack.keyDir, DEV_KEY_FILE), "utf8"));
+    const key = await signingKeyFromPem(await readFile(join(keyDir, DEV_KEY_FILE), "utf8"));
     const user = { id: "00000000-0000-4000-8000-000000000001", email: "alice@example.com" };
     const settings = { issuer: "meshmart-identity", audience: "meshmart", ttlSeconds: 60 };
     badTokens.expired = (await tokenIssuer(key, settings).issue(user, new Date(Date.now() - 3_600_000))).token;
@@ -88,8 +85,9 @@ describe("access", function () {
     badTokens.garbage = "not.a.jwt";
   });
   after(async () => {
-    closeClients();
+    clients.close();
     await stack?.stop();
+    if (keyDir) await rm(keyDir, { recursive: true, force: true });
   });
 
   const order = (key: string, card = CARD) => ({
@@ -150,7 +148,7 @@ describe("access", function () {
         () => "ok",
         (e: Error) => e.message,
       );
-    const payment = dial(PaymentService, stack.targets.payment);
+    const payment = clients.dial(PaymentService, targets.payment);
     const outcomes = [
       await settle(identity.login({ email: "alice@example.com", password: WRONG_PASSWORD })),
       await settle(identity.register({ email: "weak@example.com", password: WEAK_PASSWORD })),

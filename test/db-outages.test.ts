@@ -7,9 +7,11 @@ import { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
 import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
 import { OrderService, OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
 import { PaymentService } from "#gen/meshmart/payment/v1/payment_pb.js";
-import { closeClients, dial } from "#kit";
+import { clientPool } from "#kit";
 import { waitForHealth } from "../tools/stack/health-wait.js";
 import { type Stack, startStack, UNITS } from "../tools/stack/launcher.js";
+import { APPROVED_CARD } from "../tools/traffic/load/shopper.js";
+import { signedInShopper } from "./support/shopper.js";
 
 const OUTAGES = 10;
 const SEED = Number(process.env.DB_OUTAGE_SEED ?? 12);
@@ -31,24 +33,23 @@ function seeded(seed: number) {
 
 describe("database outages under load: every service back within 5 s, every time", function () {
   this.timeout(600_000);
+  const clients = clientPool();
   let stack: Stack;
   before(async () => {
     stack = await startStack({ logLevel: "warn" });
   });
   after(async () => {
-    closeClients();
+    clients.close();
     await stack?.stop();
   });
 
   it(`${OUTAGES} outages of 3–10 s in a row (seed ${SEED})`, async () => {
-    const identity = dial(IdentityService, stack.endpoints.identity.grpc);
-    const catalogs = [dial(CatalogService, stack.endpoints["catalog-v1"].grpc), dial(CatalogService, stack.endpoints["catalog-v2"].grpc)];
-    const orders = dial(OrderService, stack.endpoints.orders.grpc);
-    const payment = dial(PaymentService, stack.endpoints.payment.grpc);
-    await identity.register({ email: "outages@example.com", password: "correct-horse-1", displayName: "Outages" });
-    const { accessToken } = await identity.login({ email: "outages@example.com", password: "correct-horse-1" });
-    const headers = { authorization: `Bearer ${accessToken}` };
-    const card = { number: "4242424242424242", expMonth: 12, expYear: 2099, cvc: "123" };
+    const identity = clients.dial(IdentityService, stack.endpoints.identity.grpc);
+    const catalogs = [clients.dial(CatalogService, stack.endpoints["catalog-v1"].grpc), clients.dial(CatalogService, stack.endpoints["catalog-v2"].grpc)];
+    const orders = clients.dial(OrderService, stack.endpoints.orders.grpc);
+    const payment = clients.dial(PaymentService, stack.endpoints.payment.grpc);
+    const headers = await signedInShopper(identity, "outages@example.com", "Outages");
+    const card = APPROVED_CARD;
     // The load's orders get a long deadline, so each caller has one saga in flight at most: with a short one the
     // caller gave up and placed again while orders still compensated the last (with fresh deadlines), and after a
     // long outage that backlog made the round's own PlaceOrder miss its deadline though every service was back.

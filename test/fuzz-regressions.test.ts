@@ -5,7 +5,7 @@ import { Code } from "@connectrpc/connect";
 import * as grpc from "@grpc/grpc-js";
 import { expect } from "chai";
 import { CatalogService, GetProductRequestSchema } from "#gen/meshmart/catalog/v1/catalog_pb.js";
-import { ConfigError, closeClients, dial, type RunningServer } from "#kit";
+import { ConfigError, clientPool, type RunningServer } from "#kit";
 import { catalogConfig, startCatalog } from "../services/catalog/src/server.js";
 import { frameCases, sendFrames } from "../tools/traffic/fuzz/frames.js";
 import { dropDatabase, testMongoUri, uniqueDbName } from "./support/db.js";
@@ -36,6 +36,7 @@ for (const engine of ["grpc-js", "connect-node"] as const) {
     let small: RunningServer;
     const dbName = uniqueDbName("fuzzreg");
     const target = () => `127.0.0.1:${server.port}`;
+    const clients = clientPool();
 
     before(async () => {
       const base = { MONGODB_URI: testMongoUri(), DB_NAME: dbName, PORT: "0", ADMIN_PORT: "0", HOST: "127.0.0.1", ENGINE: engine };
@@ -45,7 +46,7 @@ for (const engine of ["grpc-js", "connect-node"] as const) {
     after(async () => {
       await server.shutdown();
       await small.shutdown();
-      closeClients();
+      clients.close();
       await dropDatabase(dbName);
     });
 
@@ -73,7 +74,7 @@ for (const engine of ["grpc-js", "connect-node"] as const) {
     });
 
     it("searches for a query holding a NUL character instead of failing with INTERNAL", async () => {
-      const catalog = dial(CatalogService, target());
+      const catalog = clients.dial(CatalogService, target());
       const res = await catalog.searchProducts({ query: "mug\u0000" });
       expect(res.products).to.deep.equal([]);
     });
@@ -100,12 +101,13 @@ for (const engine of ["grpc-js", "connect-node"] as const) {
 }
 
 describe("message size limits (kit client and configuration)", () => {
+  const clients = clientPool();
   it("makes the kit's client refuse to send a message over the servers' default limit", async () => {
     // Nothing listens there: the client gives up before dialling.
-    const catalog = dial(CatalogService, "127.0.0.1:9", { timeoutMs: 5000 });
+    const catalog = clients.dial(CatalogService, "127.0.0.1:9", { timeoutMs: 5000 });
     const err = await rejection(catalog.getProduct({ sku: "x".repeat(1024 * 1024 + 1) }));
     expect(err.code).to.equal(Code.ResourceExhausted);
-    closeClients();
+    clients.close();
   });
 
   it("names MAX_RECEIVE_BYTES / MAX_SEND_BYTES when out of range", () => {

@@ -1,10 +1,11 @@
-// Bad input on every RPC of the four services, in-process over real gRPC sockets and the real database:
+// Bad input on every RPC of the four services, on the launcher's stack (each service its own process, real gRPC
+// sockets, the real database):
 // ≥ 1000 generated messages per RPC on the grpc-js engine (all RPCs), 250 on connect-node (a subset), plus
 // raw HTTP/2 requests with broken framing. Every answer must be a deliberate status and every service must
 // still be SERVING afterwards. FUZZ_RUNS / FUZZ_SEED override the count and the seed (to replay a failure).
 import { expect } from "chai";
+import { type Stack, serviceTargets, startStack, UNITS } from "../tools/stack/launcher.js";
 import { DELIBERATE_CODES, type FuzzResult, fuzzRpcs } from "../tools/traffic/fuzz/index.js";
-import { type InProcessStack, startInProcessStack } from "./support/stack.js";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 1000);
 const SEED = Number(process.env.FUZZ_SEED ?? 20261125);
@@ -14,6 +15,8 @@ const RPC_COUNT = 16;
 /** The fuzzer registers users by the dozen: the lowest accepted scrypt cost keeps that from dominating the run. */
 const CHEAP_HASHES = { PASSWORD_HASH_LN: "10" };
 const CONNECT_RUNS = Math.min(RUNS, 250);
+/** Every unit on connect-node's server engine. */
+const CONNECT_NODE = Object.fromEntries(UNITS.map((u) => [u, { ENGINE: "connect-node" }]));
 
 function describeResults(results: FuzzResult[]): string {
   return results.map((r) => `${r.rpc} ${r.ms ?? ""}ms ${r.tried} ${JSON.stringify(r.codes)} healthy=${r.healthyAfter}`).join("\n");
@@ -62,12 +65,12 @@ function checks(get: () => FuzzResult[], rpcs: number, runs: number) {
 
 describe("fuzz: bad input on every RPC (grpc-js engine)", function () {
   this.timeout(600_000);
-  let stack: InProcessStack;
+  let stack: Stack;
   let results: FuzzResult[] = [];
 
   before(async () => {
-    stack = await startInProcessStack({ identityEnv: CHEAP_HASHES });
-    results = await fuzzRpcs(stack.targets, { runsPerRpc: RUNS, seed: SEED, concurrency: 8, deadlineMs: 15_000 });
+    stack = await startStack({ logLevel: "warn", env: { identity: CHEAP_HASHES } });
+    results = await fuzzRpcs(serviceTargets(stack), { runsPerRpc: RUNS, seed: SEED, concurrency: 8, deadlineMs: 15_000 });
     if (process.env.FUZZ_PRINT) console.log(describeResults(results));
   });
   after(() => stack?.stop());
@@ -78,12 +81,12 @@ describe("fuzz: bad input on a subset of RPCs (connect-node engine)", function (
   this.timeout(600_000);
   // ListProducts and PlaceOrder feed the dictionary (real SKUs, order ids), so GetProduct and GetOrder can succeed.
   const SUBSET = ["GetMe", "ListProducts", "GetProduct", "SearchProducts", "ReserveStock", "Charge", "PlaceOrder", "GetOrder"];
-  let stack: InProcessStack;
+  let stack: Stack;
   let results: FuzzResult[] = [];
 
   before(async () => {
-    stack = await startInProcessStack({ engine: "connect-node", identityEnv: CHEAP_HASHES });
-    results = await fuzzRpcs(stack.targets, { runsPerRpc: CONNECT_RUNS, seed: SEED + 1, concurrency: 8, deadlineMs: 15_000, only: SUBSET });
+    stack = await startStack({ logLevel: "warn", env: { ...CONNECT_NODE, identity: { ENGINE: "connect-node", ...CHEAP_HASHES } } });
+    results = await fuzzRpcs(serviceTargets(stack), { runsPerRpc: CONNECT_RUNS, seed: SEED + 1, concurrency: 8, deadlineMs: 15_000, only: SUBSET });
     if (process.env.FUZZ_PRINT) console.log(describeResults(results));
   });
   after(() => stack?.stop());

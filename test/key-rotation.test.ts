@@ -10,19 +10,20 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { expect } from "chai";
 import { decodeJwt, decodeProtectedHeader } from "jose";
 import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
-import { dial, type RunningServer } from "#kit";
+import { clientPool, type RunningServer } from "#kit";
 import { KEY_RING_FILE } from "../services/identity/src/key-ring.js";
 import { identityConfig, JWKS_PATH, startIdentity } from "../services/identity/src/server.js";
 import { signingKeyFromPem, tokenIssuer } from "../services/identity/src/tokens.js";
 import { ordersConfig, startOrders } from "../services/orders/src/server.js";
 import { bearer, OrderService, ordersEnv, type Peers, startPeers } from "../services/orders/test/fixture.js";
-import { dropDatabase, testMongoUri, uniqueDbName } from "./support/db.js";
+import { dropDatabase, serverEnv, uniqueDbName } from "./support/db.js";
 
 const ROTATE_S = 3;
 const TTL_S = 5;
 
 describe("signing-key rotation under load (identity + orders, real processes' code over real sockets)", function () {
   this.timeout(120_000);
+  const clients = clientPool();
   let keyDir: string;
   let identityServer: RunningServer;
   let ordersServer: RunningServer;
@@ -33,11 +34,7 @@ describe("signing-key rotation under load (identity + orders, real processes' co
     keyDir = await mkdtemp(join(tmpdir(), "meshmart-rotation-"));
     identityServer = await startIdentity(
       identityConfig({
-        MONGODB_URI: testMongoUri(),
-        DB_NAME: dbName,
-        PORT: "0",
-        ADMIN_PORT: "0",
-        HOST: "127.0.0.1",
+        ...serverEnv(dbName),
         JWT_KEY_DIR: keyDir,
         JWT_ROTATE_SECONDS: String(ROTATE_S),
         TOKEN_TTL_SECONDS: String(TTL_S),
@@ -48,6 +45,7 @@ describe("signing-key rotation under load (identity + orders, real processes' co
     ordersServer = await startOrders(ordersConfig(ordersEnv(peers, { IDENTITY_JWKS_URL: `http://127.0.0.1:${identityServer.adminPort}${JWKS_PATH}` })));
   });
   after(async () => {
+    clients.close();
     await ordersServer?.shutdown();
     await identityServer?.shutdown();
     await peers?.stop();
@@ -56,8 +54,8 @@ describe("signing-key rotation under load (identity + orders, real processes' co
   });
 
   it("answers every unexpired token across rotations, then refuses the dropped key's tokens", async () => {
-    const identity = dial(IdentityService, `127.0.0.1:${identityServer.port}`);
-    const orders = dial(OrderService, `127.0.0.1:${ordersServer.port}`);
+    const identity = clients.dial(IdentityService, `127.0.0.1:${identityServer.port}`);
+    const orders = clients.dial(OrderService, `127.0.0.1:${ordersServer.port}`);
     const jwksKids = async () =>
       ((await (await fetch(`http://127.0.0.1:${identityServer.adminPort}${JWKS_PATH}`)).json()) as { keys: { kid: string }[] }).keys.map((k) => k.kid);
     const firstPem = JSON.parse(await readFile(join(keyDir, KEY_RING_FILE), "utf8")).current as string;

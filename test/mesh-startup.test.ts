@@ -1,23 +1,19 @@
 // Mesh mode refuses to start without a valid workload certificate: a real service process (payment), a real
 // bootstrap pointing at real files; no istiod is needed, since the check runs before anything listens.
-import { mkdtempSync, rmSync, unlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { expect } from "chai";
 import { freePort } from "../tools/stack/devdb.js";
 import { certificateProviders, LocalCa, MeshIdentities, WorkloadCert } from "../tools/stack/mesh/identities.js";
 import { startProcess } from "../tools/stack/process.js";
 import { testMongoUri, uniqueDbName } from "./support/db.js";
+import { tempDirFor } from "./support/temp-dir.js";
 
 const payment = { namespace: "meshmart", serviceAccount: "payment" };
 
 describe("mesh mode start-up without a valid workload certificate", function () {
   this.timeout(60_000);
-  let dir: string;
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), "meshmart-mesh-start-"));
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const scratch = tempDirFor("meshmart-mesh-start-");
 
   async function startPayment(files: WorkloadCert["files"]) {
     const bootstrap = {
@@ -42,7 +38,7 @@ describe("mesh mode start-up without a valid workload certificate", function () 
   }
 
   it("a missing certificate file: exits 2 naming the file, no plaintext fallback", async () => {
-    const ids = await MeshIdentities.open(join(dir, "missing"));
+    const ids = await MeshIdentities.open(join(scratch.path, "missing"));
     const wc = await ids.add(payment);
     ids.stop();
     unlinkSync(wc.files.certificateFile);
@@ -53,8 +49,8 @@ describe("mesh mode start-up without a valid workload certificate", function () 
   });
 
   it("an expired certificate: exits 2 naming the file", async () => {
-    const ca = await LocalCa.open(join(dir, "expired", "ca"));
-    const wc = new WorkloadCert(ca, payment, join(dir, "expired", "payment"), { ttlMs: 1 });
+    const ca = await LocalCa.open(join(scratch.path, "expired", "ca"));
+    const wc = new WorkloadCert(ca, payment, join(scratch.path, "expired", "payment"), { ttlMs: 1 });
     await wc.issue();
     await new Promise((r) => setTimeout(r, 1100)); // X.509 times have second precision
     const { code, output } = await startPayment(wc.files);

@@ -5,7 +5,7 @@
 import { expect } from "chai";
 import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
 import { OrderService, OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
-import { closeClients, dial } from "#kit";
+import { clientPool } from "#kit";
 import { type Stack, startStack } from "../tools/stack/launcher.js";
 
 const OUTAGE_MS = Number(process.env.RECONNECT_OUTAGE_MS ?? 30_000);
@@ -13,18 +13,19 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe("a peer that comes back is noticed (bounded reconnect backoff)", function () {
   this.timeout(OUTAGE_MS + 180_000);
+  const clients = clientPool();
   let stack: Stack;
   before(async () => {
     stack = await startStack({ logLevel: "warn", healthTimeoutMs: 180_000 });
   });
   after(async () => {
-    closeClients();
+    clients.close();
     await stack?.stop();
   });
 
   it(`orders charges through payment within 3 s of payment SERVING again after a ${OUTAGE_MS / 1000} s outage`, async () => {
-    const identity = dial(IdentityService, stack.endpoints.identity.grpc);
-    const orders = dial(OrderService, stack.endpoints.orders.grpc);
+    const identity = clients.dial(IdentityService, stack.endpoints.identity.grpc);
+    const orders = clients.dial(OrderService, stack.endpoints.orders.grpc);
     await identity.register({ email: "back@example.com", password: "correct-horse-1", displayName: "Back" });
     const { accessToken } = await identity.login({ email: "back@example.com", password: "correct-horse-1" });
     const card = { number: "4242424242424242", expMonth: 12, expYear: 2099, cvc: "123" };

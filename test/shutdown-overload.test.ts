@@ -5,10 +5,12 @@
 import { expect } from "chai";
 import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
 import { OrderService } from "#gen/meshmart/orders/v1/orders_pb.js";
-import { closeClients, dial } from "#kit";
+import { clientPool } from "#kit";
 import { type Stack, startStack } from "../tools/stack/launcher.js";
+import { checkDataSet } from "../tools/traffic/data-set.js";
 import { LOCAL_RECOVERY } from "../tools/traffic/experiment/run.js";
-import { checkDataSet } from "../tools/traffic/invariants.js";
+import { APPROVED_CARD } from "../tools/traffic/load/shopper.js";
+import { signedInShopper } from "./support/shopper.js";
 
 const OVERLOAD_PER_S = 100;
 const OVERLOAD_MS = 3000;
@@ -16,22 +18,21 @@ const GRACE_MS = 2000;
 
 describe("shutdown after an overload: bounded, resumable, no INTERNAL", function () {
   this.timeout(240_000);
+  const clients = clientPool();
   let stack: Stack;
   before(async () => {
     stack = await startStack({ logLevel: "warn", recovery: LOCAL_RECOVERY, env: { orders: { GRACE_MS: String(GRACE_MS) } } });
   });
   after(async () => {
-    closeClients();
+    clients.close();
     await stack?.stop();
   });
 
   it(`SIGTERM after ${OVERLOAD_PER_S}/s PlaceOrder for ${OVERLOAD_MS / 1000} s: exits within its grace period plus a few seconds, comes back SERVING within 5 s, every order settles`, async () => {
-    const identity = dial(IdentityService, stack.endpoints.identity.grpc);
-    const orders = dial(OrderService, stack.endpoints.orders.grpc);
-    await identity.register({ email: "overload@example.com", password: "correct-horse-1", displayName: "Overload" });
-    const { accessToken } = await identity.login({ email: "overload@example.com", password: "correct-horse-1" });
-    const headers = { authorization: `Bearer ${accessToken}` };
-    const card = { number: "4242424242424242", expMonth: 12, expYear: 2099, cvc: "123" };
+    const identity = clients.dial(IdentityService, stack.endpoints.identity.grpc);
+    const orders = clients.dial(OrderService, stack.endpoints.orders.grpc);
+    const headers = await signedInShopper(identity, "overload@example.com", "Overload");
+    const card = APPROVED_CARD;
     // Slow charges: sagas pile up mid-way, as under a real overload, and are still running when the grace ends.
     await stack.setFaults("payment", { delayMs: 3000, delayPercent: 100, methods: ["Charge"] });
 

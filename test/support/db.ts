@@ -8,6 +8,11 @@ export function testMongoUri(): string {
   return uri; // tests pick their own database names (openDatabase's dbName overrides a path in the URI)
 }
 
+/** What a service started in a test's process needs: the test server, a database of its own, free ports, loopback. */
+export function serverEnv(dbName: string): Record<string, string> {
+  return { MONGODB_URI: testMongoUri(), DB_NAME: dbName, PORT: "0", ADMIN_PORT: "0", HOST: "127.0.0.1" };
+}
+
 /** A database name no other test uses, e.g. "t_catalog_3f9a1c". */
 export function uniqueDbName(prefix: string): string {
   return `t_${prefix}_${randomBytes(4).toString("hex")}`;

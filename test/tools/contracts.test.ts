@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { expect } from "chai";
 import { ROOT } from "../../tools/root.js";
+import { ensureValidateProto } from "../../tools/setup/buf-validate-proto.js";
 
 const BUF = join(ROOT, "node_modules", ".bin", "buf");
 
@@ -22,9 +23,12 @@ describe("contracts: buf breaking against the previous commit", () => {
   const catalogProto = () => join(repo, "proto/meshmart/catalog/v1/catalog.proto");
   const git = (...args: string[]) => execFileSync("git", args, { cwd: repo, stdio: "pipe" });
 
+  before(() => ensureValidateProto());
   beforeEach(() => {
     repo = mkdtempSync(join(tmpdir(), "meshmart-contracts-"));
-    for (const p of ["proto", "buf.yaml", "tools/checks/check-breaking.sh"]) cpSync(join(ROOT, p), join(repo, p), { recursive: true });
+    // .cache/protovalidate: the buf.validate module the contracts import (fetched by the npm scripts, not in git).
+    for (const p of ["proto", "buf.yaml", "tools/checks/check-breaking.sh", ".cache/protovalidate"]) cpSync(join(ROOT, p), join(repo, p), { recursive: true });
+    writeFileSync(join(repo, ".gitignore"), ".cache/\n");
     git("init", "-q", "-b", "main");
     git("-c", "user.email=ci@meshmart.dev", "-c", "user.name=ci", "commit", "-q", "--allow-empty", "-m", "empty start");
   });

@@ -1,19 +1,14 @@
 // The local kill-payment experiment end to end (issue 5): payment is SIGKILLed for 5 s under load on a real
 // local stack and restarted; the report must show the invariants held over the whole data set (no duplicate
 // charge, no lost or stuck order) and its numbers must agree with each other and with the files written.
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { expect } from "chai";
 import { runExperiment } from "../../tools/traffic/experiment/run.js";
+import { tempDirFor } from "../support/temp-dir.js";
 
 describe("experiment kill-payment (local stack, real processes)", function () {
   this.timeout(180_000);
-  let dir: string;
-  before(() => {
-    dir = mkdtempSync(join(tmpdir(), "meshmart-reports-"));
-  });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  const reports = tempDirFor("meshmart-reports-");
 
   it("kills payment for 5 s under load; invariants hold and the report adds up", async () => {
     const { report, files } = await runExperiment({
@@ -21,7 +16,7 @@ describe("experiment kill-payment (local stack, real processes)", function () {
       durationMs: 14_000,
       fault: { startAfterMs: 3000, durationMs: 5000 },
       rate: 8,
-      reportsDir: dir,
+      reportsDir: reports.path,
     });
     // The fault really happened, for about the planned time.
     expect(report.fault.events.map((e) => e.what)).to.deep.equal(["payment killed (SIGKILL)", "payment starting again", "payment SERVING"]);

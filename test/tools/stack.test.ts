@@ -6,7 +6,7 @@ import { expect } from "chai";
 import { HealthCheckResponse_ServingStatus } from "#gen/health/v1/health_pb.js";
 import { waitForHealth } from "../../tools/stack/health-wait.js";
 import { type Stack, startStack, UNITS } from "../../tools/stack/launcher.js";
-import { checkDataSet } from "../../tools/traffic/invariants.js";
+import { checkDataSet } from "../../tools/traffic/data-set.js";
 
 const alive = (pid: number) => {
   try {

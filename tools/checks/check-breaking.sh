@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # buf breaking (FILE rules) of proto/ against the previous commit of main, so a change that would break
 # existing clients (a removed field, a renumbered tag, a renamed RPC) fails CI. On the first commit, or
-# in a shallow clone without history, there is nothing to compare with and the check says so.
+# in a shallow clone without history, there is nothing to compare with and the check says so. Needs
+# .cache/protovalidate (npm run check:breaking fetches it first).
 # Usage: tools/checks/check-breaking.sh [git-ref]   (default: HEAD~1 when HEAD is committed work, else HEAD)
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
@@ -18,5 +19,12 @@ if ! git cat-file -e "$ref:proto" 2>/dev/null; then
   echo "check-breaking: $ref has no proto/ yet; skipped"
   exit 0
 fi
-$BUF breaking proto --against ".git#ref=$ref,subdir=proto"
+# The contracts at $ref, with the same third-party module beside them (.cache/protovalidate is not in git).
+against=$(mktemp -d)
+trap 'rm -rf "$against"' EXIT
+git archive "$ref" proto buf.yaml | tar -x -C "$against"
+if [[ -d .cache/protovalidate ]]; then
+  mkdir -p "$against/.cache" && cp -r .cache/protovalidate "$against/.cache/"
+fi
+$BUF breaking proto --against "$against/proto"
 echo "check-breaking: proto/ is wire- and source-compatible with $ref"

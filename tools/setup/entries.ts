@@ -12,6 +12,7 @@ export const ENTRIES = {
   catalog: "services/catalog/src/main.ts",
   orders: "services/orders/src/main.ts",
   payment: "services/payment/src/main.ts",
+  monolith: "tools/stack/monolith-main.ts",
   start: "tools/stack/start.ts",
   "echo-server": "tools/traffic/bench/echo-server.ts",
 } as const;

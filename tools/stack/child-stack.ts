@@ -1,8 +1,8 @@
-// The local stack in a child process: npm start's launcher (tools/stack/start.ts --ports auto, which runs
-// startStack of launcher.ts, or the monolith) for a load run, a benchmark or a test, and its "meshmart ready
-// {json}" line turned into load targets. A child process rather than startStack in the caller: the benchmark
-// measures the stack's processes apart from its own, and the end-to-end tests run the README's way.
-import { execFileSync } from "node:child_process";
+// The local stack in a child process: npm start (tools/stack/start.ts --ports auto, which runs startStack of
+// launcher.ts in every mode) for a load run, a benchmark or a test, and its "meshmart ready {json}" line turned
+// into load targets. A child process rather than startStack in the caller: the benchmark measures the stack's
+// processes apart from its own, and the end-to-end tests run the README's way. The ready line names every process
+// the stack spawned (`pids`), so nothing here asks the OS who the children are.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,7 +13,7 @@ import { parseReadyLine } from "./ready-line.js";
 
 export type Mode = "services" | "monolith" | "mesh";
 /** What tools/stack/start.ts prints: each unit's gRPC and admin address, and the database (and in mesh mode, the mesh). */
-export type Ready = Record<string, { grpc: string; admin: string }> & { mongodb?: unknown; mesh?: ReadyMesh };
+export type Ready = Record<string, { grpc: string; admin: string }> & { mongodb?: unknown; mesh?: ReadyMesh; pids?: Record<string, number> };
 /** tools/stack/start.ts's ready line in mesh mode: istiod's debug URL and xDS address, the xds targets, client bootstraps. */
 export interface ReadyMesh {
   /** istiod's HTTP (debug) URL, xDS address, pid and config directory. */
@@ -48,18 +48,9 @@ const killQuietly = (pid: number) => {
   }
 };
 
-/** Every process below `pid` (its services and database), deepest last. */
-export function descendantsOf(pid: number): number[] {
-  let children: number[] = [];
-  try {
-    children = execFileSync("ps", ["-o", "pid=", "--ppid", String(pid)], { encoding: "utf8" })
-      .split(/\s+/)
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    // no children (ps exits 1)
-  }
-  return children.flatMap((c) => [c, ...descendantsOf(c)]);
+/** Every process of a started stack by name: start.ts itself ("start") and what it spawned (Stack.pids). */
+export function processesOf(stack: LocalStack): Record<string, number> {
+  return { start: stack.process.child.pid as number, ...(stack.ready.pids as Record<string, number> | undefined) };
 }
 
 /**
@@ -94,6 +85,7 @@ export async function startLocalStack(mode: Mode, o: { env?: Record<string, stri
     "--data-dir",
     dataDir,
   ]);
+  let pids: Record<string, number> = {};
   const stop = async (graceMs = 30_000) => {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<"late">((r) => (timer = setTimeout(() => r("late"), graceMs)));
@@ -101,7 +93,7 @@ export async function startLocalStack(mode: Mode, o: { env?: Record<string, stri
     const forced = stopped === "late";
     clearTimeout(timer);
     if (forced) {
-      for (const pid of descendantsOf(proc.child.pid!)) killQuietly(pid);
+      for (const pid of Object.values(pids)) killQuietly(pid);
       killQuietly(proc.child.pid!);
       await proc.exited;
     }
@@ -115,6 +107,7 @@ export async function startLocalStack(mode: Mode, o: { env?: Record<string, stri
         const found = parseReadyLine<Ready>(line);
         if (!found) return;
         clearTimeout(timer);
+        pids = (found.pids as Record<string, number> | undefined) ?? {};
         resolve(found);
       });
       proc.exited.then((code) => {

@@ -66,6 +66,8 @@ export interface DevDb {
   start(): Promise<void>;
   /** Stops it (SIGTERM) and waits for the exit. */
   stop(): Promise<void>;
+  /** The server's process id while it runs. */
+  pid(): number | undefined;
 }
 
 /**
@@ -126,6 +128,7 @@ export async function startDevDb(opts: { dir: string; port?: number; log?: (line
       await exited;
       clearTimeout(timer);
     },
+    pid: () => child?.pid,
   };
   await db.start();
   return db;

@@ -1,12 +1,14 @@
-// The local stack as a library: the embedded database and every service (catalog as v1 and v2) as child
-// processes, with handles to kill, restart and fault one of them. tools/stack/start.ts (npm start), the experiment
-// runner and the fault tests all start meshmart through here, so they run the same thing.
+// The one launcher of a local stack: the embedded database and every service (catalog as v1 and v2) as child
+// processes, or with `monolith` the one monolith process, with handles to kill, restart and fault a unit.
+// tools/stack/start.ts (npm start, every mode), the experiment runner, the bench (through child-stack.ts) and the
+// tests all start meshmart through here, so they run the same thing.
 // With `mesh`, the same processes run in a local Istio mesh: real istiod (tools/stack/mesh/istiod.ts) fed from the
 // kustomize-rendered manifests (tools/stack/mesh/config.ts), each process with an address of its own and an xDS
 // bootstrap (tools/stack/mesh/bootstrap.ts), orders calling catalog and payment as a proxyless gRPC client
 // (the mesh part is mesh-stack.ts; the units' fixed facts units.ts).
-// Over 300 lines on purpose: startStack is one closure over the units' processes (start, kill, restart, rollOver
-// and stop share its running/draining state); cutting it up would hand that state around instead.
+// Over 300 lines on purpose: a stack is one closure over its units' processes (start, kill, restart, rollOver, pids
+// and stop share its running/draining state, for services and monolith alike); cutting it up would hand that
+// state around instead.
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -19,17 +21,30 @@ import { DIST, SERVICE_NODE_FLAGS } from "../setup/entries.js";
 import { type DevDb, freePort, startDevDb } from "./devdb.js";
 import { waitForHealth } from "./health-wait.js";
 import { bootstrapEnv } from "./mesh/bootstrap.js";
-import { checkBindable } from "./mesh/istiod.js";
 import { addressBlock, MESH_SERVICE_ENV } from "./mesh/security.js";
 import { type Mesh, type MeshOptions, startMesh } from "./mesh-stack.js";
-import { DEFAULT_PORTS, type Endpoints, SERVICE_PORT, UNITS, type UnitName } from "./units.js";
+import { checkBindable } from "./port-check.js";
+import { DEFAULT_PORTS, type Endpoint, type Endpoints, MONOLITH, MONOLITH_PORTS, type MonolithUnit, SERVICE_PORT, UNITS, type UnitName } from "./units.js";
 
 export type { Mesh, MeshApplied, MeshClient, MeshOptions } from "./mesh-stack.js";
-export { DEFAULT_PORTS, DEPLOYMENT, type Endpoints, SERVICE_PORT, UNITS, type UnitName } from "./units.js";
+export {
+  DEFAULT_PORTS,
+  DEPLOYMENT,
+  type Endpoint,
+  type Endpoints,
+  MONOLITH,
+  MONOLITH_PORTS,
+  type MonolithUnit,
+  SERVICE_PORT,
+  UNITS,
+  type UnitName,
+} from "./units.js";
 export { checkBindable };
 
-export interface StackOptions {
-  /** "auto": free ports everywhere (tests); "default": DEFAULT_PORTS (units.ts). */
+export interface StackOptions<U extends string = UnitName> {
+  /** One process running every service (tools/stack/monolith.ts) instead of one per service; not with `mesh`. */
+  monolith?: boolean;
+  /** "auto": free ports everywhere (tests); "default": DEFAULT_PORTS or MONOLITH_PORTS (units.ts). */
   ports?: "auto" | "default";
   /** Use this server instead of starting the embedded one (stopDb/startDb are then unavailable). */
   mongoUri?: string;
@@ -47,16 +62,18 @@ export interface StackOptions {
    */
   traces?: { dir: string; sampler?: string; ratio?: number };
   /** Extra environment per unit (e.g. FAULT_* knobs at start). */
-  env?: Partial<Record<UnitName, Record<string, string>>>;
+  env?: Partial<Record<U, Record<string, string>>>;
   /** A unit exited without being asked to (crash): start.ts stops everything, tests record it. */
-  onUnexpectedExit?: (unit: UnitName, code: number | null, signal: NodeJS.Signals | null) => void;
+  onUnexpectedExit?: (unit: U, code: number | null, signal: NodeJS.Signals | null) => void;
+  /** Every piece of a unit's output as it comes (stdio "pipe"), for a test that reads all of it, not the last part. */
+  onOutput?: (unit: U, text: string) => void;
   healthTimeoutMs?: number;
   /** Run the services in the local mesh (real istiod, proxyless gRPC). */
   mesh?: MeshOptions;
 }
 
-export interface Stack {
-  endpoints: Endpoints;
+export interface Stack<U extends string = UnitName> {
+  endpoints: Record<U, Endpoint>;
   /** Set when started with `mesh`. */
   mesh?: Mesh;
   mongoUri: string;
@@ -65,13 +82,13 @@ export interface Stack {
   /** Where the units write their spans (StackOptions.traces), if tracing is on. */
   tracesDir?: string;
   /** `meshmart ready` JSON shape: endpoints plus the database URI. */
-  ready(): Endpoints & { mongodb: string };
+  ready(): Record<U, Endpoint> & { mongodb: string };
   /** Sends `signal` (SIGKILL by default) and waits for the process to exit; it stays down until start/restart. */
-  kill(unit: UnitName, signal?: NodeJS.Signals): Promise<void>;
+  kill(unit: U, signal?: NodeJS.Signals): Promise<void>;
   /** Starts a unit that is down, on its old ports, and waits until it is SERVING. */
-  start(unit: UnitName): Promise<void>;
+  start(unit: U): Promise<void>;
   /** Graceful restart: SIGTERM (the kit drains in-flight calls), then a new process on the same ports, health-waited. */
-  restart(unit: UnitName): Promise<void>;
+  restart(unit: U): Promise<void>;
   /**
    * Mesh only: the restart a Deployment's rolling update does (maxSurge 1, maxUnavailable 0). A new process on
    * an address of its own with a WorkloadEntry of its own (istiod pushed it, every client acknowledged), waited
@@ -79,31 +96,43 @@ export interface Stack {
    * endpoints controller race on a cluster: callers that still pick it are refused, and the VirtualServices'
    * retries send them on. The unit's endpoints then name the new process.
    */
-  rollOver(unit: UnitName): Promise<void>;
-  isRunning(unit: UnitName): boolean;
-  pid(unit: UnitName): number | undefined;
+  rollOver(unit: U): Promise<void>;
+  isRunning(unit: U): boolean;
+  pid(unit: U): number | undefined;
+  /**
+   * Every process this stack spawned and runs now, by name: the units, "devdb", "istiod", "etcd" and
+   * "kube-apiserver" (those it started itself). What a caller kills or measures, without asking the OS for children.
+   */
+  pids(): Record<string, number>;
   stopDb(): Promise<void>;
   startDb(): Promise<void>;
   /** Sets the kit's fault knobs of one unit through its admin `PUT /faults`. */
-  setFaults(unit: UnitName, settings: Partial<FaultSettings>): Promise<FaultSettings>;
+  setFaults(unit: U, settings: Partial<FaultSettings>): Promise<FaultSettings>;
   /** The unit's recent output (stdio "pipe" only). */
-  output(unit: UnitName): string;
+  output(unit: U): string;
   /** The embedded database's recent log lines. */
   dbOutput(): string;
   /** Stops every process and removes the temporary directory. Idempotent. */
   stop(): Promise<void>;
 }
 
-/** rollOver's minReadySeconds (ms): above the kit's 1 s reconnect backoff cap (services/kit/src/grpc-transport.ts). */
+/** Each service's gRPC address in a stack without the mesh (catalog: v1), as a client dials it. */
+export function serviceTargets(stack: Stack): { identity: string; catalog: string; orders: string; payment: string } {
+  const at = stack.endpoints;
+  return { identity: at.identity.grpc, catalog: at["catalog-v1"].grpc, orders: at.orders.grpc, payment: at.payment.grpc };
+}
+
+/** rollOver's minReadySeconds (ms): above the kit's 1 s reconnect backoff cap (services/kit/src/client/grpc-transport.ts). */
 export const MIN_READY_MS = 1500;
 
 /** The compiled service each unit runs (npm run build; mocha's global setup builds before any test). */
-const ENTRY: Record<UnitName, string> = {
+const ENTRY: Record<UnitName | MonolithUnit, string> = {
   identity: join(DIST, "identity.js"),
   "catalog-v1": join(DIST, "catalog.js"),
   "catalog-v2": join(DIST, "catalog.js"),
   orders: join(DIST, "orders.js"),
   payment: join(DIST, "payment.js"),
+  monolith: join(DIST, "monolith.js"),
 };
 const OUTPUT_KEEP = 64 * 1024; // bytes of output kept per unit for failure messages
 interface Running {
@@ -112,23 +141,31 @@ interface Running {
   expected: boolean;
 }
 
-export async function startStack(opts: StackOptions = {}): Promise<Stack> {
+/** Starts the stack: every service as its own process (with `mesh`, in the local mesh), or the monolith. */
+export function startStack(opts: StackOptions<MonolithUnit> & { monolith: true }): Promise<Stack<MonolithUnit>>;
+export function startStack(opts?: StackOptions & { monolith?: false }): Promise<Stack>;
+export async function startStack(o: StackOptions | StackOptions<MonolithUnit> = {}): Promise<Stack | Stack<MonolithUnit>> {
+  if (o.monolith && o.mesh) throw new Error("startStack: the monolith runs without the mesh (it has no calls between services on the network)");
+  return o.monolith ? startUnits<MonolithUnit>(o as StackOptions<MonolithUnit>, [MONOLITH]) : startUnits<UnitName>(o as StackOptions, UNITS);
+}
+
+async function startUnits<U extends UnitName | MonolithUnit>(opts: StackOptions<U>, units: readonly U[]): Promise<Stack<U>> {
   const auto = (opts.ports ?? "auto") === "auto";
-  const ports = {} as Record<UnitName, { port: number; adminPort: number }>;
-  for (const u of UNITS)
-    ports[u] = auto ? { port: await freePort(), adminPort: await freePort() } : { port: DEFAULT_PORTS[u][0], adminPort: DEFAULT_PORTS[u][1] };
+  const defaults: Record<UnitName | MonolithUnit, [number, number]> = { ...DEFAULT_PORTS, [MONOLITH]: MONOLITH_PORTS };
+  const ports = {} as Record<U, { port: number; adminPort: number }>;
+  for (const u of units) ports[u] = auto ? { port: await freePort(), adminPort: await freePort() } : { port: defaults[u][0], adminPort: defaults[u][1] };
   // In the mesh every process has an address of its own (istiod tells workloads apart by IP) and serves the
   // container port of the manifests there, like a pod; the plaintext local port takes the unit's usual port.
   const address = addressBlock(auto);
-  const hostOf = Object.fromEntries(UNITS.map((u, i) => [u, opts.mesh ? address(i) : "127.0.0.1"])) as Record<UnitName, string>;
-  const localPorts = {} as Record<UnitName, number>;
+  const hostOf = Object.fromEntries(units.map((u, i) => [u, opts.mesh ? address(i) : "127.0.0.1"])) as Record<U, string>;
+  const localPorts = {} as Record<U, number>;
   if (opts.mesh)
-    for (const u of UNITS) {
+    for (const u of units) {
       localPorts[u] = ports[u].port;
       ports[u].port = SERVICE_PORT;
     }
   const endpoints = Object.fromEntries(
-    UNITS.map((u) => [
+    units.map((u) => [
       u,
       {
         grpc: `${hostOf[u]}:${ports[u].port}`,
@@ -136,9 +173,9 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
         ...(opts.mesh ? { local: `127.0.0.1:${localPorts[u]}` } : {}),
       },
     ]),
-  ) as Endpoints;
+  ) as Record<U, Endpoint>;
   if (opts.mesh)
-    for (const u of UNITS) {
+    for (const u of units) {
       await checkBindable(hostOf[u], ports[u].port, `${u}'s mesh gRPC port`);
       await checkBindable("127.0.0.1", localPorts[u], `${u}'s local gRPC port`);
       await checkBindable(hostOf[u], ports[u].adminPort, `${u}'s admin port`);
@@ -146,7 +183,17 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
 
   // The mesh first: an invalid mesh file stops the start before anything else runs.
   const meshDir = opts.mesh ? (opts.dataDir ? join(opts.dataDir, "mesh") : mkdtempSync(join(tmpdir(), "meshmart-mesh-"))) : undefined;
-  const mesh = opts.mesh ? await startMesh(opts.mesh, hostOf, ports, address, meshDir as string, opts.dataDir === undefined) : undefined;
+  // With a mesh the units are the services (startStack refuses a monolith in the mesh).
+  const mesh = opts.mesh
+    ? await startMesh(
+        opts.mesh,
+        hostOf as Record<UnitName, string>,
+        ports as Record<UnitName, { port: number; adminPort: number }>,
+        address,
+        meshDir as string,
+        opts.dataDir === undefined,
+      )
+    : undefined;
 
   let dbLog = "";
   const tempDir = opts.mongoUri || opts.dataDir ? undefined : mkdtempSync(join(tmpdir(), "meshmart-stack-"));
@@ -165,7 +212,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   }
   const uri = mongoUri;
 
-  const envOf = (u: UnitName): Record<string, string> => {
+  const envOf = (u: U): Record<string, string> => {
     const base: Record<string, string> = {
       PORT: String(ports[u].port),
       ADMIN_PORT: String(ports[u].adminPort),
@@ -175,9 +222,10 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       LOG_LEVEL: opts.logLevel ?? process.env.LOG_LEVEL ?? "info",
     };
     if (mesh) {
+      const service = u as UnitName;
       base.HOST = hostOf[u];
       base.LOCAL_GRPC_PORT = String(localPorts[u]);
-      Object.assign(base, MESH_SERVICE_ENV, bootstrapEnv(mesh.workloads[u], mesh.istiod.xdsAddress, mesh.serviceExtras[u]));
+      Object.assign(base, MESH_SERVICE_ENV, bootstrapEnv(mesh.workloads[service], mesh.istiod.xdsAddress, mesh.serviceExtras[service]));
     }
     if (u.startsWith("catalog")) base.VERSION = u.slice("catalog-".length);
     if (opts.traces) {
@@ -188,20 +236,22 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     }
     if (u === "orders") {
       // In the mesh, orders asks istiod where catalog and payment are (routes, subsets, retries, faults).
+      const at = endpoints as Record<string, Endpoint> as Endpoints;
       Object.assign(
         base,
         ordersPeerEnv({
-          catalog: mesh ? mesh.targets.catalog : endpoints["catalog-v1"].grpc,
-          payment: mesh ? mesh.targets.payment : endpoints.payment.grpc,
-          identityAdmin: endpoints.identity.admin,
+          catalog: mesh ? mesh.targets.catalog : at["catalog-v1"].grpc,
+          payment: mesh ? mesh.targets.payment : at.payment.grpc,
+          identityAdmin: at.identity.admin,
         }),
       );
-      if (opts.recovery) {
-        base.RECOVERY_INTERVAL_MS = String(opts.recovery.intervalMs);
-        base.RECOVERY_AFTER_MS = String(opts.recovery.afterMs);
-      }
     }
-    if (u === "payment" && opts.recovery) {
+    // The monolith holds orders and payment too (it reaches catalog and payment in memory: no peer addresses).
+    if ((u === "orders" || u === MONOLITH) && opts.recovery) {
+      base.RECOVERY_INTERVAL_MS = String(opts.recovery.intervalMs);
+      base.RECOVERY_AFTER_MS = String(opts.recovery.afterMs);
+    }
+    if ((u === "payment" || u === MONOLITH) && opts.recovery) {
       // The ledger's reconcile on the same short clock as orders' recovery (a full scan: not every 500 ms).
       base.RECONCILE_INTERVAL_MS = String(Math.max(opts.recovery.intervalMs, 1000));
       base.RECONCILE_AFTER_MS = String(opts.recovery.afterMs);
@@ -209,17 +259,17 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     return { ...base, ...opts.env?.[u] };
   };
 
-  const running = new Map<UnitName, Running>();
+  const running = new Map<U, Running>();
   /** Old processes of a rollOver still draining (stop() waits for them too). */
   const draining = new Set<Running>();
   /** Addresses for rolled-over processes: after the units' and the clients'. */
-  let nextAddress = UNITS.length + (opts.mesh?.clients?.length ?? 1) + 10;
+  let nextAddress = units.length + (opts.mesh?.clients?.length ?? 1) + 10;
   /** Each unit's WorkloadEntry name once rolled over (initially the unit's name). */
-  const entryName = new Map<UnitName, string>();
-  const outputs = new Map<UnitName, string>();
+  const entryName = new Map<U, string>();
+  const outputs = new Map<U, string>();
   let stopping = false;
 
-  function launch(u: UnitName) {
+  function launch(u: U) {
     const child = spawn(process.execPath, [...SERVICE_NODE_FLAGS, ENTRY[u]], {
       cwd: ROOT,
       env: { ...process.env, ...envOf(u) },
@@ -228,6 +278,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     const keep = (d: Buffer) => {
       const s = (outputs.get(u) ?? "") + d;
       outputs.set(u, s.length > OUTPUT_KEEP ? s.slice(-OUTPUT_KEEP) : s);
+      opts.onOutput?.(u, String(d));
     };
     child.stdout?.on("data", keep);
     child.stderr?.on("data", keep);
@@ -240,7 +291,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     return entry;
   }
 
-  async function startUnit(u: UnitName) {
+  async function startUnit(u: U) {
     if (stopping) throw new Error(`start ${u}: the stack is stopped`); // never leave an orphan behind stop()
     if (running.has(u)) return;
     const entry = launch(u);
@@ -256,7 +307,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     died.catch(() => undefined); // it may exit later, on purpose; startup is over
   }
 
-  async function killUnit(u: UnitName, signal: NodeJS.Signals = "SIGKILL") {
+  async function killUnit(u: U, signal: NodeJS.Signals = "SIGKILL") {
     const r = running.get(u);
     if (!r) return;
     r.expected = true;
@@ -267,7 +318,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     clearTimeout(force);
   }
 
-  const stack: Stack = {
+  const stack: Stack<U> = {
     endpoints,
     mesh,
     mongoUri: uri,
@@ -285,6 +336,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       if (!mesh || !dir) throw new Error("rollOver: needs a stack started with mesh (its config-directory mode)");
       const old = running.get(u);
       if (!old) throw new Error(`rollOver ${u}: it is not running`);
+      const service = u as UnitName; // a mesh stack's units are the services
       const current = entryName.get(u) ?? u;
       const entry = dir.docs().find((d) => d.obj.kind === "WorkloadEntry" && d.obj.metadata?.name === current);
       if (!entry) throw new Error(`rollOver ${u}: no WorkloadEntry ${current} in the mesh config`);
@@ -294,7 +346,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
       const local = await freePort();
       hostOf[u] = host;
       localPorts[u] = local;
-      mesh.workloads[u].address = host;
+      mesh.workloads[service].address = host;
       Object.assign(endpoints[u], { grpc: `${host}:${ports[u].port}`, admin: `http://${host}:${ports[u].adminPort}`, local: `127.0.0.1:${local}` });
       // The old process leaves `running` (so startUnit starts the new one) but is still stopped by stop().
       draining.add(old);
@@ -330,6 +382,14 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     },
     isRunning: (u) => running.has(u),
     pid: (u) => running.get(u)?.child.pid,
+    pids() {
+      const out: Record<string, number | undefined> = Object.fromEntries([...running].map(([u, r]) => [u, r.child.pid]));
+      out.devdb = db?.pid();
+      if (mesh) out.istiod = mesh.istiod.pid();
+      const plane = mesh?.kube?.controlPlane;
+      if (plane && !opts.mesh?.kube?.controlPlane) for (const part of ["etcd", "kube-apiserver"] as const) out[part] = plane.pid(part);
+      return Object.fromEntries(Object.entries(out).filter((e): e is [string, number] => e[1] !== undefined));
+    },
     async stopDb() {
       if (!db) throw new Error("stopDb: this stack uses an outside database (mongoUri), not the embedded one");
       await db.stop();
@@ -370,10 +430,13 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
 
   try {
     // catalog v1 seeds first (v2 shares its database); orders needs identity's JWKS and both peers.
-    for (const wave of [
-      ["identity", "catalog-v1", "payment"],
-      ["catalog-v2", "orders"],
-    ] as UnitName[][]) {
+    const waves = opts.monolith
+      ? [[MONOLITH]]
+      : [
+          ["identity", "catalog-v1", "payment"],
+          ["catalog-v2", "orders"],
+        ];
+    for (const wave of waves as U[][]) {
       await Promise.all(wave.map(startUnit));
     }
   } catch (err) {

@@ -110,12 +110,7 @@ export async function startMesh(
   const rendered = renderMeshConfig({
     root: o.root,
     mesh: o.kustomization,
-    instances: UNITS.map((u) => ({
-      deployment: DEPLOYMENT[u],
-      name: u,
-      address: hostOf[u],
-      ports: { grpc: ports[u].port, "http-metrics": ports[u].adminPort },
-    })),
+    instances: instancesOf(hostOf, ports),
     clients,
   });
   const problems = await validateMeshDocs(rendered.docs);
@@ -163,7 +158,16 @@ export async function startMesh(
   };
 }
 
-/** The mesh on a local Kubernetes control plane (tools/stack/kube/mesh.ts): same workloads, clients, certificates and targets. */
+/** Each unit as an instance of its Deployment at its address and ports (the WorkloadEntries istiod is given). */
+function instancesOf(hostOf: Record<UnitName, string>, ports: Record<UnitName, { port: number; adminPort: number }>) {
+  return UNITS.map((u) => ({
+    deployment: DEPLOYMENT[u],
+    name: u,
+    address: hostOf[u],
+    ports: { grpc: ports[u].port, "http-metrics": ports[u].adminPort },
+  }));
+}
+
 /** The xDS targets of the four services, as the mesh's clients dial them. */
 function meshTargets() {
   return {
@@ -183,6 +187,7 @@ function clientBootstrap(clients: Workload[], xdsAddress: string, extras: Map<st
   };
 }
 
+/** The mesh on a local Kubernetes control plane (tools/stack/kube/mesh.ts): same workloads, clients, certificates and targets. */
 async function startKubeModeMesh(
   o: MeshOptions,
   hostOf: Record<UnitName, string>,
@@ -201,12 +206,7 @@ async function startKubeModeMesh(
     controlPlane: k.controlPlane,
     controlPlaneOptions: { ports: k.ports, dir: k.dir },
     mesh: o.kustomization,
-    instances: UNITS.map((u) => ({
-      deployment: DEPLOYMENT[u],
-      name: u,
-      address: hostOf[u],
-      ports: { grpc: ports[u].port, "http-metrics": ports[u].adminPort },
-    })),
+    instances: instancesOf(hostOf, ports),
     clients,
     log: o.log,
     onControlPlaneExit: k.onExit,

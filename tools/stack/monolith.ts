@@ -24,6 +24,8 @@ export interface MonolithOptions {
   host: string;
   port: number;
   adminPort: number;
+  /** Shut down and exit on SIGTERM/SIGINT (its own process, tools/stack/monolith-main.ts). */
+  signals?: boolean;
 }
 
 export async function startMonolith(opts: MonolithOptions): Promise<RunningServer> {
@@ -63,6 +65,7 @@ export async function startMonolith(opts: MonolithOptions): Promise<RunningServe
     adminRoutes: Object.assign({}, ...parts.map((p) => p.adminRoutes ?? {})),
     faultKnobs: faults,
     onShutdown: () => Promise.all(parts.map((p) => p.close())),
+    signals: opts.signals,
   });
   for (const p of parts) p.start?.();
   return server;

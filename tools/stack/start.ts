@@ -4,7 +4,7 @@
 // (node dist/start.js, after npm run build), and the services it starts too (dist/<service>.js).
 //
 //   npm start                    default ports, data kept in .cache/devdb/data
-//   npm start -- --mode monolith all services in this one process, on one port (50050; admin 9090)
+//   npm start -- --mode monolith all services in one process, on one port (50050; admin 9090)
 //   npm start -- --fresh         start from an empty database
 //   npm start -- --mesh          the services in a local Istio mesh: real istiod from the rendered mesh/ policy,
 //                                orders → catalog/payment as proxyless gRPC (tools/stack/mesh/); --mesh-config mesh/canary
@@ -21,14 +21,11 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import type { RunningServer } from "#kit";
 import { ROOT } from "../root.js";
-import { type DevDb, freePort, startDevDb } from "./devdb.js";
 import { claim, inUse, ownerFile, refusal } from "./in-use.js";
 import { writeLocalMeshInfo } from "./kube/local.js";
-import { DEFAULT_PORTS, type Endpoints, type Stack, startStack, UNITS } from "./launcher.js";
+import { DEFAULT_PORTS, type Endpoints, MONOLITH_PORTS, type MonolithUnit, type Stack, type StackOptions, startStack, UNITS } from "./launcher.js";
 import { ensureMeshTools } from "./mesh/istiod.js";
-import { startMonolith } from "./monolith.js";
 import { formatReadyLine } from "./ready-line.js";
 
 const { values: args } = parseArgs({
@@ -44,11 +41,8 @@ const { values: args } = parseArgs({
 });
 
 const auto = args.ports === "auto";
-const pick = async (fixed: number) => (auto ? freePort() : fixed);
 
-let stack: Stack | undefined;
-let db: DevDb | undefined;
-let monolith: RunningServer | undefined;
+let stack: Stack | Stack<MonolithUnit> | undefined;
 let stopping = false;
 let release: () => void = () => undefined;
 process.on("exit", () => release());
@@ -58,8 +52,6 @@ async function stopAll(code: number): Promise<never> {
   stopping = true;
   console.error("\nstopping meshmart...");
   await stack?.stop();
-  await monolith?.shutdown();
-  await db?.stop();
   release();
   process.exit(code);
 }
@@ -70,23 +62,34 @@ async function main() {
   if (args.ports !== "auto" && args.ports !== "default") throw new Error(`--ports must be auto or default, got "${args.ports}"`);
   // Before anything is deleted or opened: is a stack already running on this data directory or these ports?
   const ownDb = !process.env.MONGODB_URI;
-  const fixed = args.mode === "monolith" ? [50050, 9090] : Object.values(DEFAULT_PORTS).flat();
+  const fixed = args.mode === "monolith" ? MONOLITH_PORTS : Object.values(DEFAULT_PORTS).flat();
   const why = refusal(args["data-dir"], await inUse(args["data-dir"], auto ? [] : [...fixed, ...(ownDb ? [27017] : [])]));
   if (why) throw new Error(why);
   mkdirSync(dirname(ownerFile(args["data-dir"])), { recursive: true });
   release = claim(args["data-dir"]);
   if (args.fresh) rmSync(args["data-dir"], { recursive: true, force: true });
+  // What every mode shares; the monolith is one unit, the services five.
+  const common: Omit<StackOptions<string>, "monolith"> = {
+    ports: auto ? "auto" : "default",
+    mongoUri: process.env.MONGODB_URI,
+    dataDir: args["data-dir"],
+    traces: { dir: join(args["data-dir"], "traces") },
+    stdio: "inherit",
+    logFormat: process.env.LOG_FORMAT === "json" ? "json" : "pretty",
+    onUnexpectedExit: (unit, code, signal) => {
+      // While starting, startStack stops what it started and throws (main's catch reports it); exiting here
+      // first would leave those processes running with no parent.
+      if (!stack) return;
+      console.error(`${unit} exited (${signal ?? code}); stopping the rest`);
+      void stopAll(1);
+    },
+  };
   if (args.mode === "monolith") {
-    let mongoUri = process.env.MONGODB_URI;
-    if (!mongoUri) {
-      const port = await pick(27017);
-      db = await startDevDb({ dir: args["data-dir"], port }).catch((err) => {
-        throw new Error(`${err.message}\n(is something else on port ${port}? set MONGODB_URI to use it instead)`);
-      });
-      mongoUri = db.uri;
-    }
-    process.env.TRACES_FILE ??= join(args["data-dir"], "traces", "monolith.jsonl");
-    return runMonolith(mongoUri);
+    // The one process writes one span file; a TRACES_FILE in the environment still names it, as it always did.
+    const tracesFile = process.env.TRACES_FILE;
+    const monolith = await startStack({ ...common, monolith: true, env: tracesFile ? { monolith: { TRACES_FILE: tracesFile } } : undefined });
+    stack = monolith;
+    return printMonolith(monolith);
   }
   if (args.mesh || args.kube) args.mode = "mesh";
   if (args.mode !== "services" && args.mode !== "mesh") throw new Error(`--mode must be services, monolith or mesh, got "${args.mode}"`);
@@ -96,7 +99,8 @@ async function main() {
   // The control plane too only when asked for (about 6 minutes of Go the first time).
   if (args.kube) execFileSync(join(ROOT, "tools", "setup", "setup.sh"), ["--kube"], { stdio: ["ignore", "inherit", "inherit"] });
 
-  stack = await startStack({
+  const services = await startStack({
+    ...common,
     mesh: mesh
       ? {
           kustomization: args["mesh-config"],
@@ -116,37 +120,25 @@ async function main() {
             : undefined,
         }
       : undefined,
-    ports: auto ? "auto" : "default",
-    mongoUri: process.env.MONGODB_URI,
-    dataDir: args["data-dir"],
-    traces: { dir: join(args["data-dir"], "traces") },
-    stdio: "inherit",
-    logFormat: process.env.LOG_FORMAT === "json" ? "json" : "pretty",
-    onUnexpectedExit: (unit, code, signal) => {
-      // While starting, startStack stops what it started and throws (main's catch reports it); exiting here
-      // first would leave those processes running with no parent.
-      if (!stack) return;
-      console.error(`${unit} exited (${signal ?? code}); stopping the rest`);
-      void stopAll(1);
-    },
   });
-  if (stack.mesh) {
+  stack = services;
+  if (services.mesh) {
     // The clients' bootstraps on disk, for `npm run flow -- --mesh` and `npm run load -- --target mesh`.
     const dir = join(ROOT, ".cache", "mesh");
     mkdirSync(dir, { recursive: true });
-    for (const client of ["cli", "load"]) writeFileSync(join(dir, `${client}-bootstrap.json`), `${JSON.stringify(stack.mesh.bootstrap(client), null, 2)}\n`);
-    const kube = stack.mesh.kube;
+    for (const client of ["cli", "load"]) writeFileSync(join(dir, `${client}-bootstrap.json`), `${JSON.stringify(services.mesh.bootstrap(client), null, 2)}\n`);
+    const kube = services.mesh.kube;
     // For `KUBECONFIG=.cache/kube/kubeconfig npm run experiment -- <name> --target cluster` in another terminal.
     if (kube)
       writeLocalMeshInfo({
         kubeconfig: kube.controlPlane.kubeconfig,
         istiod: kube.istiod.httpUrl,
-        targets: { ...stack.mesh.targets, xdsBootstrap: JSON.stringify(stack.mesh.bootstrap("load")) },
-        mongodb: stack.mongoUri,
+        targets: { ...services.mesh.targets, xdsBootstrap: JSON.stringify(services.mesh.bootstrap("load")) },
+        mongodb: services.mongoUri,
       });
   }
   if (auto) {
-    const m = stack.mesh;
+    const m = services.mesh;
     const meshInfo = m
       ? {
           mesh: {
@@ -159,9 +151,9 @@ async function main() {
           },
         }
       : {};
-    console.log(formatReadyLine({ ...stack.ready(), ...meshInfo }));
-  } else if (!stack.mesh) printWelcome(stack.endpoints, stack.mongoUri);
-  if (stack.mesh) printMesh(stack);
+    console.log(formatReadyLine({ ...services.ready(), pids: services.pids(), ...meshInfo }));
+  } else if (!services.mesh) printWelcome(services.endpoints, services.mongoUri);
+  if (services.mesh) printMesh(stack);
 }
 
 /** istiod died: the services keep their last config (xDS clients cache it); start it again, as Kubernetes would. */
@@ -208,16 +200,13 @@ ${UNITS.map((u) => `  ${u.padEnd(11)} mesh ${s.endpoints[u].grpc} (mTLS)   local
   .cache/bin/grpcurl -plaintext ${s.endpoints.identity.local} list`);
 }
 
-async function runMonolith(mongoUri: string) {
-  const port = await pick(50050);
-  const adminPort = await pick(9090);
-  monolith = await startMonolith({ mongoUri, host: "127.0.0.1", port, adminPort });
-  const grpc = `127.0.0.1:${port}`;
-  if (auto) return console.log(formatReadyLine({ monolith: { grpc, admin: `http://127.0.0.1:${adminPort}` }, mongodb: mongoUri }));
+function printMonolith(s: Stack<MonolithUnit>) {
+  const { grpc, admin } = s.endpoints.monolith;
+  if (auto) return console.log(formatReadyLine({ ...s.ready(), pids: s.pids() }));
   console.log(`
-meshmart is up as a monolith (database ${mongoUri}): identity, catalog (v1), orders and payment in this
+meshmart is up as a monolith (database ${s.mongoUri}): identity, catalog (v1), orders and payment in one
 process, on one port; orders calls catalog and payment in memory.
-  monolith    grpc ${grpc}   admin http://127.0.0.1:${adminPort} (/metrics, /readyz, /faults, /.well-known/jwks.json)
+  monolith    grpc ${grpc}   admin ${admin} (/metrics, /readyz, /faults, /.well-known/jwks.json)
 
   .cache/bin/grpcurl -plaintext ${grpc} list
   npm run flow -- --identity ${grpc} --catalog ${grpc} --orders ${grpc}

@@ -14,7 +14,7 @@ import { ConnectError } from "@connectrpc/connect";
 import { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
 import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
 import { FailureReason, OrderService, OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
-import { closeClients, dial, formatMoney, toCents } from "#kit";
+import { clientPool, formatMoney, toCents } from "#kit";
 
 const { values: args } = parseArgs({
   options: {
@@ -44,11 +44,12 @@ if (args.mesh) {
 }
 
 const say = (...parts: unknown[]) => !args.json && console.log(...parts);
+const clients = clientPool();
 
 async function main() {
-  const identity = dial(IdentityService, args.identity);
-  const catalog = dial(CatalogService, args.catalog);
-  const orders = dial(OrderService, args.orders);
+  const identity = clients.dial(IdentityService, args.identity);
+  const catalog = clients.dial(CatalogService, args.catalog);
+  const orders = clients.dial(OrderService, args.orders);
   const email = args.email ?? `shopper-${randomUUID().slice(0, 8)}@example.com`;
   const password = "correct-horse-1";
 
@@ -86,13 +87,13 @@ async function main() {
 
   const result = { email, orderId: order.orderId, state: OrderState[order.state], failureReason: FailureReason[order.failureReason], stockBefore, stockAfter };
   if (args.json) console.log(JSON.stringify(result));
-  closeClients();
+  clients.close();
   // Exit explicitly: with --mesh, grpc-js-xds's client of istiod keeps the event loop alive after the channels close.
   process.exit(read?.state === order.state ? 0 : 1);
 }
 
 main().catch((err) => {
   console.error(`flow failed: ${err instanceof Error ? err.message : err}`);
-  closeClients();
+  clients.close();
   process.exit(1);
 });

@@ -1,14 +1,21 @@
 // Stock reservations: reserve, release, commit, each idempotent per reservation id and safe to repeat
-// after a crash. There are no transactions (FerretDB v1 has none), so: calls for one reservation id run
-// one at a time under a lease lock; each product records which reservations hold its stock
-// (products.holds), so taking or giving back twice is a no-op and a repeated call finishes whatever an
-// interrupted one left half-done. A stock change is one conditional update of one product document, which
-// the database applies atomically (MongoDB does; devdb serialises such commands to match), so products
-// need no lock of their own.
+// after a crash. There are no transactions (FerretDB v1 has none) and no locks: each step is a few
+// single-document commands on a lone _id (the only filter devdb finds by index), each applied atomically
+// (MongoDB does; devdb serialises such commands to match), ordered so that racing calls end consistent:
+// - Each product records which reservations hold its stock (products.holds), so taking or giving back twice is
+//   a no-op and a repeated call finishes whatever an interrupted one left half-done.
+// - The insert of the reservation decides which ReserveStock makes it; a release that came first leaves a
+//   tombstone there, so a late ReserveStock takes nothing.
+// - Commit and release race by adding their outcome to the reservation's `outcome` list in one atomic
+//   $addToSet: the first entry is the outcome, whoever comes second learns it from the same answer (the
+//   release that lost takes nothing back; the commit that lost is refused).
+// - ReserveStock records RESERVED with the same kind of answer: a release that came in while it was taking
+//   stock (and gave back what it found taken) shows there, and what was taken after is given back.
+// Left to the callers: two ReserveStocks of one id at once, with the stock changing between their takes, can
+// end with one undoing the other's takes (orders sends one at a time per order: one saga run per order).
 import { createHash } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type Connection, Schema } from "mongoose";
-import type { Locks } from "#kit";
 import {
   DuplicateSkuError,
   OutOfStockError,
@@ -20,6 +27,7 @@ import {
 import type { ProductStore } from "./products.js";
 
 export type ReservationStateName = "RESERVING" | "RESERVED" | "RELEASED" | "COMMITTED";
+type Outcome = "RELEASED" | "COMMITTED";
 
 export interface ReservedLine {
   sku: string;
@@ -30,7 +38,13 @@ export interface ReservedLine {
 
 export interface ReservationRecord {
   _id: string;
+  /**
+   * How far ReserveStock got (RESERVING, RESERVED); RELEASED for a release's tombstone. Records written before
+   * outcomes were kept apart say RELEASED or COMMITTED here. What callers see is stateOf(record).
+   */
   state: ReservationStateName;
+  /** Commit's and release's claims, in the order they came: the first one is the reservation's outcome. */
+  outcome?: Outcome[];
   /** Hash of the requested items: the same id with other items is a conflict, not a repeat. */
   requestHash: string;
   items: ReservedLine[];
@@ -48,9 +62,19 @@ const reservationRecord = new Schema<ReservationRecord>(
     items: { type: [{ _id: false, sku: String, name: String, quantity: Number, unitPriceCents: Number }], default: [] },
     totalCents: { type: Number, default: 0 },
     currency: { type: String, default: "USD" },
+    outcome: { type: [String], default: undefined },
   },
   { versionKey: false, timestamps: true },
 );
+
+/** The state callers see: the outcome once there is one (or a final state written before outcomes were kept apart). */
+export function stateOf(r: ReservationRecord): ReservationStateName {
+  if (r.state === "RELEASED" || r.state === "COMMITTED") return r.state;
+  return r.outcome?.[0] ?? r.state;
+}
+
+const view = (r: ReservationRecord): ReservationRecord => ({ ...r, state: stateOf(r) });
+const isDuplicate = (err: unknown) => (err as { code?: number }).code === 11000;
 
 export interface LineRequest {
   sku: string;
@@ -64,9 +88,11 @@ function hashOf(items: LineRequest[]): string {
 
 export type ReservationBook = ReturnType<typeof reservationBook>;
 
-export function reservationBook(db: Connection, products: ProductStore, locks: Locks) {
+export function reservationBook(db: Connection, products: ProductStore) {
   const Reservation = db.model<ReservationRecord>("Reservation", reservationRecord);
-  const exclusive = <T>(id: string, fn: () => Promise<T>) => locks.withLock(`reservation:${id}`, fn);
+  // Writes through the driver's collection, as complete typed records with the timestamps mongoose would
+  // add: a mongoose document per insert and a cast per update cost more CPU than the command itself.
+  const raw = db.collection<ReservationRecord>(Reservation.collection.collectionName);
 
   async function giveBackAll(id: string, lines: { sku: string; quantity: number }[] | undefined) {
     for (const line of lines ?? []) await products.give(line.sku, line.quantity, id); // lean reads may omit an empty array
@@ -93,11 +119,24 @@ export function reservationBook(db: Connection, products: ProductStore, locks: L
     return { lines: taken, currency };
   }
 
+  /** Adds `outcome` to the reservation's claims (making a tombstone when there is none) and returns it as stored. */
+  async function claim(id: string, outcome: Outcome, upsert: boolean): Promise<ReservationRecord | null> {
+    const now = new Date();
+    const update = {
+      $addToSet: { outcome },
+      $set: { updatedAt: now },
+      ...(upsert ? { $setOnInsert: { state: "RELEASED" as const, requestHash: "", items: [], totalCents: 0, currency: "USD", createdAt: now } } : {}),
+    };
+    const once = () => raw.findOneAndUpdate({ _id: id }, update, { upsert, returnDocument: "after" });
+    // Two upserts of one new _id at once: MongoDB may refuse one as a duplicate; again, it finds the other's.
+    return once().catch((err) => (upsert && isDuplicate(err) ? once() : Promise.reject(err)));
+  }
+
   return {
     get: async (id: string) => {
       const r = await Reservation.findById(id).lean<ReservationRecord>();
-      if (!r || r.state === "RESERVING") throw new ReservationNotFoundError(id);
-      return r;
+      if (!r || stateOf(r) === "RESERVING") throw new ReservationNotFoundError(id);
+      return view(r);
     },
 
     async reserve(id: string, items: LineRequest[]): Promise<ReservationRecord> {
@@ -107,71 +146,86 @@ export function reservationBook(db: Connection, products: ProductStore, locks: L
         seen.add(i.sku);
       }
       const requestHash = hashOf(items);
-      return exclusive(id, async () => {
-        // The insert comes first, before any stock moves, so a crash leaves a record that a repeat or a release
-        // can finish; a read only when it collides (a new id, nearly every call, costs no lookup). Names and
-        // prices are filled in from the stock takes' answers, so the products are not read beforehand.
-        const requested: ReservedLine[] = items.map((i) => ({ sku: i.sku, name: "", quantity: i.quantity, unitPriceCents: 0 }));
-        let record: ReservationRecord | undefined = await Reservation.create({ _id: id, state: "RESERVING", requestHash, items: requested }).then(
-          (r) => r.toObject(),
-          (err) => {
-            if ((err as { code?: number }).code !== 11000) throw err;
-            return undefined; // made before: read below
-          },
-        );
-        if (!record) {
-          const existing = await Reservation.findById(id).lean<ReservationRecord>();
-          if (!existing) throw new ConnectError(`reservation "${id}" changed meanwhile; retry`, Code.Aborted); // gone since the insert collided
-          if (existing.state === "RELEASED" && existing.requestHash === "") throw new ReservationStateError(id, "RELEASED", "reserve"); // released before it was made
-          if (existing.requestHash !== requestHash) throw new ReservationConflictError(id);
-          if (existing.state !== "RESERVING") return existing; // a repeat gets the first answer
-          // RESERVING: an earlier call was interrupted; finish it (taking is idempotent per reservation).
-          record = existing;
-        }
-        let taken: Awaited<ReturnType<typeof takeAll>>;
-        try {
-          taken = await takeAll(id, record.items);
-        } catch (err) {
-          // Nothing is held now (takeAll gave back what it took) and the lock is ours: the id is free for a retry.
-          if (err instanceof OutOfStockError || err instanceof ProductNotFoundError) await Reservation.deleteOne({ _id: id });
-          throw err;
-        }
-        const totalCents = taken.lines.reduce((sum, l) => sum + l.quantity * l.unitPriceCents, 0);
-        return (await Reservation.findOneAndUpdate(
-          { _id: id },
-          { $set: { state: "RESERVED", items: taken.lines, totalCents, currency: taken.currency } },
-          { new: true },
-        ).lean<ReservationRecord>()) as ReservationRecord;
-      });
+      // The insert comes first, before any stock moves, so a crash leaves a record that a repeat or a release
+      // can finish; a read only when it collides (a new id, nearly every call, costs no lookup). Names and
+      // prices are filled in from the stock takes' answers, so the products are not read beforehand.
+      const now = new Date();
+      const requested: ReservedLine[] = items.map((i) => ({ sku: i.sku, name: "", quantity: i.quantity, unitPriceCents: 0 }));
+      let record: ReservationRecord = {
+        _id: id,
+        state: "RESERVING",
+        requestHash,
+        items: requested,
+        totalCents: 0,
+        currency: "USD",
+        createdAt: now,
+        updatedAt: now,
+      };
+      const inserted = await raw.insertOne(record).then(
+        () => true,
+        (err) => {
+          if (!isDuplicate(err)) throw err;
+          return false; // made before: read below
+        },
+      );
+      if (!inserted) {
+        const existing = await Reservation.findById(id).lean<ReservationRecord>();
+        if (!existing) throw new ConnectError(`reservation "${id}" changed meanwhile; retry`, Code.Aborted); // gone since the insert collided
+        const state = stateOf(existing);
+        if (state === "RELEASED" && existing.requestHash === "") throw new ReservationStateError(id, "RELEASED", "reserve"); // released before it was made
+        if (existing.requestHash !== requestHash) throw new ReservationConflictError(id);
+        if (state !== "RESERVING") return view(existing); // a repeat gets the first answer
+        // RESERVING: an earlier call was interrupted; finish it (taking is idempotent per reservation).
+        record = existing;
+      }
+      let taken: Awaited<ReturnType<typeof takeAll>>;
+      try {
+        taken = await takeAll(id, record.items);
+      } catch (err) {
+        // Nothing is held now (takeAll gave back what it took): the id is free for a retry, unless a release or
+        // a commit has claimed it meanwhile (a release's claim must stay, to keep a late ReserveStock out). A
+        // filter beyond _id is a scan on devdb, but only a refused reservation comes here.
+        if (err instanceof OutOfStockError || err instanceof ProductNotFoundError)
+          await raw.deleteOne({ _id: id, state: "RESERVING", outcome: { $exists: false } });
+        throw err;
+      }
+      const totalCents = taken.lines.reduce((sum, l) => sum + l.quantity * l.unitPriceCents, 0);
+      const stored = await raw.findOneAndUpdate(
+        { _id: id },
+        { $set: { state: "RESERVED", items: taken.lines, totalCents, currency: taken.currency, updatedAt: new Date() } },
+        { returnDocument: "after" },
+      );
+      if (!stored || stateOf(stored) === "RELEASED") {
+        // Released while the stock was being taken: the release gave back what it found held, this gives back
+        // the rest (giving back is idempotent per reservation). Gone: a repeat refused it and freed the id.
+        await giveBackAll(id, taken.lines);
+        if (!stored) throw new ConnectError(`reservation "${id}" changed meanwhile; retry`, Code.Aborted);
+      }
+      return view(stored);
     },
 
     async release(id: string): Promise<ReservationRecord> {
-      return exclusive(id, async () => {
-        const existing = await Reservation.findById(id).lean<ReservationRecord>();
-        if (existing?.state === "COMMITTED") throw new ReservationStateError(id, "COMMITTED", "release");
-        if (!existing) {
-          // Unknown id: leave a tombstone, so a ReserveStock arriving late (a retry, a slow network) takes nothing.
-          return (await Reservation.create({ _id: id, state: "RELEASED", requestHash: "", items: [], totalCents: 0 })).toObject();
-        }
-        await giveBackAll(id, existing.items); // also finishes a release interrupted before the state change
-        if (existing.state === "RELEASED") return existing;
-        return (await Reservation.findOneAndUpdate({ _id: id }, { $set: { state: "RELEASED" } }, { new: true }).lean<ReservationRecord>()) as ReservationRecord;
-      });
+      // The claim comes first: a ReserveStock still taking stock sees it when it records RESERVED, and gives
+      // back what it took after the lines below were given back.
+      const r = (await claim(id, "RELEASED", true)) as ReservationRecord;
+      if (stateOf(r) === "COMMITTED") throw new ReservationStateError(id, "COMMITTED", "release");
+      await giveBackAll(id, r.items); // also finishes a release interrupted before it gave everything back
+      return view(r);
     },
 
     async commit(id: string): Promise<ReservationRecord> {
-      return exclusive(id, async () => {
-        const existing = await Reservation.findById(id).lean<ReservationRecord>();
-        if (!existing) throw new ReservationNotFoundError(id);
-        if (existing.state !== "RESERVED" && existing.state !== "COMMITTED") throw new ReservationStateError(id, existing.state, "commit");
-        for (const line of existing.items ?? []) await products.settle(line.sku, id); // idempotent
-        if (existing.state === "COMMITTED") return existing;
-        return (await Reservation.findOneAndUpdate(
-          { _id: id },
-          { $set: { state: "COMMITTED" } },
-          { new: true },
-        ).lean<ReservationRecord>()) as ReservationRecord;
-      });
+      const existing = await Reservation.findById(id).lean<ReservationRecord>();
+      if (!existing) throw new ReservationNotFoundError(id);
+      let r = view(existing);
+      if (r.state === "RESERVED") {
+        // Claimed only once the stock is all taken (RESERVED); a release that claimed first wins.
+        const claimed = await claim(id, "COMMITTED", false);
+        if (!claimed) throw new ReservationNotFoundError(id);
+        r = view(claimed);
+      }
+      if (r.state !== "COMMITTED") throw new ReservationStateError(id, r.state, "commit");
+      for (const line of r.items ?? []) await products.settle(line.sku, id); // idempotent: also finishes an interrupted commit
+      return r;
     },
   };
 }

@@ -6,7 +6,6 @@ import {
   databaseReady,
   type env,
   type Logger,
-  lockTable,
   logger,
   oneOf,
   openDatabase,
@@ -42,7 +41,7 @@ export async function buildCatalog(config: CatalogConfig): Promise<ServicePart> 
   try {
     const products = productStore(db);
     if (config.SEED) await products.seed(await loadSeed());
-    const handlers = catalogService({ products, reservations: reservationBook(db, products, lockTable(db)), version: config.VERSION });
+    const handlers = catalogService({ products, reservations: reservationBook(db, products), version: config.VERSION });
     return {
       name: `catalog-${config.VERSION}`,
       entries: [service(CatalogService, handlers, { interceptors: [responseHeaders({ "x-served-by": `catalog-${config.VERSION}` })] })],

@@ -1,7 +1,7 @@
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { expect } from "chai";
 import { CatalogService, ReservationState } from "#gen/meshmart/catalog/v1/catalog_pb.js";
-import { closeClients, dial, errorReason, type RunningServer, toCents } from "#kit";
+import { clientPool, errorReason, type RunningServer, toCents } from "#kit";
 import { dropDatabase, testMongoUri, uniqueDbName } from "../../../test/support/db.js";
 import { rejection } from "../../../test/support/rejection.js";
 import { catalogConfig, startCatalog } from "../src/server.js";
@@ -9,6 +9,7 @@ import { catalogConfig, startCatalog } from "../src/server.js";
 const codeOf = async (p: Promise<unknown>): Promise<Code> => (await rejection(p)).code;
 
 describe("catalog", () => {
+  const clients = clientPool();
   let server: RunningServer;
   let catalog: Client<typeof CatalogService>;
   const dbName = uniqueDbName("catalog");
@@ -18,11 +19,11 @@ describe("catalog", () => {
       catalogConfig({ MONGODB_URI: testMongoUri(), DB_NAME: dbName, PORT: "0", ADMIN_PORT: "0", HOST: "127.0.0.1", VERSION: "v1", LOG_LEVEL: "silent" }),
       {},
     );
-    catalog = dial(CatalogService, `127.0.0.1:${server.port}`);
+    catalog = clients.dial(CatalogService, `127.0.0.1:${server.port}`);
   });
   after(async () => {
     await server?.shutdown();
-    closeClients();
+    clients.close();
     await dropDatabase(dbName);
   });
 
@@ -197,6 +198,7 @@ describe("catalog", () => {
 });
 
 describe("catalog v2", () => {
+  const clients = clientPool();
   let server: RunningServer;
   const dbName = uniqueDbName("catalog_v2");
   before(async () => {
@@ -206,12 +208,12 @@ describe("catalog v2", () => {
   });
   after(async () => {
     await server?.shutdown();
-    closeClients();
+    clients.close();
     await dropDatabase(dbName);
   });
 
   it("serves ratings and badges, and says x-served-by: catalog-v2", async () => {
-    const catalog = dial(CatalogService, `127.0.0.1:${server.port}`);
+    const catalog = clients.dial(CatalogService, `127.0.0.1:${server.port}`);
     let served = "";
     const { product } = await catalog.getProduct({ sku: "last-one" }, { onHeader: (h) => (served = h.get("x-served-by") ?? "") });
     expect(served).to.equal("catalog-v2");

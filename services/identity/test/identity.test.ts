@@ -7,7 +7,7 @@ import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from "jose";
 import mongoose from "mongoose";
 import { BadRequestSchema } from "#gen/google/rpc/error_details_pb.js";
 import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
-import { ConfigError, closeClients, dial, errorReason, type RunningServer } from "#kit";
+import { ConfigError, clientPool, errorReason, type RunningServer } from "#kit";
 import { dropDatabase, testMongoUri, uniqueDbName } from "../../../test/support/db.js";
 import { rejection } from "../../../test/support/rejection.js";
 import { ROOT } from "../../../tools/root.js";
@@ -22,6 +22,7 @@ function configFor(dbName: string, extra: Record<string, string>) {
 }
 
 describe("identity", () => {
+  const clients = clientPool();
   let server: RunningServer;
   let identity: Client<typeof IdentityService>;
   let keyDir: string;
@@ -31,11 +32,11 @@ describe("identity", () => {
   before(async () => {
     keyDir = await mkdtemp(join(tmpdir(), "meshmart-identity-keys-"));
     server = await startIdentity(configFor(dbName, { JWT_KEY_DIR: keyDir }));
-    identity = dial(IdentityService, `127.0.0.1:${server.port}`);
+    identity = clients.dial(IdentityService, `127.0.0.1:${server.port}`);
   });
   after(async () => {
     await server.shutdown();
-    closeClients();
+    clients.close();
     await dropDatabase(dbName);
     await rm(keyDir, { recursive: true, force: true });
   });
@@ -219,13 +220,14 @@ describe("identity", () => {
 });
 
 describe("identity signing key", () => {
+  const clients = clientPool();
   const dbName = uniqueDbName("identity_keys");
   let dir: string;
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "meshmart-identity-keys-"));
   });
   after(async () => {
-    closeClients();
+    clients.close();
     await dropDatabase(dbName);
     await rm(dir, { recursive: true, force: true });
   });
@@ -234,7 +236,7 @@ describe("identity signing key", () => {
     const first = await startIdentity(configFor(dbName, { JWT_KEY_DIR: dir }));
     let token: string;
     try {
-      const identity = dial(IdentityService, `127.0.0.1:${first.port}`);
+      const identity = clients.dial(IdentityService, `127.0.0.1:${first.port}`);
       await identity.register({ email: "restart@example.com", password: "again1234" });
       token = (await identity.login({ email: "restart@example.com", password: "again1234" })).accessToken;
     } finally {
@@ -242,7 +244,7 @@ describe("identity signing key", () => {
     }
     const second = await startIdentity(configFor(dbName, { JWT_KEY_DIR: dir }));
     try {
-      const { user } = await dial(IdentityService, `127.0.0.1:${second.port}`).getMe({}, bearer(token));
+      const { user } = await clients.dial(IdentityService, `127.0.0.1:${second.port}`).getMe({}, bearer(token));
       expect(user?.email).to.equal("restart@example.com");
     } finally {
       await second.shutdown();

@@ -7,14 +7,15 @@ import { type Client, Code } from "@connectrpc/connect";
 import { expect } from "chai";
 import { RetryInfoSchema } from "#gen/google/rpc/error_details_pb.js";
 import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
-import { ConfigError, closeClients, dial, errorReason, type RunningServer } from "#kit";
-import { dropDatabase, testMongoUri, uniqueDbName } from "../../../test/support/db.js";
+import { ConfigError, clientPool, errorReason, type RunningServer } from "#kit";
+import { dropDatabase, serverEnv, uniqueDbName } from "../../../test/support/db.js";
 import { rejection } from "../../../test/support/rejection.js";
 import { loginSource } from "../src/identity-service.js";
 import { backoffMs } from "../src/login-limits.js";
 import { identityConfig, startIdentity } from "../src/server.js";
 
 describe("identity login throttling", () => {
+  const clients = clientPool();
   let server: RunningServer;
   let identity: Client<typeof IdentityService>;
   let keyDir: string;
@@ -26,11 +27,7 @@ describe("identity login throttling", () => {
   before(async () => {
     keyDir = await mkdtemp(join(tmpdir(), "meshmart-login-keys-"));
     const config = identityConfig({
-      MONGODB_URI: testMongoUri(),
-      DB_NAME: dbName,
-      PORT: "0",
-      ADMIN_PORT: "0",
-      HOST: "127.0.0.1",
+      ...serverEnv(dbName),
       JWT_KEY_DIR: keyDir,
       TRUSTED_PROXY_HOPS: "1",
       LOGIN_PAIR_FREE_FAILURES: "3",
@@ -40,12 +37,12 @@ describe("identity login throttling", () => {
       LOGIN_BACKOFF_CAP_MS: "60000",
     });
     server = await startIdentity(config, { now: () => clock });
-    identity = dial(IdentityService, `127.0.0.1:${server.port}`);
+    identity = clients.dial(IdentityService, `127.0.0.1:${server.port}`);
     for (const email of ["victim@example.com", "other@example.com", "spread@example.com"]) await identity.register({ email, password: "correct-horse-1" });
   });
   after(async () => {
     await server.shutdown();
-    closeClients();
+    clients.close();
     await dropDatabase(dbName);
     await rm(keyDir, { recursive: true, force: true });
   });

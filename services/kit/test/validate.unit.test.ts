@@ -1,11 +1,16 @@
 import { create } from "@bufbuild/protobuf";
+import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import { expect } from "chai";
-import { ReserveStockRequestSchema } from "#gen/meshmart/catalog/v1/catalog_pb.js";
+import { file_meshmart_catalog_v1_catalog, ReserveStockRequestSchema, SearchProductsRequestSchema } from "#gen/meshmart/catalog/v1/catalog_pb.js";
 import { RegisterRequestSchema } from "#gen/meshmart/identity/v1/identity_pb.js";
 import { ChargeRequestSchema } from "#gen/meshmart/payment/v1/payment_pb.js";
 import { decodePageToken, encodePageToken, money, toCents, violations } from "#kit";
 
-describe("input rules from the contracts", () => {
+describe("input rules from the contracts (protovalidate)", () => {
+  it("reads them with @bufbuild/protovalidate's own buf.validate descriptors, not a generated copy", () => {
+    expect(file_meshmart_catalog_v1_catalog.dependencies).to.include(file_buf_validate_validate);
+  });
+
   it("accepts a valid request", () => {
     const req = create(ReserveStockRequestSchema, { reservationId: "r1", items: [{ sku: "mug-blue", quantity: 2 }] });
     expect(violations(ReserveStockRequestSchema, req)).to.deep.equal([]);
@@ -29,7 +34,7 @@ describe("input rules from the contracts", () => {
 
   it("requires a non-empty repeated field and caps its length", () => {
     expect(violations(ReserveStockRequestSchema, create(ReserveStockRequestSchema, { reservationId: "r" }))).to.deep.equal([
-      { field: "items", description: "needs at least one item" },
+      { field: "items", description: "must contain at least 1 item(s)" },
     ]);
     const many = Array.from({ length: 51 }, (_, i) => ({ sku: `s${i}`, quantity: 1 }));
     expect(violations(ReserveStockRequestSchema, create(ReserveStockRequestSchema, { reservationId: "r", items: many }))[0].field).to.equal("items");
@@ -38,7 +43,7 @@ describe("input rules from the contracts", () => {
   it("checks e-mail format and string lengths", () => {
     const found = violations(RegisterRequestSchema, create(RegisterRequestSchema, { email: "not-an-email", password: "short" }));
     expect(found).to.deep.equal([
-      { field: "email", description: "must be an e-mail address" },
+      { field: "email", description: "must be a valid email address" },
       { field: "password", description: "must be at least 8 characters" },
     ]);
   });
@@ -51,6 +56,26 @@ describe("input rules from the contracts", () => {
       card: { number: "4242 4242", expMonth: 13, expYear: 2030 },
     });
     expect(violations(ChargeRequestSchema, req).map((v) => v.field)).to.deep.equal(["amount.currency_code", "card.number", "card.exp_month"]);
+  });
+
+  it("checks an optional pattern only when the field is given (the card's cvc)", () => {
+    const charge = (cvc: string) =>
+      create(ChargeRequestSchema, {
+        idempotencyKey: "k",
+        orderId: "o",
+        amount: { currencyCode: "USD", units: 1n },
+        card: { number: "4242424242424242", expMonth: 1, expYear: 2030, cvc },
+      });
+    expect(violations(ChargeRequestSchema, charge(""))).to.deep.equal([]);
+    expect(violations(ChargeRequestSchema, charge("123"))).to.deep.equal([]);
+    expect(violations(ChargeRequestSchema, charge("12")).map((v) => v.field)).to.deep.equal(["card.cvc"]);
+  });
+
+  it("refuses a blank search query with the contract's own rule (a CEL expression)", () => {
+    const search = (query: string) => violations(SearchProductsRequestSchema, create(SearchProductsRequestSchema, { query }));
+    expect(search("")).to.deep.equal([{ field: "query", description: "value is required" }]);
+    expect(search(" \t")).to.deep.equal([{ field: "query", description: "must contain a word" }]);
+    expect(search("green tea")).to.deep.equal([]);
   });
 
   it("reports a missing required message", () => {

@@ -31,6 +31,12 @@ export interface OrderRecord {
   failureMessage: string;
   /** FAILED orders: the sweep for charges that landed after compensation has run (see recovery.ts). */
   lateChargesChecked?: boolean;
+  /**
+   * While the PlaceOrder that created the order runs its saga: until when that run counts as alive (it renews
+   * this while it works, and clears it when it ends with the order still PENDING). Repeats and recovery leave
+   * the order alone until then. The order's insert is that run's claim, so it takes no lock.
+   */
+  leaseUntil?: Date | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -51,6 +57,7 @@ const orderRecord = new Schema<OrderRecord>(
     failureReason: { type: String },
     failureMessage: { type: String, default: "" },
     lateChargesChecked: { type: Boolean },
+    leaseUntil: { type: Date },
   },
   { versionKey: false, timestamps: true },
 );
@@ -75,25 +82,57 @@ export function requestHashOf(items: { sku: string; quantity: number }[], cardLa
 
 export type OrderStore = ReturnType<typeof orderStore>;
 
+type OrderFields = Partial<Omit<OrderRecord, "_id" | "createdAt" | "updatedAt">>;
+
+/** The fields that are set: an undefined value would be stored as null. */
+const defined = (fields: OrderFields) => Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
+
 export function orderStore(db: Connection) {
   const Order = db.model<OrderRecord>("Order", orderRecord);
+  // The saga's writes go through the driver's collection: a mongoose document per insert (build, cast,
+  // validate, save) and a cast of every $set cost more CPU than the database command itself, and these run
+  // for every order. They write complete, typed records, with the timestamps mongoose would add.
+  const raw = db.collection<OrderRecord>(Order.collection.collectionName);
 
   return {
     get: (id: string) => Order.findById(id).lean<OrderRecord>(),
 
-    /** Creates the PENDING order and returns it; "exists" when one was already made with this id (a repeat). */
-    open: async (init: Pick<OrderRecord, "_id" | "userId" | "idempotencyKey" | "requestHash" | "items" | "cardLast4">): Promise<OrderRecord | "exists"> => {
+    /**
+     * Creates the PENDING order, leased to the caller's run for `leaseMs` (none: no run claims it), and returns it;
+     * "exists" when one was already made with this id (a repeat).
+     */
+    open: async (
+      init: Pick<OrderRecord, "_id" | "userId" | "idempotencyKey" | "requestHash" | "items" | "cardLast4">,
+      leaseMs = 0,
+    ): Promise<OrderRecord | "exists"> => {
+      const now = new Date();
+      const record: OrderRecord = {
+        ...init,
+        state: "PENDING",
+        step: "CREATED",
+        totalCents: 0,
+        currency: "USD",
+        paymentId: "",
+        failureMessage: "",
+        ...(leaseMs > 0 ? { leaseUntil: new Date(now.getTime() + leaseMs) } : {}),
+        createdAt: now,
+        updatedAt: now,
+      };
       try {
-        return (await Order.create({ ...init, state: "PENDING", step: "CREATED" })).toObject();
+        await raw.insertOne(record);
+        return record;
       } catch (err) {
         if ((err as { code?: number }).code === 11000) return "exists";
         throw err;
       }
     },
 
-    /** Records saga progress; callers hold the order's lock, so a plain update is safe. */
-    update: async (id: string, fields: Partial<Omit<OrderRecord, "_id" | "createdAt" | "updatedAt">>) =>
-      (await Order.findOneAndUpdate({ _id: id }, { $set: fields }, { new: true }).lean<OrderRecord>()) as OrderRecord,
+    /** Records saga progress (one run per order at a time: see order-service.ts) and returns the order as stored. */
+    update: async (id: string, fields: OrderFields) =>
+      (await raw.findOneAndUpdate({ _id: id }, { $set: { ...defined(fields), updatedAt: new Date() } }, { returnDocument: "after" })) as OrderRecord,
+
+    /** Extends the running saga's lease on the order; a filter of the lone _id, so devdb finds it by index. */
+    renewLease: (id: string, until: Date) => raw.updateOne({ _id: id }, { $set: { leaseUntil: until, updatedAt: new Date() } }),
 
     /** The user's orders, newest first, after the (createdAt, id) position of the previous page. */
     page: (userId: string, limit: number, after?: { t: number; id: string }) =>

@@ -1,6 +1,6 @@
 // Where orders finds its peers, as environment: catalog and payment (gRPC addresses, or xds:/// targets in the
 // mesh) and identity's JWKS (to verify shoppers' tokens). One function, so every place that starts orders — the
-// local stack, the in-process test stack, the images test, the service's own fixture — wires it the same way.
+// local stack, the images test, the service's own fixture — wires it the same way.
 // A module of its own (no imports) so launchers can use it without loading the service.
 
 /** identity's admin path serving its public keys (services/identity serves it; orders reads it). */

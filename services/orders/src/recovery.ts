@@ -33,6 +33,8 @@ export function recoveryLoop({ orders, saga, locks, log, intervalMs, afterMs }: 
           async () => {
             const current = await orders.get(stuck._id);
             if (current?.state !== "PENDING") return current; // gone or finished meanwhile
+            // The run that created the order is still at work (its lease is renewed while it lives).
+            if (current.leaseUntil && current.leaseUntil.getTime() > Date.now()) return current;
             // Still quiet? The lock may have been held (and waited for) by a PlaceOrder retry that ran the saga
             // again and left the order PENDING with a Charge still being written: acting on the old snapshot
             // would fail the order and release its stock while the charge lands, never to be refunded. Any

@@ -3,13 +3,14 @@
 import { expect } from "chai";
 import { OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
 import { PaymentState } from "#gen/meshmart/payment/v1/payment_pb.js";
-import { closeClients, dial } from "#kit";
+import { clientPool } from "#kit";
 import { freePort } from "../../../tools/stack/devdb.js";
 import { waitForHealth } from "../../../tools/stack/health-wait.js";
 import { startProcess } from "../../../tools/stack/process.js";
 import { APPROVE, bearer, OrderService, ordersEnv, type Peers, startPeers } from "./fixture.js";
 
 describe("orders crash recovery", () => {
+  const clients = clientPool();
   let peers: Peers;
   let alice: Record<string, string>;
 
@@ -18,7 +19,7 @@ describe("orders crash recovery", () => {
     alice = bearer(await peers.token("alice"));
   });
   after(async () => {
-    closeClients();
+    clients.close();
     await peers?.stop();
   });
 
@@ -30,7 +31,7 @@ describe("orders crash recovery", () => {
     const env = ordersEnv(peers, { PORT: String(port), RECOVERY_AFTER_MS: "500", RECOVERY_INTERVAL_MS: "200" });
     const doomed = startProcess("services/orders/test/crash-entry.ts", { ...env, CRASH_AFTER_STEP: step });
     await waitForHealth(`127.0.0.1:${port}`);
-    const orders = dial(OrderService, `127.0.0.1:${port}`);
+    const orders = clients.dial(OrderService, `127.0.0.1:${port}`);
     const attempt = await orders.placeOrder({ idempotencyKey: key, items: [{ sku, quantity: 1 }], card: APPROVE }, { headers: alice }).then(
       () => "answered",
       () => "lost",

@@ -2,12 +2,13 @@
 // and a signing key of our own standing in for identity (orders only needs its public half).
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Client } from "@connectrpc/connect";
 import { exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
 import mongoose, { type Connection } from "mongoose";
 import { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
 import { OrderService } from "#gen/meshmart/orders/v1/orders_pb.js";
 import { PaymentService } from "#gen/meshmart/payment/v1/payment_pb.js";
-import { closeClients, dial, openDatabase, type RunningServer } from "#kit";
+import { clientPool, openDatabase, type RunningServer } from "#kit";
 import { dropDatabase, testMongoUri, uniqueDbName } from "../../../test/support/db.js";
 import { catalogConfig, startCatalog } from "../../catalog/src/server.js";
 import { paymentConfig, startPayment } from "../../payment/src/server.js";
@@ -20,8 +21,8 @@ export const NO_FUNDS = { ...APPROVE, number: "4000000000009995" };
 export interface Peers {
   catalog: RunningServer;
   payment: RunningServer;
-  catalogClient: ReturnType<typeof dial<typeof CatalogService>>;
-  paymentClient: ReturnType<typeof dial<typeof PaymentService>>;
+  catalogClient: Client<typeof CatalogService>;
+  paymentClient: Client<typeof PaymentService>;
   /** Serves the test key as a JWKS over HTTP, as identity's admin port does. */
   jwksUrl: string;
   jwks: { keys: JWK[] };
@@ -42,11 +43,12 @@ export async function startPeers(opts: { mongoUri?: string } = {}): Promise<Peer
   const jwks = { keys: [{ ...(await exportJWK(publicKey)), kid: "test", alg: "EdDSA", use: "sig" }] };
   const http: Server = createServer((_req, res) => res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(jwks)));
   await new Promise<void>((r) => http.listen(0, "127.0.0.1", r));
+  const clients = clientPool();
   return {
     catalog,
     payment,
-    catalogClient: dial(CatalogService, `127.0.0.1:${catalog.port}`),
-    paymentClient: dial(PaymentService, `127.0.0.1:${payment.port}`),
+    catalogClient: clients.dial(CatalogService, `127.0.0.1:${catalog.port}`),
+    paymentClient: clients.dial(PaymentService, `127.0.0.1:${payment.port}`),
     jwksUrl: `http://127.0.0.1:${(http.address() as AddressInfo).port}/.well-known/jwks.json`,
     jwks,
     mongoUri,
@@ -64,7 +66,7 @@ export async function startPeers(opts: { mongoUri?: string } = {}): Promise<Peer
       await catalog.shutdown();
       await payment.shutdown();
       await new Promise((r) => http.close(r));
-      closeClients();
+      clients.close();
       for (const n of Object.values(names)) await dropDatabase(n);
     },
   };

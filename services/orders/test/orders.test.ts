@@ -2,12 +2,13 @@ import { type Client, Code } from "@connectrpc/connect";
 import { expect } from "chai";
 import { FailureReason, OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
 import { PaymentState } from "#gen/meshmart/payment/v1/payment_pb.js";
-import { ConfigError, dial, errorReason, NO_FAULTS, type RunningServer, toCents } from "#kit";
+import { ConfigError, clientPool, errorReason, NO_FAULTS, type RunningServer, toCents } from "#kit";
 import { rejection } from "../../../test/support/rejection.js";
 import { ordersConfig, startOrders } from "../src/server.js";
 import { APPROVE, bearer, DECLINE, NO_FUNDS, OrderService, ordersEnv, type Peers, startPeers } from "./fixture.js";
 
 describe("orders", () => {
+  const clients = clientPool();
   let peers: Peers;
   let server: RunningServer;
   let orders: Client<typeof OrderService>;
@@ -17,11 +18,12 @@ describe("orders", () => {
   before(async () => {
     peers = await startPeers();
     server = await startOrders(ordersConfig(ordersEnv(peers, { RECOVERY_AFTER_MS: "300", RECOVERY_INTERVAL_MS: "100" })));
-    orders = dial(OrderService, `127.0.0.1:${server.port}`);
+    orders = clients.dial(OrderService, `127.0.0.1:${server.port}`);
     alice = bearer(await peers.token("alice"));
     bob = bearer(await peers.token("bob"));
   });
   after(async () => {
+    clients.close();
     await server?.shutdown();
     await peers?.stop();
   });

@@ -50,13 +50,14 @@ describe("orders recovery after a retry ran meanwhile", () => {
 
     // Payment's writes are slow: the retry's Charge passes its checks, then its insert takes a while.
     const payConn = bench.paymentDb();
-    const Payment = payConn.models.Payment as unknown as { create: (...a: unknown[]) => Promise<unknown> };
-    const create = Payment.create;
+    // The payments collection object its store inserts through (mongoose keeps one per name and connection).
+    const Payment = payConn.collection("payments") as unknown as { insertOne: (...a: unknown[]) => Promise<unknown> };
+    const create = Payment.insertOne;
     let insertStarted: () => void = () => undefined;
     const inserting = new Promise<void>((r) => (insertStarted = r));
     let land: () => void = () => undefined;
     const landed = new Promise<void>((r) => (land = r));
-    Payment.create = async (...a: unknown[]) => {
+    Payment.insertOne = async (...a: unknown[]) => {
       insertStarted();
       await landed;
       return create.apply(Payment, a);
@@ -80,7 +81,7 @@ describe("orders recovery after a retry ran meanwhile", () => {
       expect(finished).to.equal(0);
     } finally {
       land();
-      Payment.create = create;
+      Payment.insertOne = create;
       await charge?.catch(() => undefined);
     }
 

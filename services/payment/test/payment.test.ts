@@ -1,9 +1,11 @@
+// payment's four RPCs over one server and one database. About 300 lines on purpose: every case stands on that
+// one setup (the server, a client, an auditing connection, charged()), so the file is one describe per RPC.
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { expect } from "chai";
 import mongoose, { type Connection } from "mongoose";
 import { BadRequestSchema, ErrorInfoSchema } from "#gen/google/rpc/error_details_pb.js";
 import { DeclineReason, PaymentService, PaymentState } from "#gen/meshmart/payment/v1/payment_pb.js";
-import { closeClients, dial, errorReason, money, type RunningServer, toCents } from "#kit";
+import { clientPool, errorReason, money, type RunningServer, toCents } from "#kit";
 import { dropDatabase, testMongoUri, uniqueDbName } from "../../../test/support/db.js";
 import { rejection } from "../../../test/support/rejection.js";
 import { TEST_CARDS } from "../src/cards.js";
@@ -28,6 +30,7 @@ const codeName = (p: Promise<unknown>) =>
 const violationFields = (err: ConnectError) => err.findDetails(BadRequestSchema).flatMap((b) => b.fieldViolations.map((v) => v.field));
 
 describe("payment", () => {
+  const clients = clientPool();
   const dbName = uniqueDbName("payment");
   const config = () => paymentConfig({ MONGODB_URI: testMongoUri(), DB_NAME: dbName, PORT: "0", ADMIN_PORT: "0", HOST: "127.0.0.1" });
   let server: RunningServer;
@@ -44,12 +47,12 @@ describe("payment", () => {
 
   before(async () => {
     server = await startPayment(config());
-    payment = dial(PaymentService, `127.0.0.1:${server.port}`);
+    payment = clients.dial(PaymentService, `127.0.0.1:${server.port}`);
     db = await mongoose.createConnection(testMongoUri(), { dbName }).asPromise();
   });
   after(async () => {
     await server.shutdown();
-    closeClients();
+    clients.close();
     await db.close();
     await dropDatabase(dbName);
   });
@@ -145,7 +148,7 @@ describe("payment", () => {
     it("charges once when two servers on one database get the same key at once", async () => {
       const second = await startPayment(config());
       try {
-        const other = dial(PaymentService, `127.0.0.1:${second.port}`);
+        const other = clients.dial(PaymentService, `127.0.0.1:${second.port}`);
         const orderId = unique("order");
         const request = { idempotencyKey: unique("key"), orderId, amount: money(700), card: card() };
         const results = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? other : payment).charge(request)));

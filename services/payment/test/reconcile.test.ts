@@ -2,7 +2,7 @@
 // between its two writes and was never repeated (orders' recovery reads payments through ListPayments and
 // does not repeat a Charge). The interruption is a write made to fail here, standing in for a crash at that point.
 import { expect } from "chai";
-import { closeClients, lockTable, type RunningServer } from "#kit";
+import { clientPool, lockTable, type RunningServer } from "#kit";
 import { freshDatabase, testMongoUri } from "../../../test/support/db.js";
 import { paymentStore } from "../src/payments.js";
 import { paymentConfig, startPayment } from "../src/server.js";
@@ -10,9 +10,9 @@ import { paymentConfig, startPayment } from "../src/server.js";
 const card = { number: "4242424242424242", expMonth: 12, expYear: 2099 };
 type Fn = (...a: unknown[]) => unknown;
 
-/** Makes `model[method]` fail once (the process "dies" right there), then behave again; also as a query (.lean()). */
-function failOnce(model: unknown, method: string) {
-  const m = model as Record<string, Fn>;
+/** Makes `target[method]` (a model's query or a collection's command) fail once (the process "dies" right there), then behave again; also as a query (.lean()). */
+function failOnce(target: unknown, method: string) {
+  const m = target as Record<string, Fn>;
   const real = m[method];
   m[method] = () => {
     m[method] = real;
@@ -23,11 +23,12 @@ function failOnce(model: unknown, method: string) {
 }
 
 describe("ledger reconcile", () => {
+  const clients = clientPool();
   const fresh = freshDatabase("reconcile");
 
   it("writes the CHARGE entry of a payment stored without one, once", async () => {
     const payments = paymentStore(fresh.db, lockTable(fresh.db));
-    failOnce(fresh.db.models.LedgerEntry, "create");
+    failOnce(fresh.db.collection("ledger"), "insertOne");
     const err = await payments.charge({ idempotencyKey: "rc-1", orderId: "ord-rc-1", cents: 1250, currency: "EUR", card }).catch((e) => e);
     expect(String(err)).to.contain("crash here");
     expect((await payments.page("ord-rc-1", 10)).map((p) => p.state)).to.deep.equal(["APPROVED"]); // charged, not entered
@@ -40,7 +41,7 @@ describe("ledger reconcile", () => {
 
   it("leaves a payment younger than the cut-off to the Charge still writing it", async () => {
     const payments = paymentStore(fresh.db, lockTable(fresh.db));
-    failOnce(fresh.db.models.LedgerEntry, "create");
+    failOnce(fresh.db.collection("ledger"), "insertOne");
     await payments.charge({ idempotencyKey: "rc-2", orderId: "ord-rc-2", cents: 500, currency: "USD", card }).catch(() => undefined);
     expect(await payments.reconcile(new Date(Date.now() - 60_000))).to.deep.include({ chargeEntries: 0 });
     expect((await payments.ledgerTotals("ord-rc-2")).entries).to.deep.equal([]);
@@ -71,7 +72,7 @@ describe("ledger reconcile", () => {
       RECONCILE_AFTER_MS: "0",
     });
     const payments = paymentStore(fresh.db, lockTable(fresh.db));
-    failOnce(fresh.db.models.LedgerEntry, "create");
+    failOnce(fresh.db.collection("ledger"), "insertOne");
     await payments.charge({ idempotencyKey: "rc-4", orderId: "ord-rc-4", cents: 700, currency: "USD", card }).catch(() => undefined);
     let server: RunningServer | undefined;
     try {
@@ -83,7 +84,7 @@ describe("ledger reconcile", () => {
       expect((await payments.ledgerTotals("ord-rc-4")).byCurrency).to.deep.equal({ USD: { chargedCents: 700, refundedCents: 0 } });
     } finally {
       await server?.shutdown();
-      closeClients();
+      clients.close();
     }
   });
 });

@@ -4,7 +4,6 @@
 //
 // API (the sec and kube helpers build on it; keep it stable):
 //   ensureMeshTools()                                                          setup.sh --mesh (builds if needed)
-//   checkBindable(host, port, what)                                            a clear error for a port/address in use
 //   startIstiod({ configDir, ports?, env?, registryArgs?, log? }): Promise<Istiod>  free ports, waits until it serves
 //   Istiod: xdsAddress ("127.0.0.1:port", plaintext xDS), httpUrl (debug endpoints), pid, output(),
 //           configz(), syncz(), waitForConfig(objs), waitForPush(since), kill(signal), restart(), stop(),
@@ -14,11 +13,11 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync } from "node:fs";
-import { connect, createServer } from "node:net";
 import { join } from "node:path";
 import type { Obj } from "../../checks/manifests/types.js";
 import { ROOT } from "../../root.js";
 import { freePort } from "../devdb.js";
+import { accepts, checkBindable } from "../port-check.js";
 import { objectKey, REVISION_ANNOTATION } from "./config.js";
 
 export interface IstiodPorts {
@@ -231,35 +230,6 @@ export async function startIstiod(opts: IstiodOptions): Promise<Istiod> {
     throw err;
   }
   return istiod;
-}
-
-/** Throws a clear error when `host:port` cannot be bound (in use, or an address this machine does not have). */
-export async function checkBindable(host: string, port: number, what: string): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", (err: NodeJS.ErrnoException) => {
-      if (err.code === "EADDRINUSE") reject(new Error(`${host}:${port} (${what}) is already in use`));
-      else if (err.code === "EADDRNOTAVAIL")
-        reject(
-          new Error(
-            `${host} (${what}) is not an address of this machine: the local mesh gives every process its own 127.0.0.x (on macOS: sudo ifconfig lo0 alias ${host})`,
-          ),
-        );
-      else reject(new Error(`${host}:${port} (${what}): ${err.message}`));
-    });
-    srv.listen(port, host, () => srv.close(() => resolve()));
-  });
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, "127.0.0.1");
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
 }
 
 /** What istiod's debug endpoints tell about the istiod serving HTTP at `httpUrl` (one started elsewhere, too). */

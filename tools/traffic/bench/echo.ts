@@ -1,13 +1,13 @@
 // Benchmark 1: the cost of the kit. The same tiny RPC served and called three ways, closed loop at a fixed
 // concurrency, the server in its own process: raw @grpc/grpc-js, bare connect-node, and the meshmart kit
-// (serve() with all its interceptors, dial()'s client with its metrics interceptor).
+// (serve() with all its interceptors, a clientPool()'s client with its metrics interceptor).
 import { createInterface } from "node:readline";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport as connectNodeTransport } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { CatalogService, GetProductRequestSchema, GetProductResponseSchema } from "#gen/meshmart/catalog/v1/catalog_pb.js";
-import { closeClients, dial } from "#kit";
+import { clientPool } from "#kit";
 import { startProcess } from "../../stack/process.js";
 import { closedLoop, type Figures } from "./closed-loop.js";
 
@@ -48,8 +48,9 @@ function echoClient(engine: EchoEngine, address: string): { call: (sku: string) 
     const client = createClient(CatalogService, connectNodeTransport({ baseUrl: `http://${address}` }));
     return { call: (sku) => client.getProduct({ sku }, { timeoutMs: DEADLINE_MS }), close: () => undefined };
   }
-  const client = dial(CatalogService, address);
-  return { call: (sku) => client.getProduct({ sku }, { timeoutMs: DEADLINE_MS }), close: closeClients };
+  const clients = clientPool();
+  const client = clients.dial(CatalogService, address);
+  return { call: (sku) => client.getProduct({ sku }, { timeoutMs: DEADLINE_MS }), close: () => clients.close() };
 }
 
 export async function echoBench(o: { concurrency: number; seconds: number; warmupSeconds: number }): Promise<Record<EchoEngine, Figures>> {

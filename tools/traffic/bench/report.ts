@@ -199,7 +199,7 @@ export function markdown(r: BenchResults): string {
     "existing contract, so no test-only proto. `grpc.health.v1.Health/Check` was the other candidate, but the kit",
     "serves health outside its interceptors and its observe interceptor skips `grpc.*` methods by design, so it would",
     "hide exactly the cost being measured. The kit row is `serve()` with every interceptor (propagation, metrics,",
-    "an info log line per call written to /dev/null, faults, validation) and `dial()`'s client with its metrics",
+    "an info log line per call written to /dev/null, faults, validation) and a `clientPool()`'s client with its metrics",
     "interceptor; raw grpc-js uses the same protobuf-es codec, so the difference is transport and framework.",
     "",
     row(["engine", "throughput", "p50", "p99", "mean", "throughput vs raw", "p50 vs raw"]),

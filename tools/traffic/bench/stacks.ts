@@ -2,16 +2,16 @@
 // memory per process, cold start, and ghz against the load generator; a CPU profile when a target is missed.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, join } from "node:path";
+import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import mongoose from "mongoose";
 import { CatalogService } from "#gen/meshmart/catalog/v1/catalog_pb.js";
 import { IdentityService } from "#gen/meshmart/identity/v1/identity_pb.js";
 import { OrderService, OrderState } from "#gen/meshmart/orders/v1/orders_pb.js";
-import { closeClients, dial } from "#kit";
+import { type ClientPool, clientPool } from "#kit";
 import { ROOT } from "../../root.js";
-import { descendantsOf, type LocalStack, type Mode, type Ready, startLocalStack } from "../../stack/child-stack.js";
-import { APPROVED_CARD, type LoadReport, runLoad } from "../load/index.js";
+import { type LocalStack, type Mode, processesOf, type Ready, startLocalStack } from "../../stack/child-stack.js";
+import { APPROVED_CARD, type LoadOptions, type LoadReport, runLoad } from "../load/index.js";
 import { closedLoop, type Figures } from "./closed-loop.js";
 import { type GhzFigures, ghz } from "./ghz.js";
 import { type ProcessProfile, summarizeProfiles } from "./profile.js";
@@ -28,6 +28,11 @@ export interface Settings {
 }
 
 const DEADLINE_MS = 5000;
+
+/** The load generator at a fixed rate against the stack (open loop), with the bench's deadline. */
+function openLoop(stack: LocalStack, o: { rate: number; seconds: number; mix: LoadOptions["mix"]; users: number }): Promise<LoadReport> {
+  return runLoad({ targets: stack.targets, rate: o.rate, durationMs: o.seconds * 1000, mix: o.mix, users: o.users, deadlineMs: DEADLINE_MS });
+}
 
 /** Resident memory (MB) of each unit of a stack, from prom-client's process_resident_memory_bytes on its admin port. */
 async function rssOf(ready: Ready): Promise<Record<string, number>> {
@@ -102,8 +107,9 @@ export interface ServicesExtras {
 export async function measureMode(mode: Mode, s: Settings): Promise<{ result: ModeResult; extras?: ServicesExtras }> {
   const { stack, startMs } = await timedStart(mode, {});
   console.error(`${mode}: cold start ${startMs} ms`);
+  const clients = clientPool();
   try {
-    const { skus, getProduct, placeOrder } = await benchCalls(stack, mode);
+    const { skus, getProduct, placeOrder } = await benchCalls(stack, mode, clients);
     const rssIdleMB = await rssOf(stack.ready);
     const run = (name: string, fn: (i: number) => Promise<unknown>) => warmThenMeasure(`${mode} ${name}`, fn, s);
     const sku = skus[0];
@@ -118,14 +124,7 @@ export async function measureMode(mode: Mode, s: Settings): Promise<{ result: Mo
             ? await (async () => {
                 const ghzClosed = await ghz({ address: stack.targets.catalog, sku, seconds: s.seconds, concurrency: s.concurrency });
                 console.error(`ghz closed loop: ${JSON.stringify(ghzClosed)}`);
-                const gen = await runLoad({
-                  targets: stack.targets,
-                  rate: s.crossCheckRate,
-                  durationMs: s.seconds * 1000,
-                  mix: { getProduct: 1 },
-                  users: 1,
-                  deadlineMs: DEADLINE_MS,
-                });
+                const gen = await openLoop(stack, { rate: s.crossCheckRate, seconds: s.seconds, mix: { getProduct: 1 }, users: 1 });
                 const ghzOpen = await ghz({ address: stack.targets.catalog, sku, seconds: s.seconds, concurrency: 50, rps: s.crossCheckRate });
                 console.error(
                   `load generator at ${s.crossCheckRate}/s: ${JSON.stringify(gen.byOp.getProduct)} lag ${JSON.stringify(gen.sendLagMs)}; ghz: ${JSON.stringify(ghzOpen)}`,
@@ -152,18 +151,18 @@ export async function measureMode(mode: Mode, s: Settings): Promise<{ result: Mo
     };
     return { result, extras };
   } finally {
-    closeClients();
+    clients.close();
     const { forced } = await stack.stop();
     if (forced) console.error(`${mode}: the stack did not stop within 30 s of Ctrl-C and was killed`);
   }
 }
 
-/** The two calls every closed loop makes, on a restocked stack with a registered shopper. */
-export async function benchCalls(stack: LocalStack, tag: string) {
+/** The two calls every closed loop makes, on a restocked stack with a registered shopper; `clients` is the caller's to close. */
+export async function benchCalls(stack: LocalStack, tag: string, clients: ClientPool) {
   await restock(stack.ready.mongodb as string); // after start: catalog has seeded its products by now
-  const identity = dial(IdentityService, stack.targets.identity);
-  const catalog = dial(CatalogService, stack.targets.catalog);
-  const orders = dial(OrderService, stack.targets.orders);
+  const identity = clients.dial(IdentityService, stack.targets.identity);
+  const catalog = clients.dial(CatalogService, stack.targets.catalog);
+  const orders = clients.dial(OrderService, stack.targets.orders);
   const email = `bench-${tag}-${Date.now()}@example.com`;
   await identity.register({ email, password: "correct-horse-1" }, { timeoutMs: 30_000 });
   const { accessToken } = await identity.login({ email, password: "correct-horse-1" }, { timeoutMs: 30_000 });
@@ -190,14 +189,7 @@ export async function warmThenMeasure(name: string, fn: (i: number) => Promise<u
 }
 
 async function placeOrderOpenLoop(stack: LocalStack, s: Settings): Promise<ServicesExtras["placeOrderOpenLoop"]> {
-  const r = await runLoad({
-    targets: stack.targets,
-    rate: s.orderRate,
-    durationMs: s.orderSeconds * 1000,
-    mix: { placeOrder: 1 },
-    users: 10,
-    deadlineMs: DEADLINE_MS,
-  });
+  const r = await openLoop(stack, { rate: s.orderRate, seconds: s.orderSeconds, mix: { placeOrder: 1 }, users: 10 });
   const op = r.byOp.placeOrder!;
   const confirmed = r.placedOrders.filter((o) => o.status === "CONFIRMED").length;
   console.error(`PlaceOrder at ${s.orderRate}/s open loop: ${JSON.stringify(op)}, confirmed ${confirmed}`);
@@ -208,20 +200,14 @@ async function placeOrderOpenLoop(stack: LocalStack, s: Settings): Promise<Servi
  * The PlaceOrder open-loop run again, on a stack with a database of its own (no orders left over from
  * earlier runs for recovery to pick up) and every process under V8's CPU profiler; the profiles summarised.
  */
-/** CPU time used so far by each process of a stack (Linux /proc), named like the profiles: orders, catalog-v1, devdb, start... */
-function cpuSecondsByProcess(rootPid: number): Record<string, number> {
+/** CPU time used so far by each process of a stack (Linux /proc), by the stack's names: start, orders, catalog-v1, devdb... */
+function cpuSecondsByProcess(pids: Record<string, number>): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const pid of [rootPid, ...descendantsOf(rootPid)]) {
+  for (const [name, pid] of Object.entries(pids)) {
     try {
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // after "pid (comm) ": state is field 3
-      const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime
-      const script = cmdline.find((a) => /\.(ts|js)$/.test(a)) ?? cmdline[0];
-      const service = /services\/([^/]+)\//.exec(script)?.[1];
-      const version = /(?:^|\0)VERSION=([^\0]*)/.exec(readFileSync(`/proc/${pid}/environ`, "utf8"))?.[1];
-      const name = service ? (service === "catalog" && version ? `catalog-${version}` : service) : basename(script).replace(/\.(ts|js)$/, "");
-      out[name] = (out[name] ?? 0) + ticks / 100; // USER_HZ is 100 on Linux
+      out[name] = (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in USER_HZ (100 on Linux)
     } catch {
       // the process ended meanwhile
     }
@@ -250,21 +236,21 @@ export async function profilePlaceOrder(s: Settings): Promise<PlaceOrderProfile>
   const hook = join(ROOT, "tools", "traffic", "bench", "cpu-profile-hook.mjs");
   try {
     const { stack } = await timedStart("services", { NODE_OPTIONS: `--import=${pathToFileURL(hook).href}`, MESHMART_CPU_PROF_DIR: dir });
-    const root = stack.process.child.pid!;
+    const pids = processesOf(stack);
     let cpuSeconds: Record<string, number> = {};
     let windowSeconds = 0;
     let busy = 0;
     try {
       await restock(stack.ready.mongodb as string);
       // Start the profilers now (the hook waits for SIGUSR2): Node processes only, the database is Go.
-      for (const pid of [root, ...descendantsOf(root)]) if (readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("node")) process.kill(pid, "SIGUSR2");
-      const before = cpuSecondsByProcess(root);
+      for (const pid of Object.values(pids)) if (readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("node")) process.kill(pid, "SIGUSR2");
+      const before = cpuSecondsByProcess(pids);
       const busyBefore = machineBusySeconds();
       const t = performance.now();
       await placeOrderOpenLoop(stack, { ...s, orderSeconds: Math.min(s.orderSeconds, 6) });
       windowSeconds = Math.round((performance.now() - t) / 100) / 10;
       busy = Math.round((machineBusySeconds() - busyBefore) * 10) / 10;
-      const after = cpuSecondsByProcess(root);
+      const after = cpuSecondsByProcess(pids);
       cpuSeconds = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, Math.round((v - (before[k] ?? 0)) * 10) / 10]));
     } finally {
       await stack.stop(); // the profiles are written when each process is told to stop

@@ -3,7 +3,7 @@
 // order off, 10%, 100%, then back (100%, 10%, off), each on a fresh stack, so a machine growing busier or
 // quieter during the run weighs on every variant alike; each figure is the mean of its runs.
 import { loadavg } from "node:os";
-import { closeClients } from "#kit";
+import { clientPool } from "#kit";
 import type { Ready } from "../../stack/child-stack.js";
 import type { Figures } from "./closed-loop.js";
 import { machine } from "./machine.js";
@@ -57,8 +57,9 @@ export async function measureTracing(s: Settings, rounds = 2): Promise<TracingBe
   for (const v of plan) {
     const before = loadavg()[0];
     const { stack } = await timedStart("services", { ...v.env });
+    const clients = clientPool();
     try {
-      const { getProduct, placeOrder } = await benchCalls(stack, `tracing-${v.name}`);
+      const { getProduct, placeOrder } = await benchCalls(stack, `tracing-${v.name}`, clients);
       const gp = await warmThenMeasure(`tracing ${v.name} GetProduct`, getProduct, s);
       const po = await warmThenMeasure(`tracing ${v.name} PlaceOrder`, placeOrder, s);
       await new Promise((r) => setTimeout(r, 1500)); // the last spans reach the exporter (1 s batches)
@@ -72,7 +73,7 @@ export async function measureTracing(s: Settings, rounds = 2): Promise<TracingBe
         loadAvg: [before, loadavg()[0]],
       });
     } finally {
-      closeClients();
+      clients.close();
       await stack.stop();
     }
   }

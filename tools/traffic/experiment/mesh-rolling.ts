@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { ROOT } from "../../root.js";
 import { startStack, type UnitName } from "../../stack/launcher.js";
 import { readMeshFile } from "../../stack/mesh/config.js";
-import { checkDataSet, type InvariantReport } from "../invariants.js";
+import { checkDataSet, type InvariantReport } from "../data-set.js";
 import { runLoad } from "../load/index.js";
 import type { SecondStats } from "../load/recorder.js";
 import { secondsIn, successRate } from "./evaluate.js";

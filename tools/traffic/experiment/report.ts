@@ -1,7 +1,7 @@
 // Writes an experiment's report: reports/<name>-<timestamp>.json (everything), .md (for people) and .svg (the chart).
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { InvariantReport } from "../invariants.js";
+import type { InvariantReport } from "../data-set.js";
 import { type TraceView, waterfallSvg } from "../trace/waterfall.js";
 import { chartSvg } from "./chart.js";
 import type { CheckResult, FaultTimes, RunStats } from "./evaluate.js";

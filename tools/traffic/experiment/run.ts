@@ -7,7 +7,7 @@ import { ROOT } from "../../root.js";
 import { localMeshInfo, localSettle } from "../../stack/kube/local.js";
 import { type Stack, startStack, UNITS, type UnitName } from "../../stack/launcher.js";
 import { readMeshFile } from "../../stack/mesh/config.js";
-import { checkDataSet, type InvariantReport } from "../invariants.js";
+import { checkDataSet, type InvariantReport } from "../data-set.js";
 import { DEFAULT_TARGETS } from "../load/args.js";
 import { type LoadOptions, runLoad as realRunLoad } from "../load/index.js";
 import { pickTraces } from "../trace/pick.js";

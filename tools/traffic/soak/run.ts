@@ -5,7 +5,7 @@ import { setMaxListeners } from "node:events";
 import { setTimeout as sleep } from "node:timers/promises";
 import { waitForHealth } from "../../stack/health-wait.js";
 import { type Stack, startStack, UNITS } from "../../stack/launcher.js";
-import { checkDataSet, type InvariantReport } from "../invariants.js";
+import { checkDataSet, type InvariantReport } from "../data-set.js";
 import { runLoad } from "../load/index.js";
 import type { SecondStats } from "../load/recorder.js";
 import { describeFault, overlapping, type PlannedFault, soakSchedule } from "./schedule.js";

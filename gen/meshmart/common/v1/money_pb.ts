@@ -4,14 +4,14 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import { file_meshmart_common_v1_validate } from "./validate_pb.js";
+import { file_buf_validate_validate } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file meshmart/common/v1/money.proto.
  */
 export const file_meshmart_common_v1_money: GenFile = /*@__PURE__*/
-  fileDesc("Ch5tZXNobWFydC9jb21tb24vdjEvbW9uZXkucHJvdG8SEm1lc2htYXJ0LmNvbW1vbi52MSJsCgVNb25leRIpCg1jdXJyZW5jeV9jb2RlGAEgASgJQhLK8xgOCAE6Cl5bQS1aXXszfSQSGwoFdW5pdHMYAiABKANCDMrzGAggACiAlOvcAxIbCgVuYW5vcxgDIAEoBUIMyvMYCCAAKP+T69wDYgZwcm90bzM", [file_meshmart_common_v1_validate]);
+  fileDesc("Ch5tZXNobWFydC9jb21tb24vdjEvbW9uZXkucHJvdG8SEm1lc2htYXJ0LmNvbW1vbi52MSJwCgVNb25leRIrCg1jdXJyZW5jeV9jb2RlGAEgASgJQhS6SBHIAQFyDDIKXltBLVpdezN9JBIcCgV1bml0cxgCIAEoA0INukgKIggYgJTr3AMoABIcCgVuYW5vcxgDIAEoBUINukgKGggY/5Pr3AMoAGIGcHJvdG8z", [file_buf_validate_validate]);
 
 /**
  * An amount of money in one currency, shaped like google.type.Money so that it maps 1:1 onto it.

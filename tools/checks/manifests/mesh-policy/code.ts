@@ -69,7 +69,7 @@ export interface GrpcCall {
 }
 
 /**
- * The RPCs each service calls: a client made with `dial(XService, config.VAR)` and `.method(` calls on it
+ * The RPCs each service calls: a client made with a pool's `dial(XService, config.VAR)` and `.method(` calls on it
  * (matched by the method's local name among the dialled services' methods).
  */
 export function callGraph(code: Map<string, CodeFile[]>): GrpcCall[] {

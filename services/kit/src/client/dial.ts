@@ -1,10 +1,11 @@
 // Typed Connect clients on grpc-js channels, with the kit's client interceptors. A pool owns its channels, so
-// whoever made it closes exactly those (orders' shutdown closes orders' channels, not a test's).
+// whoever made it closes exactly those (orders' shutdown closes orders' channels, not a test's). There is no
+// process-wide pool: every caller (a service, a tool, a test) makes its own and closes it.
 import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { clientSpans } from "../shared/tracing-rpc.js";
 import { clientMetrics } from "./client-metrics.js";
 import { createGrpcJsTransport } from "./grpc-transport.js";
-import { clientSpans } from "./tracing-rpc.js";
 
 export interface DialOptions {
   interceptors?: Interceptor[];
@@ -52,19 +53,4 @@ export function clientPool(opts: { transport?: Transport } = {}): ClientPool {
       opened.length = 0;
     },
   };
-}
-
-// The process's default pool, for tests and scripts that dial a few services and close them all at the end.
-// A service's own code makes its own pool (see services/orders/src/server.ts), so stopping one service in a
-// process never closes another's channels.
-const scriptPool = clientPool();
-
-/** A client from the process's default pool (tests, scripts). */
-export function dial<S extends DescService>(service: S, target: string, opts: DialOptions = {}): Client<S> {
-  return scriptPool.dial(service, target, opts);
-}
-
-/** Closes every channel of the process's default pool. */
-export function closeClients(): void {
-  scriptPool.close();
 }
