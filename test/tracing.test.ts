@@ -1,5 +1,6 @@
 // Issue 16: one trace per order across the services, on real processes (tools/stack/launcher.ts, every unit its own
 // process and span file), plus the OTLP exporter against a real HTTP receiver and one that is not there.
+// Over 300 lines on purpose: the cases share one traced stack of real processes, which takes long to start.
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";

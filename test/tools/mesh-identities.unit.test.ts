@@ -1,5 +1,5 @@
 // Workload identities of the local mesh (tools/stack/mesh/identities.ts) and the check a service runs on them before
-// serving in mesh mode (services/kit/src/mesh-security.ts): real certificates, real files, no network.
+// serving in mesh mode (services/kit/src/server/mesh-security.ts): real certificates, real files, no network.
 import { X509Certificate } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";

@@ -2,6 +2,7 @@
 // kind of mistake (made on a copy of the rendered objects, of the experiment files or of the sources) fails
 // with a message naming the file and the field. The rendering itself is test/tools/manifests.test.ts's business;
 // here the repository is rendered once and each test breaks a deep copy.
+// Over 300 lines on purpose: every broken copy is made from that one rendering, which takes long to make.
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -122,7 +122,7 @@ export function serviceTargets(stack: Stack): { identity: string; catalog: strin
   return { identity: at.identity.grpc, catalog: at["catalog-v1"].grpc, orders: at.orders.grpc, payment: at.payment.grpc };
 }
 
-/** rollOver's minReadySeconds (ms): above the kit's 1 s reconnect backoff cap (services/kit/src/grpc-transport.ts). */
+/** rollOver's minReadySeconds (ms): above the kit's 1 s reconnect backoff cap (services/kit/src/client/grpc-transport.ts). */
 export const MIN_READY_MS = 1500;
 
 /** The compiled service each unit runs (npm run build; mocha's global setup builds before any test). */

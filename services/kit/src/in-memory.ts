@@ -2,8 +2,8 @@
 // with the same server interceptors as a network server and the same client interceptors as a clientPool()'s, without a
 // socket. The one module where the kit's two sides meet: it serves (server side) what clients call (client side).
 import { createRouterTransport, type Interceptor, type Transport } from "@connectrpc/connect";
-import { clientInterceptors } from "./dial.js";
-import { interceptorsOf, type ServiceEntry } from "./serve.js";
+import { clientInterceptors } from "./client/dial.js";
+import { interceptorsOf, type ServiceEntry } from "./server/serve.js";
 
 /** A transport calling `entries` in memory; hand it to the code that would dial them (buildOrders' `peers`). */
 export function inMemoryTransport(entries: ServiceEntry[], serverInterceptors: Interceptor[]): Transport {

@@ -1,4 +1,4 @@
-// The driver hang behind "a service stays NOT_SERVING after the database came back" (services/kit/src/
+// The driver hang behind "a service stays NOT_SERVING after the database came back" (services/kit/src/shared/
 // mongo-closed-socket.ts), made deterministic: the database closes a connection (the socket is destroyed, its
 // 'close' event still pending) and a command is written to it in that same turn, as the server monitor's
 // heartbeat did when its timer fell in that window. Without the fix the command never settles and the monitor

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import { ConfigError, commonDefaults, env, oneOf, serviceEnv } from "#kit";
-import { faultsFromEnv } from "../src/faults.js";
+import { faultsFromEnv } from "../src/server/faults.js";
 
 describe("env", () => {
   const defaults = { PORT: 50052, NAME: "catalog", SEED: true, VERSION: oneOf(["v1", "v2"], "v1") };

@@ -4,7 +4,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { expect } from "chai";
 import mongoose from "mongoose";
-import { toConnectError } from "../src/errors.js";
+import { toConnectError } from "../src/shared/errors.js";
 
 /** Stand-in for the driver's PoolClearedError, which mongodb does not export: same base class and name. */
 class PoolClearedError extends mongoose.mongo.MongoNetworkError {

@@ -1,61 +1,47 @@
-// The kit's two sides stand apart: the server side (serving handlers) and the client side (dialling peers)
-// depend on shared pieces, never on each other, and the shared pieces on neither. Read from the import lines
-// of services/kit/src with TypeScript's own pre-processor (imports, `import type`, re-exports, dynamic imports).
+// The kit's two sides stand apart: the server side (services/kit/src/server/: serving handlers) and the client side
+// (client/: dialling peers) depend on shared pieces (shared/), never on each other, and the shared pieces on
+// neither. A module's side is its folder; only the bridges at the top (index.ts, the package's entry point, and
+// in-memory.ts, the monolith's transport) may use both. Read from the import lines with TypeScript's own
+// pre-processor (imports, `import type`, re-exports, dynamic imports).
 import { readdirSync, readFileSync } from "node:fs";
-import { basename, join } from "node:path";
+import { dirname, join, normalize, relative } from "node:path";
 import { expect } from "chai";
 import ts from "typescript";
 import { projectRoot } from "#kit";
 
 const SRC = join(projectRoot(), "services/kit/src");
+const SIDES = ["server", "client", "shared"] as const;
+type Side = (typeof SIDES)[number] | "bridge";
+/** The modules at the top of src/, outside the sides on purpose. */
+const BRIDGES = ["in-memory.ts", "index.ts"];
 
-/** The server side: what puts handlers on a port (engines, health, reflection, interceptors, auth, validation). */
-const SERVER = new Set([
-  "serve",
-  "service-config",
-  "grpc-server",
-  "admin",
-  "health",
-  "connect-health",
-  "reflection",
-  "connect-reflection",
-  "interceptors",
-  "auth",
-  "validate",
-  "faults",
-  "mesh-server",
-  "mesh-security",
-  "db",
-]);
-/** The client side: what calls other services (pools, transports, client interceptors). */
-const CLIENT = new Set(["dial", "grpc-transport", "client-metrics"]);
-/** Where the sides meet on purpose: the package's entry point, and the monolith's in-memory transport. */
-const BRIDGES = new Set(["index", "in-memory"]);
-
-type Side = "server" | "client" | "shared";
-const sideOf = (m: string): Side => (SERVER.has(m) ? "server" : CLIENT.has(m) ? "client" : "shared");
-
-/** Module name → the kit modules it imports. */
+/** Module ("server/serve", "in-memory") → the kit modules it imports, by the same kind of name. */
 function importGraph(dir: string): Map<string, string[]> {
   const graph = new Map<string, string[]>();
-  for (const file of readdirSync(dir).filter((f) => f.endsWith(".ts"))) {
+  const files = readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".ts"));
+  for (const file of files) {
     const { importedFiles } = ts.preProcessFile(readFileSync(join(dir, file), "utf8"), true, true);
-    const local = importedFiles.map((i) => i.fileName).filter((f) => f.startsWith("./"));
+    const local = importedFiles.map((i) => i.fileName).filter((f) => f.startsWith("."));
     graph.set(
-      basename(file, ".ts"),
-      local.map((f) => basename(f, ".js")),
+      file.replace(/\.ts$/, ""),
+      local.map((f) => relative(dir, normalize(join(dir, dirname(file), f))).replace(/\.js$/, "")),
     );
   }
   return graph;
 }
 
+const sideOf = (m: string): Side => {
+  const top = m.split("/")[0];
+  return (SIDES as readonly string[]).includes(top) ? (top as Side) : "bridge";
+};
+
 /** Every import that crosses between the sides, or from a shared piece into either side. */
 function crossings(graph: Map<string, string[]>): string[] {
   const found: string[] = [];
   for (const [from, imports] of graph) {
-    if (BRIDGES.has(from)) continue;
+    const a = sideOf(from);
+    if (a === "bridge") continue;
     for (const to of imports) {
-      const a = sideOf(from);
       const b = sideOf(to);
       if (a !== b && b !== "shared") found.push(`${from} (${a}) imports ${to} (${b})`);
     }
@@ -67,13 +53,20 @@ describe("the kit's two sides", () => {
   const graph = importGraph(SRC);
 
   it("reads the import graph (every module, and the imports that exist today)", () => {
-    expect(graph.get("serve")).to.include("grpc-server");
-    expect(graph.get("dial")).to.include("grpc-transport");
-    expect(graph.get("grpc-transport")).to.include("grpc-methods");
+    expect(graph.get("server/serve")).to.include("server/grpc-server");
+    expect(graph.get("client/dial")).to.include("client/grpc-transport");
+    expect(graph.get("client/grpc-transport")).to.include("shared/grpc-methods");
+    expect(graph.get("in-memory")).to.include("client/dial");
   });
 
-  it("names only modules that exist", () => {
-    for (const m of [...SERVER, ...CLIENT, ...BRIDGES]) expect(graph.has(m), `${m}.ts`).to.equal(true);
+  it("keeps every module in a side's folder, but the bridges", () => {
+    const loose = readdirSync(SRC).filter((f) => f.endsWith(".ts"));
+    expect(loose.sort()).to.deep.equal(BRIDGES);
+    for (const side of SIDES)
+      expect(
+        readdirSync(join(SRC, side)).filter((f) => f.endsWith(".ts")),
+        side,
+      ).to.not.be.empty;
   });
 
   it("has no import from the client side into the server side or back, nor from a shared piece into either", () => {
@@ -82,15 +75,15 @@ describe("the kit's two sides", () => {
 
   it("would catch one (the old dial.ts → serve.ts, grpc-transport.ts → grpc-server.ts, a shared piece → dial)", () => {
     const old = new Map([
-      ["dial", ["serve", "grpc-transport"]],
-      ["grpc-transport", ["grpc-server", "context"]],
-      ["context", ["dial"]],
-      ["serve", ["grpc-server"]],
+      ["client/dial", ["server/serve", "client/grpc-transport"]],
+      ["client/grpc-transport", ["server/grpc-server", "shared/context"]],
+      ["shared/context", ["client/dial"]],
+      ["server/serve", ["server/grpc-server"]],
     ]);
     expect(crossings(old)).to.deep.equal([
-      "dial (client) imports serve (server)",
-      "grpc-transport (client) imports grpc-server (server)",
-      "context (shared) imports dial (client)",
+      "client/dial (client) imports server/serve (server)",
+      "client/grpc-transport (client) imports server/grpc-server (server)",
+      "shared/context (shared) imports client/dial (client)",
     ]);
   });
 });

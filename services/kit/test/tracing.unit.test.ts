@@ -5,9 +5,9 @@ import type { ReadableSpan, SpanExporter } from "@opentelemetry/sdk-trace-base";
 import * as sdk from "@opentelemetry/sdk-trace-base";
 import { expect } from "chai";
 import { ConfigError, registry } from "#kit";
-import { tracingConfig, tracingEnabled } from "../src/tracing.js";
-import { clientSpans, serverSpans } from "../src/tracing-rpc.js";
-import { CountedBatchProcessor, samplerFor } from "../src/tracing-sdk.js";
+import { tracingConfig, tracingEnabled } from "../src/shared/tracing.js";
+import { clientSpans, serverSpans } from "../src/shared/tracing-rpc.js";
+import { CountedBatchProcessor, samplerFor } from "../src/shared/tracing-sdk.js";
 
 const dropped = async (reason: string) => {
   const m = await registry.getSingleMetric("tracing_spans_dropped_total")?.get();

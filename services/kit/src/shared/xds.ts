@@ -3,7 +3,7 @@
 // drives routing, retries, timeouts, fault injection and load balancing as Envoy would in a sidecar.
 // @grpc/grpc-js-xds is loaded (and registers its resolver and balancers with grpc-js) only the first time an
 // xds target is dialled, so a process outside the mesh never pays for it.
-// A mesh server (XdsServer, services/kit/src/mesh-server.ts) registers it the same way: without it, it refuses
+// A mesh server (XdsServer, services/kit/src/server/mesh-server.ts) registers it the same way: without it, it refuses
 // istiod's inbound listener.
 import { createRequire } from "node:module";
 import type * as grpc from "@grpc/grpc-js";

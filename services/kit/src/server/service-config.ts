@@ -1,9 +1,10 @@
 // The configuration every service shares, so each server.ts lists only what is its own.
+
+import { ConfigError, env, oneOf, port } from "../shared/env.js";
+import type { Logger } from "../shared/log.js";
+import { MAX_RECEIVE_BYTES_DEFAULT, MAX_SEND_BYTES_DEFAULT } from "../shared/message-limits.js";
 import type { AdminRoute } from "./admin.js";
-import { ConfigError, env, oneOf, port } from "./env.js";
 import type { ReadinessCheck } from "./health.js";
-import type { Logger } from "./log.js";
-import { MAX_RECEIVE_BYTES_DEFAULT, MAX_SEND_BYTES_DEFAULT } from "./message-limits.js";
 import { type RunningServer, type ServeOptions, type ServiceEntry, serve } from "./serve.js";
 
 /** Env defaults common to every service; spread into the service's own defaults. */

@@ -1,9 +1,9 @@
 // The plain-HTTP admin port: /metrics, /healthz, /readyz, /faults, and routes a service adds (identity: JWKS).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { registry } from "../shared/metrics.js";
 import type { Faults } from "./faults.js";
 import { parseFaults } from "./faults.js";
 import type { Health } from "./health.js";
-import { registry } from "./metrics.js";
 
 /** A read-only route a service adds to its admin port (GET and HEAD; other methods get 405). */
 export type AdminRoute = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>;

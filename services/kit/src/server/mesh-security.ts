@@ -8,8 +8,8 @@
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import * as grpc from "@grpc/grpc-js";
-import { ConfigError } from "./env.js";
-import type { Logger } from "./log.js";
+import { ConfigError } from "../shared/env.js";
+import type { Logger } from "../shared/log.js";
 
 export interface WorkloadCertFiles {
   certificate_file: string;

@@ -2,7 +2,7 @@
 // Istio turns off retries and timeouts on a route that injects a fault, so mesh retries and outlier
 // ejection can only be shown with real failures like these. Off by default; announced in the log when on.
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import type { Logger } from "./log.js";
+import type { Logger } from "../shared/log.js";
 
 export interface FaultSettings {
   /** Share of calls (0..100) answered with UNAVAILABLE. */

@@ -3,9 +3,9 @@
 // process-wide pool: every caller (a service, a tool, a test) makes its own and closes it.
 import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { clientSpans } from "../shared/tracing-rpc.js";
 import { clientMetrics } from "./client-metrics.js";
 import { createGrpcJsTransport } from "./grpc-transport.js";
-import { clientSpans } from "./tracing-rpc.js";
 
 export interface DialOptions {
   interceptors?: Interceptor[];

@@ -4,7 +4,7 @@
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { pathToString } from "@bufbuild/protobuf/reflect";
 import { createValidator } from "@bufbuild/protovalidate";
-import type { Violation } from "./errors.js";
+import type { Violation } from "../shared/errors.js";
 
 // One validator per process: it plans each message type's checks on first use and reuses the plan.
 const validator = createValidator();

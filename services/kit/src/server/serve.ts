@@ -10,22 +10,22 @@ import { Code, ConnectError, createContextValues, type Interceptor, type Service
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { Health as HealthService } from "#gen/health/v1/health_pb.js";
+import { peerAddress, peerKey, serverStoppingKey } from "../shared/context.js";
+import { ConfigError } from "../shared/env.js";
+import { type Logger, logger } from "../shared/log.js";
+import { MAX_RECEIVE_BYTES_DEFAULT, MAX_SEND_BYTES_DEFAULT } from "../shared/message-limits.js";
+import { flushTracing } from "../shared/tracing.js";
+import { serverSpans } from "../shared/tracing-rpc.js";
 import { type AdminRoute, adminServer } from "./admin.js";
 import { connectHealthImpl } from "./connect-health.js";
 import { connectReflectionImpls } from "./connect-reflection.js";
-import { peerAddress, peerKey, serverStoppingKey } from "./context.js";
-import { ConfigError } from "./env.js";
 import { type FaultSettings, Faults, faultsFromEnv } from "./faults.js";
 import { type AnyServiceImpl, addConnectService } from "./grpc-server.js";
 import { Health, type ReadinessCheck } from "./health.js";
 import { isValidation, observe, propagation, validation } from "./interceptors.js";
-import { type Logger, logger } from "./log.js";
 import { checkWorkloadCert, meshRefusalLog, workloadCertFiles } from "./mesh-security.js";
 import { bindXdsServer, createXdsServer } from "./mesh-server.js";
-import { MAX_RECEIVE_BYTES_DEFAULT, MAX_SEND_BYTES_DEFAULT } from "./message-limits.js";
 import { addReflection } from "./reflection.js";
-import { flushTracing } from "./tracing.js";
-import { serverSpans } from "./tracing-rpc.js";
 
 export type Engine = "grpc-js" | "connect-node";
 

@@ -1,7 +1,7 @@
 // grpc.health.v1 status that follows real readiness: each check (database, peers) polled on an interval.
 import type * as grpc from "@grpc/grpc-js";
 import { HealthImplementation, type ServingStatus } from "grpc-health-check";
-import type { Logger } from "./log.js";
+import type { Logger } from "../shared/log.js";
 
 /** A readiness check: resolves true when the dependency can serve. Must not hang (use a timeout). */
 export interface ReadinessCheck {

@@ -35,7 +35,7 @@ export function failWritesOnClosedSockets(): void {
   const { Connection } = fromMongoose("mongodb/lib/cmap/connection.js") as { Connection: { prototype: DriverConnection } };
   const proto = Connection.prototype as DriverConnection & { [PATCHED]?: true };
   if (typeof proto.writeCommand !== "function" || typeof proto.onClose !== "function")
-    throw new Error("mongodb's Connection changed (no writeCommand/onClose): review services/kit/src/mongo-closed-socket.ts");
+    throw new Error("mongodb's Connection changed (no writeCommand/onClose): review services/kit/src/shared/mongo-closed-socket.ts");
   if (proto[PATCHED]) return;
   const writeCommand = proto.writeCommand;
   proto.writeCommand = function (this: DriverConnection, ...args: unknown[]) {

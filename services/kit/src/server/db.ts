@@ -1,10 +1,10 @@
 // One mongoose Connection per service (never the global mongoose: the monolith runs four in one process).
 import mongoose, { type Connection } from "mongoose";
 import type { Logger } from "pino";
-import { ConfigError } from "./env.js";
+import { ConfigError } from "../shared/env.js";
+import { failWritesOnClosedSockets } from "../shared/mongo-closed-socket.js";
+import { traceCommands, tracingEnabled } from "../shared/tracing.js";
 import { type ReadinessCheck, within } from "./health.js";
-import { failWritesOnClosedSockets } from "./mongo-closed-socket.js";
-import { traceCommands, tracingEnabled } from "./tracing.js";
 
 // Mongoose records `new Error().stack` on every query (to explain a query run twice); with tsx's source maps
 // on, building that stack was a few percent of a service's CPU under load, for a message we never need.

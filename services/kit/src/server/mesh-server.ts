@@ -5,8 +5,8 @@
 // cluster. Both share one Health, so the local port says what the mesh port does.
 import * as net from "node:net";
 import * as grpc from "@grpc/grpc-js";
-import type { Logger } from "./log.js";
-import { xdsModule } from "./xds.js";
+import type { Logger } from "../shared/log.js";
+import { xdsModule } from "../shared/xds.js";
 
 /** A server whose calls istiod's listener for `host:port` governs. */
 export function createXdsServer(options: grpc.ServerOptions): grpc.Server {
@@ -35,7 +35,7 @@ export async function bindXdsServer(server: grpc.Server, host: string, port: num
   const entry = (server as unknown as { boundPortMap?: Map<string, { tcpServer?: net.Server }> }).boundPortMap?.get(address);
   const tcp = entry?.tcpServer;
   if (!(tcp instanceof net.Server))
-    throw new Error("mesh: @grpc/grpc-js-xds's XdsServer internals changed (no boundPortMap/tcpServer); see services/kit/src/mesh-server.ts");
+    throw new Error("mesh: @grpc/grpc-js-xds's XdsServer internals changed (no boundPortMap/tcpServer); see services/kit/src/server/mesh-server.ts");
   await new Promise<void>((resolve, reject) => {
     tcp.once("error", (err: NodeJS.ErrnoException) => reject(new Error(`mesh port ${address}: ${err.code === "EADDRINUSE" ? "already in use" : err.message}`)));
     tcp.listen({ host, port }, () => resolve());

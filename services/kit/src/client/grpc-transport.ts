@@ -15,11 +15,11 @@ import {
 import { createMethodUrl, runStreamingCall, runUnaryCall } from "@connectrpc/connect/protocol";
 import * as grpc from "@grpc/grpc-js";
 import { StatusSchema } from "#gen/google/rpc/status_pb.js";
-import { DEFAULT_TIMEOUT_MS } from "./context.js";
-import { methodDefinition } from "./grpc-methods.js";
-import { MAX_RECEIVE_BYTES_DEFAULT, MAX_SEND_BYTES_DEFAULT } from "./message-limits.js";
-import { headersToMetadata, metadataToHeaders } from "./metadata.js";
-import { isXdsTarget, xdsModule } from "./xds.js";
+import { DEFAULT_TIMEOUT_MS } from "../shared/context.js";
+import { methodDefinition } from "../shared/grpc-methods.js";
+import { MAX_RECEIVE_BYTES_DEFAULT, MAX_SEND_BYTES_DEFAULT } from "../shared/message-limits.js";
+import { headersToMetadata, metadataToHeaders } from "../shared/metadata.js";
+import { isXdsTarget, xdsModule } from "../shared/xds.js";
 
 export interface GrpcTransportOptions {
   /** "127.0.0.1:50052", "http://127.0.0.1:50052", "dns:///catalog:50051" or "xds:///catalog.meshmart.svc.cluster.local:50051". */

@@ -1,8 +1,8 @@
 // The client side's Prometheus interceptor: every outgoing call counted and timed, named like the server's.
 import type { Interceptor } from "@connectrpc/connect";
-import { toConnectError } from "./errors.js";
-import { clientHandled, clientSeconds, clientStarted, codeName, methodLabels } from "./metrics.js";
-import { withOutcome } from "./outcome.js";
+import { toConnectError } from "../shared/errors.js";
+import { clientHandled, clientSeconds, clientStarted, codeName, methodLabels } from "../shared/metrics.js";
+import { withOutcome } from "../shared/outcome.js";
 
 /** Client-side metrics (grpc_client_started_total, grpc_client_handled_total, grpc_client_handling_seconds). */
 export function clientMetrics(): Interceptor {

@@ -1,7 +1,7 @@
 // Bearer-token authentication: verifies identity's JWTs against its JWKS (cached, refreshed by jose).
 import { Code, ConnectError, type HandlerContext, type Interceptor } from "@connectrpc/connect";
 import { createRemoteJWKSet, type JWTVerifyGetKey, jwtVerify } from "jose";
-import { type AuthUser, userKey } from "./context.js";
+import { type AuthUser, userKey } from "../shared/context.js";
 
 export interface AuthOptions {
   /** Where the keys come from: `remoteKeys(url)` or jose's createLocalJWKSet. */

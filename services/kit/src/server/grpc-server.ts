@@ -5,11 +5,11 @@ import { Code, ConnectError, createContextValues, createServiceImplSpec, type Ha
 import { createAsyncIterable, invokeUnaryImplementation, transformInvokeImplementation } from "@connectrpc/connect/protocol";
 import * as grpc from "@grpc/grpc-js";
 import { StatusSchema } from "#gen/google/rpc/status_pb.js";
-import { peerAddress, peerKey, principalKey, serverStoppingKey } from "./context.js";
-import { toConnectError } from "./errors.js";
-import { methodDefinition } from "./grpc-methods.js";
+import { peerAddress, peerKey, principalKey, serverStoppingKey } from "../shared/context.js";
+import { toConnectError } from "../shared/errors.js";
+import { methodDefinition } from "../shared/grpc-methods.js";
+import { headersToMetadata, metadataToHeaders } from "../shared/metadata.js";
 import { callerPrincipal } from "./mesh-security.js";
-import { headersToMetadata, metadataToHeaders } from "./metadata.js";
 
 export type AnyServiceImpl = Partial<ServiceImpl<DescService>>;
 

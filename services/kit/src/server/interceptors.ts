@@ -1,9 +1,9 @@
 // The kit's server interceptors, Connect-shaped so the grpc-js and connect-node engines share them.
 import type { Interceptor } from "@connectrpc/connect";
-import { capturePropagation, principalKey, requestIdKey } from "./context.js";
-import { invalidArgument, toConnectError } from "./errors.js";
-import type { Logger } from "./log.js";
-import { codeName, methodLabels, serverHandled, serverSeconds, serverStarted } from "./metrics.js";
+import { capturePropagation, principalKey, requestIdKey } from "../shared/context.js";
+import { invalidArgument, toConnectError } from "../shared/errors.js";
+import type { Logger } from "../shared/log.js";
+import { codeName, methodLabels, serverHandled, serverSeconds, serverStarted } from "../shared/metrics.js";
 import { violations } from "./validate.js";
 
 /** Copies trace/routing headers into the context; echoes x-request-id on the response. */
