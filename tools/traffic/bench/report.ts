@@ -42,6 +42,8 @@ export interface SectionRun {
   commit: string;
   /** The 1-minute load average when that measurement started and ended. */
   load: { start: number; end: number };
+  /** memory: calls of its loads that failed (the bench's closed and open loops; ghz's own are not counted). */
+  failedCalls?: number;
 }
 
 export interface BenchResults {
@@ -76,6 +78,8 @@ const codes = (c: Record<string, number>) =>
     .map(([k, v]) => `${k} ${v}`)
     .join(", ");
 const row = (cells: (string | number)[]) => `| ${cells.join(" | ")} |`;
+/** "6 MB over" / "19 MB under" the target. */
+const mbVersus = (mb: number, target: number) => `${Math.abs(mb - target)} MB ${mb > target ? "over" : "under"}`;
 const SECTION_NAMES = {
   kit: "the kit's overhead (section 1, the two kit rows of the targets)",
   memory: "memory (the RSS figures of sections 2 and 3 and the targets)",
@@ -84,7 +88,8 @@ const SECTION_NAMES = {
 function measuredApart(r: BenchResults, which: keyof NonNullable<BenchResults["sections"]>): string {
   const run = r.sections?.[which];
   if (!run) return "";
-  return `Measured alone by \`npm run bench -- --only ${which}\` on ${run.date.slice(0, 16).replace("T", " ")} UTC, commit ${run.commit}, load average ${run.load.start} → ${run.load.end}.`;
+  const failed = run.failedCalls === undefined ? "" : ` Failed calls in its loads: ${run.failedCalls}.`;
+  return `Measured alone by \`npm run bench -- --only ${which}\` on ${run.date.slice(0, 16).replace("T", " ")} UTC, commit ${run.commit}, load average ${run.load.start} → ${run.load.end}.${failed}`;
 }
 
 export function markdown(r: BenchResults): string {
@@ -146,7 +151,7 @@ export function markdown(r: BenchResults): string {
       `${rssIdleMax} / ${rssLoadMax} MB`,
       verdict(
         rssIdleMax <= TARGETS.rssIdleMB && rssLoadMax <= TARGETS.rssLoadMB,
-        `idle ${rssIdleMax - TARGETS.rssIdleMB} MB over, under load ${rssLoadMax - TARGETS.rssLoadMB} MB ${rssLoadMax > TARGETS.rssLoadMB ? "over" : "under"}`,
+        `idle ${mbVersus(rssIdleMax, TARGETS.rssIdleMB)}, under load ${mbVersus(rssLoadMax, TARGETS.rssLoadMB)}`,
       ),
     ]),
     row([
@@ -437,12 +442,22 @@ const HAND_MEASURED = [
   "",
   "**Memory.** An idle `node` is ~41 MB RSS here and `node --import tsx` ~78 MB. The services now run compiled JavaScript " +
     "(`npm run build`: one esbuild bundle per service, node_modules outside it), as the images do, which removes tsx's ~37 MB per process; " +
-    "what remains is mostly the libraries: mongoose ~24 MB, grpc-js + Connect ~17 MB, prom-client/pino/jose ~8 MB. Under load, heap " +
-    "growth from in-flight calls and mongoose documents adds the rest. Since this round every service runs with " +
-    "`--max-semi-space-size=2` (tools/setup/entries.ts SERVICE_NODE_FLAGS, also the image's ENTRYPOINT): V8's young generation may grow to 16 MB " +
-    "per semi-space and start-up fills it, so catalog alone (compiled, tracing off, idle 3 s after listening) went from 105 to 87 MB RSS " +
-    "(85 MB with 1 MB semi-spaces, 92 MB with 4). Importing mongoose alone takes a bare node from 41 to 72 MB RSS: what is left above the " +
-    "80 MB target is mostly the database driver; the next step is the plain mongodb driver instead of mongoose.",
+    "what remains is mostly the libraries: of an idle catalog's ~85 MB, ~45 MB are the node binary's own pages (file-backed, shared by every " +
+    "process on the machine but counted in each one's RSS; a bare node maps ~34 MB of them) and the V8 heap holds ~24 MB of live " +
+    "objects, nearly all of them loaded code: module sources, bytecode and object shapes, mongoose and the mongodb driver the largest " +
+    "(importing mongoose alone takes a bare node from 41 to 66 MB RSS). Every service runs with two V8 flags (tools/setup/entries.ts " +
+    "SERVICE_NODE_FLAGS, also the image's ENTRYPOINT): `--max-semi-space-size=2`, because V8's young generation may grow to 16 MB per " +
+    "semi-space and start-up fills it (catalog idled at 105 MB RSS, 87 MB with it); and `--heap-growing-percent=30`, because under load a " +
+    "service promotes several MB/s of short-lived call data into the old generation, which V8 lets grow to up to 4× what survived the last " +
+    "full GC before the next one (catalog, ~25 MB live, reached ~100 MB of old space and 170-190 MB RSS before marking caught up on 2 busy " +
+    "cores); 1.3× is V8's own factor when it optimizes for memory, and it took catalog's peak to ~100-115 MB and orders' to ~110-130 " +
+    "(measured with `npm run bench -- --only memory`; each full GC is mostly concurrent, ~10 ms on the main thread). The idle figure is " +
+    "taken a second or two after start-up: left at rest, V8's memory reducer shrinks the young generation after ~8 s, and catalog settled " +
+    "at ~80 MB (orders ~81). What else an idle service loads that it may not need, measured by importing each into a bare node after " +
+    "the rest: grpc-health-check and @grpc/reflection together ~2.4 MB (both load @grpc/proto-loader and protobufjs and parse their " +
+    ".proto files at start; the kit already has Connect implementations of both for the connect-node engine), jose ~0.7 MB " +
+    "(catalog and payment verify no tokens), @connectrpc/connect-node ~0.4 MB (only `ENGINE=connect-node` serves with it); " +
+    "@mongodb-js/saslprep, loaded by the driver for SCRAM authentication, keeps ~2 MB of code-point tables.",
   "",
   "**The kit.** A CPU profile of the echo server (kit vs raw grpc-js, same client) after this round's changes: per call the kit still " +
     "runs Connect's interceptor chain (propagation, metrics, an info log line, faults, validation: a promise per layer), converts grpc-js " +
