@@ -63,4 +63,4 @@ USER node
 # 50051 gRPC, 9090 admin HTTP (/metrics, /healthz, /readyz, /faults; identity also /.well-known/jwks.json).
 EXPOSE 50051 9090
 # The V8 flags of tools/setup/entries.ts SERVICE_NODE_FLAGS (why: there); test/images.test.ts keeps them the same.
-ENTRYPOINT ["node", "--max-semi-space-size=2", "main.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=2", "--heap-growing-percent=30", "main.js"]

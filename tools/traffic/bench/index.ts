@@ -65,19 +65,25 @@ async function main() {
     const file = join(a.out, "bench", "results.json");
     const saved = JSON.parse(readFileSync(file, "utf8")) as BenchResults;
     const loadAtStart = loadavg()[0];
+    let failedCalls = 0;
     if (a.only === "tracing") saved.tracing = await measureTracing({ ...saved.settings, ...settings }, Number(a["tracing-rounds"]));
     else if (a.only === "kit") saved.echo = await echoBench(settings);
     else {
-      // The same loads as a full run (measureMode), keeping only what they say about memory.
+      // The same loads as a full run (measureMode), keeping only what they say about memory, and how many of
+      // their calls failed (a memory setting must not cost failures).
       for (const mode of ["services", "monolith"] as const) {
-        const { result } = await measureMode(mode, settings);
+        const { result, extras } = await measureMode(mode, settings);
         saved[mode].rssIdleMB = result.rssIdleMB;
         saved[mode].rssLoadMB = result.rssLoadMB;
+        const open = extras?.placeOrderOpenLoop;
+        failedCalls += result.getProduct.errors + result.placeOrder.errors + (open ? open.count - (open.codes.ok ?? 0) : 0);
+        failedCalls += extras ? extras.crossCheck.openLoop.loadGenerator.count - (extras.crossCheck.openLoop.loadGenerator.codes.ok ?? 0) : 0;
       }
     }
     if (a.only !== "tracing") {
       const { date, commit } = machine();
       const run: SectionRun = { date, commit, load: { start: round1(loadAtStart), end: round1(loadavg()[0]) } };
+      if (a.only === "memory") run.failedCalls = failedCalls;
       saved.sections = { ...saved.sections, [a.only]: run };
     }
     writeFileSync(file, `${JSON.stringify(saved, null, 2)}\n`);

@@ -34,7 +34,7 @@ const BEFORE = {
  * Database commands one PlaceOrder costs, counted on the wire by services/orders/test/round-trips.test.ts (which
  * fails when the count changes): not measured by the bench itself. Update both together.
  */
-export const COMMANDS_PER_ORDER = 17;
+export const COMMANDS_PER_ORDER = 11;
 
 /** When a section was measured apart from the rest (`npm run bench -- --only kit|memory`), on which commit, at what load. */
 export interface SectionRun {
@@ -42,6 +42,8 @@ export interface SectionRun {
   commit: string;
   /** The 1-minute load average when that measurement started and ended. */
   load: { start: number; end: number };
+  /** memory: calls of its loads that failed (the bench's closed and open loops; ghz's own are not counted). */
+  failedCalls?: number;
 }
 
 export interface BenchResults {
@@ -76,6 +78,8 @@ const codes = (c: Record<string, number>) =>
     .map(([k, v]) => `${k} ${v}`)
     .join(", ");
 const row = (cells: (string | number)[]) => `| ${cells.join(" | ")} |`;
+/** "6 MB over" / "19 MB under" the target. */
+const mbVersus = (mb: number, target: number) => `${Math.abs(mb - target)} MB ${mb > target ? "over" : "under"}`;
 const SECTION_NAMES = {
   kit: "the kit's overhead (section 1, the two kit rows of the targets)",
   memory: "memory (the RSS figures of sections 2 and 3 and the targets)",
@@ -84,7 +88,8 @@ const SECTION_NAMES = {
 function measuredApart(r: BenchResults, which: keyof NonNullable<BenchResults["sections"]>): string {
   const run = r.sections?.[which];
   if (!run) return "";
-  return `Measured alone by \`npm run bench -- --only ${which}\` on ${run.date.slice(0, 16).replace("T", " ")} UTC, commit ${run.commit}, load average ${run.load.start} → ${run.load.end}.`;
+  const failed = run.failedCalls === undefined ? "" : ` Failed calls in its loads: ${run.failedCalls}.`;
+  return `Measured alone by \`npm run bench -- --only ${which}\` on ${run.date.slice(0, 16).replace("T", " ")} UTC, commit ${run.commit}, load average ${run.load.start} → ${run.load.end}.${failed}`;
 }
 
 export function markdown(r: BenchResults): string {
@@ -146,7 +151,7 @@ export function markdown(r: BenchResults): string {
       `${rssIdleMax} / ${rssLoadMax} MB`,
       verdict(
         rssIdleMax <= TARGETS.rssIdleMB && rssLoadMax <= TARGETS.rssLoadMB,
-        `idle ${rssIdleMax - TARGETS.rssIdleMB} MB over, under load ${rssLoadMax - TARGETS.rssLoadMB} MB ${rssLoadMax > TARGETS.rssLoadMB ? "over" : "under"}`,
+        `idle ${mbVersus(rssIdleMax, TARGETS.rssIdleMB)}, under load ${mbVersus(rssLoadMax, TARGETS.rssLoadMB)}`,
       ),
     ]),
     row([
@@ -257,7 +262,7 @@ export function markdown(r: BenchResults): string {
       "PlaceOrder adds orders → catalog (reserve, commit) and orders → payment (charge) hops in services mode, in-memory calls in the monolith. " +
       "Memory is where the split costs most plainly: a Node runtime per process (each running its compiled file, dist/<service>.js). " +
       "On 2 cores the services mode also pays for five processes and the database competing for the same cores, so the latency ratios say little about a cluster with a core per pod. " +
-      "PlaceOrder writes many documents (saga steps, lease locks, reservation, payment, ledger) to the SQLite-backed FerretDB, which bounds it in both modes more than the hops do" +
+      "PlaceOrder writes many documents (saga steps, reservation, stock, payment, ledger) to the SQLite-backed FerretDB, which bounds it in both modes more than the hops do" +
       (sv.placeOrder.errors + mo.placeOrder.errors > 0
         ? `; in this run PlaceOrder calls also hit the 5 s deadline (${sv.placeOrder.errors} services, ${mo.placeOrder.errors} monolith), so its latency ratio compares deadlines more than sagas.`
         : "."),
@@ -408,35 +413,51 @@ function meshSection(me: MeshResult, sv: ModeResult, s: Settings): string[] {
 const HAND_MEASURED = [
   "## Why the missed targets are missed (measured by hand, 2026-12-02)",
   "",
-  "**PlaceOrder.** A PlaceOrder is 17 database commands (orders 5, catalog 10, payment 2; " +
-    "`services/orders/test/round-trips.test.ts` counts them on the wire), run one after another, plus three gRPC hops. It was 22: " +
-    "FerretDB v1 runs findAndModify, update and delete as a query followed by a separate write of the whole document, so a conditional " +
-    "single-document update was not atomic on devdb (of 30 concurrent `{_id, stock: {$gte: 1}}` → `$inc: -1` on a stock of 10, 11 or 12 " +
-    "succeeded; of 30 concurrent `$push`, 13 were kept) and catalog took a lease lock per product. devdb now runs those commands one at a " +
-    "time per database (tools/setup/devdb/writeorder.go, a Mongo-wire relay in front of FerretDB; `test/tools/devdb.test.ts`), which makes every " +
-    "single-document write atomic as on MongoDB, so the per-product locks are gone, and reserve no longer reads the products first (the " +
-    "stock take's findAndModify answers the product that prices the line). Six of the 17 are still lease-lock inserts and deletes " +
-    "(orders' lock over the saga; catalog's per reservation, for reserve and for commit). They guard read-check-write sequences on " +
-    "reservations and orders: a conditional state change (`{_id, state}`) would be atomic on devdb now, but it is a SCAN there, and those " +
-    "collections grow with every order. The next step to ≤ 12, not done in this round: let an insert on a unique _id decide instead of a " +
-    "lock, e.g. commit and release racing to insert the reservation's outcome document (commit: 5 → 3), and the order's own insert standing " +
-    "for the first run's lock (orders: 5 → 3). Query plans, from devdb's `explain` (FerretDB v1.24.2): " +
-    "a filter of a lone `_id` is pushed down to SQLite and uses devdb's `_id` index (`SEARCH ... USING INDEX ..._devdb_id_path`); every other " +
-    "filter is a `SCAN` of the collection that decodes each document, whatever indexes exist — recovery's `{state: PENDING, updatedAt}`, " +
-    "ListPayments' `{orderId}`, the ledger's `{paymentId, kind}` and `{orderId}`, and also `{_id, owner}` (lock release) and `{_id, stock, holds}` " +
-    "(stock take). FerretDB's SQLite backend pushes down nothing but a lone `_id` (internal/backends/sqlite/collection.go). The indexes for " +
-    "those queries are declared in the schemas, shaped like each query's filter and sort, for MongoDB; on devdb the scans stay, and they " +
-    "are off PlaceOrder's happy path (compensation, recovery every few seconds, refunds) except the lock release and stock filters, whose " +
-    "tables are small (held locks, the catalog).",
+  "**PlaceOrder.** A PlaceOrder is 11 database commands (orders 3, catalog 6, payment 2; " +
+    "`services/orders/test/round-trips.test.ts` counts them on the wire, per service and command, and fails when they change), run one after " +
+    "another, plus three gRPC hops. It was 22, then 17: FerretDB v1 runs findAndModify, update and delete as a query followed by a separate " +
+    "write of the whole document, so a conditional single-document update was not atomic on devdb (of 30 concurrent `{_id, stock: {$gte: 1}}` " +
+    "→ `$inc: -1` on a stock of 10, 11 or 12 succeeded; of 30 concurrent `$push`, 13 were kept) and catalog took a lease lock per product. devdb " +
+    "now runs those commands one at a time per database (tools/setup/devdb/writeorder.go, a Mongo-wire relay in front of FerretDB; " +
+    "`test/tools/devdb.test.ts`), which makes every single-document write atomic as on MongoDB, so the per-product locks went, and reserve no " +
+    "longer reads the products first. Since this round no lease lock is on PlaceOrder's path (they were 6 of the 17): an insert or an atomic " +
+    "update on a lone `_id` decides instead. The order's insert claims it for the PlaceOrder that made it (the order carries a lease, renewed " +
+    "while its saga runs; a repeat waits for it, recovery leaves a leased order alone): orders is the insert, CHARGING and DONE (5 → 3). A " +
+    "reservation's commit and release race by adding their claim to its `outcome` list in one `$addToSet` (the first entry is the outcome, " +
+    "and each learns it from the same answer), and ReserveStock's RESERVED write shows a release that came in while it took stock: reserve is " +
+    "the insert, the stock take and RESERVED, commit the read, the claim and the product's hold (10 → 6). A conditional state change " +
+    "(`{_id, state}`) would be atomic on devdb too, but it is a SCAN there, and those collections grow with every order. The saga's writes, " +
+    "the stock moves and the charge's two inserts also go through the driver's collection instead of mongoose documents and casts. Measured " +
+    "by hand, before and after on the same machine in turn (services stack, closed loop, 16 callers, 10 s, load average ~6 with the run " +
+    "itself): CPU per PlaceOrder across the processes 29–30 → 20–21 ms (orders 8.6 → 6.0, catalog 7.2 → 4.1, payment 3.7 → 2.4, devdb " +
+    "9.6 → 8.0), throughput 54–60 → 80–85 orders/s. What is left is mostly devdb (~8 ms per order for its 11 commands, each a SQLite " +
+    "transaction and a JSON round trip) and orders (~6 ms: one call served and three made through the kit). Query plans, from devdb's " +
+    "`explain` (FerretDB v1.24.2): a filter of a lone `_id` is pushed down to SQLite and uses devdb's `_id` index (`SEARCH ... USING INDEX " +
+    "..._devdb_id_path`); every other filter is a `SCAN` of the collection that decodes each document, whatever indexes exist — recovery's " +
+    "`{state: PENDING, updatedAt}`, ListPayments' `{orderId}`, the ledger's `{paymentId, kind}` and `{orderId}`, and also `{_id, owner}` (lock " +
+    "release), `{_id, stock, holds}` (stock take) and `{_id, state, outcome}` (a refused reservation freeing its id). FerretDB's SQLite backend " +
+    "pushes down nothing but a lone `_id` (internal/backends/sqlite/collection.go). The indexes for those queries are declared in the " +
+    "schemas, shaped like each query's filter and sort, for MongoDB; on devdb the scans stay, and they are off PlaceOrder's happy path " +
+    "(compensation, refused reservations, recovery every few seconds, repeats, refunds) except the stock take's, whose table is small (the catalog).",
   "",
   "**Memory.** An idle `node` is ~41 MB RSS here and `node --import tsx` ~78 MB. The services now run compiled JavaScript " +
     "(`npm run build`: one esbuild bundle per service, node_modules outside it), as the images do, which removes tsx's ~37 MB per process; " +
-    "what remains is mostly the libraries: mongoose ~24 MB, grpc-js + Connect ~17 MB, prom-client/pino/jose ~8 MB. Under load, heap " +
-    "growth from in-flight calls and mongoose documents adds the rest. Since this round every service runs with " +
-    "`--max-semi-space-size=2` (tools/setup/entries.ts SERVICE_NODE_FLAGS, also the image's ENTRYPOINT): V8's young generation may grow to 16 MB " +
-    "per semi-space and start-up fills it, so catalog alone (compiled, tracing off, idle 3 s after listening) went from 105 to 87 MB RSS " +
-    "(85 MB with 1 MB semi-spaces, 92 MB with 4). Importing mongoose alone takes a bare node from 41 to 72 MB RSS: what is left above the " +
-    "80 MB target is mostly the database driver; the next step is the plain mongodb driver instead of mongoose.",
+    "what remains is mostly the libraries: of an idle catalog's ~85 MB, ~45 MB are the node binary's own pages (file-backed, shared by every " +
+    "process on the machine but counted in each one's RSS; a bare node maps ~34 MB of them) and the V8 heap holds ~24 MB of live " +
+    "objects, nearly all of them loaded code: module sources, bytecode and object shapes, mongoose and the mongodb driver the largest " +
+    "(importing mongoose alone takes a bare node from 41 to 66 MB RSS). Every service runs with two V8 flags (tools/setup/entries.ts " +
+    "SERVICE_NODE_FLAGS, also the image's ENTRYPOINT): `--max-semi-space-size=2`, because V8's young generation may grow to 16 MB per " +
+    "semi-space and start-up fills it (catalog idled at 105 MB RSS, 87 MB with it); and `--heap-growing-percent=30`, because under load a " +
+    "service promotes several MB/s of short-lived call data into the old generation, which V8 lets grow to up to 4× what survived the last " +
+    "full GC before the next one (catalog, ~25 MB live, reached ~100 MB of old space and 170-190 MB RSS before marking caught up on 2 busy " +
+    "cores); 1.3× is V8's own factor when it optimizes for memory, and it took catalog's peak to ~100-115 MB and orders' to ~110-130 " +
+    "(measured with `npm run bench -- --only memory`; each full GC is mostly concurrent, ~10 ms on the main thread). The idle figure is " +
+    "taken a second or two after start-up: left at rest, V8's memory reducer shrinks the young generation after ~8 s, and catalog settled " +
+    "at ~80 MB (orders ~81). What else an idle service loads that it may not need, measured by importing each into a bare node after " +
+    "the rest: grpc-health-check and @grpc/reflection together ~2.4 MB (both load @grpc/proto-loader and protobufjs and parse their " +
+    ".proto files at start; the kit already has Connect implementations of both for the connect-node engine), jose ~0.7 MB " +
+    "(catalog and payment verify no tokens), @connectrpc/connect-node ~0.4 MB (only `ENGINE=connect-node` serves with it); " +
+    "@mongodb-js/saslprep, loaded by the driver for SCRAM authentication, keeps ~2 MB of code-point tables.",
   "",
   "**The kit.** A CPU profile of the echo server (kit vs raw grpc-js, same client) after this round's changes: per call the kit still " +
     "runs Connect's interceptor chain (propagation, metrics, an info log line, faults, validation: a promise per layer), converts grpc-js " +
