@@ -9,18 +9,22 @@ export async function waitForHealth(
   opts: { want?: HealthCheckResponse_ServingStatus; timeoutMs?: number; service?: string } = {},
 ): Promise<void> {
   const want = opts.want ?? HealthCheckResponse_ServingStatus.SERVING;
-  const transport = createGrpcJsTransport({ target: address, defaultTimeoutMs: 1000 });
-  const client = createClient(Health, transport);
+  const connect = () => createGrpcJsTransport({ target: address, defaultTimeoutMs: 1000 });
+  let transport = connect();
   const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
   let last = "no answer";
   try {
     while (Date.now() < deadline) {
       try {
-        const r = await client.check({ service: opts.service ?? "" });
+        const r = await createClient(Health, transport).check({ service: opts.service ?? "" });
         if (r.status === want) return;
         last = HealthCheckResponse_ServingStatus[r.status];
       } catch (err) {
         last = String(err);
+        // A fresh channel for the next try: a channel refused once waits out its reconnect backoff (up to 1 s)
+        // before it dials again, which would add that much to every start.
+        transport.close();
+        transport = connect();
       }
       await new Promise((r) => setTimeout(r, 100));
     }

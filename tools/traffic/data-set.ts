@@ -2,6 +2,7 @@
 // (invariants.ts) once the recovery window has let every order settle: what the soak, experiments and tests call.
 import mongoose from "mongoose";
 import { loadSeed } from "../../services/catalog/src/products.js";
+import { type ReservationRecord, stateOf } from "../../services/catalog/src/reservations.js";
 import {
   checkInvariants,
   type DataSet,
@@ -29,7 +30,9 @@ export async function readDataSet(mongoUri: string, dbNames = DB_NAMES): Promise
       all<ProductDoc>(dbNames.catalog, "products"),
       loadSeed(),
     ]);
-    return { orders, payments, ledger, reservations, products, seed: Object.fromEntries(seedList.map((p) => [p.sku, p.stock])) };
+    // A reservation's state as catalog answers it: the first of its commit/release claims once there is one.
+    const asCatalogSays = reservations.map((r) => ({ ...r, state: stateOf(r as unknown as ReservationRecord) }));
+    return { orders, payments, ledger, reservations: asCatalogSays, products, seed: Object.fromEntries(seedList.map((p) => [p.sku, p.stock])) };
   } finally {
     await conn.close();
   }

@@ -28,7 +28,7 @@ export interface LedgerDoc {
 }
 export interface ReservationDoc {
   _id: string; // the order id
-  state: string; // RESERVING | RESERVED | RELEASED | COMMITTED
+  state: string; // RESERVING | RESERVED | RELEASED | COMMITTED, as catalog answers it (data-set.ts applies its stateOf)
   items?: { sku: string; quantity: number }[];
 }
 export interface ProductDoc {

@@ -34,7 +34,7 @@ const BEFORE = {
  * Database commands one PlaceOrder costs, counted on the wire by services/orders/test/round-trips.test.ts (which
  * fails when the count changes): not measured by the bench itself. Update both together.
  */
-export const COMMANDS_PER_ORDER = 17;
+export const COMMANDS_PER_ORDER = 11;
 
 /** When a section was measured apart from the rest (`npm run bench -- --only kit|memory`), on which commit, at what load. */
 export interface SectionRun {
@@ -262,7 +262,7 @@ export function markdown(r: BenchResults): string {
       "PlaceOrder adds orders → catalog (reserve, commit) and orders → payment (charge) hops in services mode, in-memory calls in the monolith. " +
       "Memory is where the split costs most plainly: a Node runtime per process (each running its compiled file, dist/<service>.js). " +
       "On 2 cores the services mode also pays for five processes and the database competing for the same cores, so the latency ratios say little about a cluster with a core per pod. " +
-      "PlaceOrder writes many documents (saga steps, lease locks, reservation, payment, ledger) to the SQLite-backed FerretDB, which bounds it in both modes more than the hops do" +
+      "PlaceOrder writes many documents (saga steps, reservation, stock, payment, ledger) to the SQLite-backed FerretDB, which bounds it in both modes more than the hops do" +
       (sv.placeOrder.errors + mo.placeOrder.errors > 0
         ? `; in this run PlaceOrder calls also hit the 5 s deadline (${sv.placeOrder.errors} services, ${mo.placeOrder.errors} monolith), so its latency ratio compares deadlines more than sagas.`
         : "."),
@@ -413,26 +413,32 @@ function meshSection(me: MeshResult, sv: ModeResult, s: Settings): string[] {
 const HAND_MEASURED = [
   "## Why the missed targets are missed (measured by hand, 2026-12-02)",
   "",
-  "**PlaceOrder.** A PlaceOrder is 17 database commands (orders 5, catalog 10, payment 2; " +
-    "`services/orders/test/round-trips.test.ts` counts them on the wire), run one after another, plus three gRPC hops. It was 22: " +
-    "FerretDB v1 runs findAndModify, update and delete as a query followed by a separate write of the whole document, so a conditional " +
-    "single-document update was not atomic on devdb (of 30 concurrent `{_id, stock: {$gte: 1}}` → `$inc: -1` on a stock of 10, 11 or 12 " +
-    "succeeded; of 30 concurrent `$push`, 13 were kept) and catalog took a lease lock per product. devdb now runs those commands one at a " +
-    "time per database (tools/setup/devdb/writeorder.go, a Mongo-wire relay in front of FerretDB; `test/tools/devdb.test.ts`), which makes every " +
-    "single-document write atomic as on MongoDB, so the per-product locks are gone, and reserve no longer reads the products first (the " +
-    "stock take's findAndModify answers the product that prices the line). Six of the 17 are still lease-lock inserts and deletes " +
-    "(orders' lock over the saga; catalog's per reservation, for reserve and for commit). They guard read-check-write sequences on " +
-    "reservations and orders: a conditional state change (`{_id, state}`) would be atomic on devdb now, but it is a SCAN there, and those " +
-    "collections grow with every order. The next step to ≤ 12, not done in this round: let an insert on a unique _id decide instead of a " +
-    "lock, e.g. commit and release racing to insert the reservation's outcome document (commit: 5 → 3), and the order's own insert standing " +
-    "for the first run's lock (orders: 5 → 3). Query plans, from devdb's `explain` (FerretDB v1.24.2): " +
-    "a filter of a lone `_id` is pushed down to SQLite and uses devdb's `_id` index (`SEARCH ... USING INDEX ..._devdb_id_path`); every other " +
-    "filter is a `SCAN` of the collection that decodes each document, whatever indexes exist — recovery's `{state: PENDING, updatedAt}`, " +
-    "ListPayments' `{orderId}`, the ledger's `{paymentId, kind}` and `{orderId}`, and also `{_id, owner}` (lock release) and `{_id, stock, holds}` " +
-    "(stock take). FerretDB's SQLite backend pushes down nothing but a lone `_id` (internal/backends/sqlite/collection.go). The indexes for " +
-    "those queries are declared in the schemas, shaped like each query's filter and sort, for MongoDB; on devdb the scans stay, and they " +
-    "are off PlaceOrder's happy path (compensation, recovery every few seconds, refunds) except the lock release and stock filters, whose " +
-    "tables are small (held locks, the catalog).",
+  "**PlaceOrder.** A PlaceOrder is 11 database commands (orders 3, catalog 6, payment 2; " +
+    "`services/orders/test/round-trips.test.ts` counts them on the wire, per service and command, and fails when they change), run one after " +
+    "another, plus three gRPC hops. It was 22, then 17: FerretDB v1 runs findAndModify, update and delete as a query followed by a separate " +
+    "write of the whole document, so a conditional single-document update was not atomic on devdb (of 30 concurrent `{_id, stock: {$gte: 1}}` " +
+    "→ `$inc: -1` on a stock of 10, 11 or 12 succeeded; of 30 concurrent `$push`, 13 were kept) and catalog took a lease lock per product. devdb " +
+    "now runs those commands one at a time per database (tools/setup/devdb/writeorder.go, a Mongo-wire relay in front of FerretDB; " +
+    "`test/tools/devdb.test.ts`), which makes every single-document write atomic as on MongoDB, so the per-product locks went, and reserve no " +
+    "longer reads the products first. Since this round no lease lock is on PlaceOrder's path (they were 6 of the 17): an insert or an atomic " +
+    "update on a lone `_id` decides instead. The order's insert claims it for the PlaceOrder that made it (the order carries a lease, renewed " +
+    "while its saga runs; a repeat waits for it, recovery leaves a leased order alone): orders is the insert, CHARGING and DONE (5 → 3). A " +
+    "reservation's commit and release race by adding their claim to its `outcome` list in one `$addToSet` (the first entry is the outcome, " +
+    "and each learns it from the same answer), and ReserveStock's RESERVED write shows a release that came in while it took stock: reserve is " +
+    "the insert, the stock take and RESERVED, commit the read, the claim and the product's hold (10 → 6). A conditional state change " +
+    "(`{_id, state}`) would be atomic on devdb too, but it is a SCAN there, and those collections grow with every order. The saga's writes, " +
+    "the stock moves and the charge's two inserts also go through the driver's collection instead of mongoose documents and casts. Measured " +
+    "by hand, before and after on the same machine in turn (services stack, closed loop, 16 callers, 10 s, load average ~6 with the run " +
+    "itself): CPU per PlaceOrder across the processes 29–30 → 20–21 ms (orders 8.6 → 6.0, catalog 7.2 → 4.1, payment 3.7 → 2.4, devdb " +
+    "9.6 → 8.0), throughput 54–60 → 80–85 orders/s. What is left is mostly devdb (~8 ms per order for its 11 commands, each a SQLite " +
+    "transaction and a JSON round trip) and orders (~6 ms: one call served and three made through the kit). Query plans, from devdb's " +
+    "`explain` (FerretDB v1.24.2): a filter of a lone `_id` is pushed down to SQLite and uses devdb's `_id` index (`SEARCH ... USING INDEX " +
+    "..._devdb_id_path`); every other filter is a `SCAN` of the collection that decodes each document, whatever indexes exist — recovery's " +
+    "`{state: PENDING, updatedAt}`, ListPayments' `{orderId}`, the ledger's `{paymentId, kind}` and `{orderId}`, and also `{_id, owner}` (lock " +
+    "release), `{_id, stock, holds}` (stock take) and `{_id, state, outcome}` (a refused reservation freeing its id). FerretDB's SQLite backend " +
+    "pushes down nothing but a lone `_id` (internal/backends/sqlite/collection.go). The indexes for those queries are declared in the " +
+    "schemas, shaped like each query's filter and sort, for MongoDB; on devdb the scans stay, and they are off PlaceOrder's happy path " +
+    "(compensation, refused reservations, recovery every few seconds, repeats, refunds) except the stock take's, whose table is small (the catalog).",
   "",
   "**Memory.** An idle `node` is ~41 MB RSS here and `node --import tsx` ~78 MB. The services now run compiled JavaScript " +
     "(`npm run build`: one esbuild bundle per service, node_modules outside it), as the images do, which removes tsx's ~37 MB per process; " +
