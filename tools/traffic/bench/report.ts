@@ -457,7 +457,9 @@ const HAND_MEASURED = [
     "the rest: grpc-health-check and @grpc/reflection together ~2.4 MB (both load @grpc/proto-loader and protobufjs and parse their " +
     ".proto files at start; the kit already has Connect implementations of both for the connect-node engine), jose ~0.7 MB " +
     "(catalog and payment verify no tokens), @connectrpc/connect-node ~0.4 MB (only `ENGINE=connect-node` serves with it); " +
-    "@mongodb-js/saslprep, loaded by the driver for SCRAM authentication, keeps ~2 MB of code-point tables.",
+    "@mongodb-js/saslprep, loaded by the driver for SCRAM authentication, keeps ~2 MB of code-point tables. " +
+    "@bufbuild/protovalidate (the input validation since this round) adds ~2.9 MB at import, before it compiles any message's rules: " +
+    "the idle services went from 84-86 MB to 88-90 MB between two runs of `--only memory` 20 minutes apart, and that import accounts for most of it.",
   "",
   "**The kit.** CPU profiles of the echo bench (kit server and kit client, 16 callers, 2026-12-02): per call the kit's client spent about as " +
     "much CPU as its server (~0.13 ms each on this machine; the raw grpc-js server ~0.055 ms), so with both on the same 2 cores the " +
