@@ -7,7 +7,6 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, type Interceptor, type ServiceImpl } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import * as grpc from "@grpc/grpc-js";
 import { Health as HealthService } from "#gen/health/v1/health_pb.js";
 import { peerAddress, peerKey, serverStoppingKey } from "../shared/context.js";
@@ -264,6 +263,8 @@ export async function serve(opts: ServeOptions): Promise<RunningServer> {
     closeListener = () => new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
     forceClose = () => server.forceShutdown();
   } else {
+    // Loaded only for this engine: the grpc-js engine, every service's default, never needs it (~0.4 MB less RSS).
+    const { connectNodeAdapter } = await import("@connectrpc/connect-node");
     const handler = connectNodeAdapter({
       routes: (router) => {
         for (const s of opts.services) router.service(s.service, s.impl, { interceptors: interceptorsOf(s, interceptors) });
