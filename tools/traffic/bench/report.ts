@@ -457,15 +457,26 @@ const HAND_MEASURED = [
     "the rest: grpc-health-check and @grpc/reflection together ~2.4 MB (both load @grpc/proto-loader and protobufjs and parse their " +
     ".proto files at start; the kit already has Connect implementations of both for the connect-node engine), jose ~0.7 MB " +
     "(catalog and payment verify no tokens), @connectrpc/connect-node ~0.4 MB (only `ENGINE=connect-node` serves with it); " +
-    "@mongodb-js/saslprep, loaded by the driver for SCRAM authentication, keeps ~2 MB of code-point tables.",
+    "@mongodb-js/saslprep, loaded by the driver for SCRAM authentication, keeps ~2 MB of code-point tables. " +
+    "@bufbuild/protovalidate (the input validation since this round) adds ~2.9 MB at import, before it compiles any message's rules: " +
+    "the idle services went from 84-86 MB to 88-90 MB between two runs of `--only memory` 20 minutes apart, and that import accounts for most of it.",
   "",
-  "**The kit.** A CPU profile of the echo server (kit vs raw grpc-js, same client) after this round's changes: per call the kit still " +
-    "runs Connect's interceptor chain (propagation, metrics, an info log line, faults, validation: a promise per layer), converts grpc-js " +
-    "Metadata to fetch Headers and back (request, response header, trailer), builds the handler context (an AbortController, a deadline " +
-    "timer) and writes the log line (pino) and three prom-client updates, each hashing its labels; protobuf-es encoding and HTTP/2 are " +
-    "the same as raw. Removed in this round: createHandlerContext's three extra linked AbortControllers per call with a listener on the " +
-    "server's shutdown signal each, a second copy of the request headers, a DOMException per finished call, a separate pass over the " +
-    "response headers, twelve header lookups for propagation, and the client's per-call serializer and URL construction.",
+  "**The kit.** CPU profiles of the echo bench (kit server and kit client, 16 callers, 2026-12-02): per call the kit's client spent about as " +
+    "much CPU as its server (~0.13 ms each on this machine; the raw grpc-js server ~0.055 ms), so with both on the same 2 cores the " +
+    "client's cost weighs on the kit row as much as the server's. Removed this round, on the client: Connect's runUnaryCall (the " +
+    "interceptor chain built anew per call, two linked AbortControllers, a deadline timer besides grpc-js's own, and a DOMException " +
+    "for every call that ended: 5.6% of the client's CPU); the kit's transport now builds the chain once and uses one controller and " +
+    "one timer per call: client CPU per call -10%. Earlier rounds removed createHandlerContext's three extra linked AbortControllers per " +
+    "call, a second copy of the request headers, a DOMException per finished call on the server, a separate pass over the response " +
+    "headers, twelve header lookups for propagation, and the client's per-call serializer and URL construction. What the kit's server " +
+    "still does per call, by its share of the server's CPU: garbage collection ~26% (per call ~1.5× the raw server's: the " +
+    "kit allocates Headers for request, response header and trailer, the context values, a closure per interceptor per call " +
+    "(Connect's invokeUnaryImplementation applies the chain per call), the log line and its label objects), the log line ~6% " +
+    "(pino's JSON, then one synchronous write(2) per line: an asynchronous destination did not help, each write finished before the " +
+    "next line came; batching lines up to a size or a few hundred ms would), the x-request-id echo sent as response metadata ~5%, " +
+    "the handler context ~5%, prom-client ~3%; grpc-js's own client captures a stack trace per call (`new Error()` in makeUnaryRequest, " +
+    "~6% of a client's CPU, raw and kit alike). The kit ÷ raw ratios move by ±0.05 between runs minutes apart on this shared machine " +
+    "(0.61-0.64× and 1.66-1.70× today), more than this round's change moves them.",
   "",
 ];
 
