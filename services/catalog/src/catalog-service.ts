@@ -57,8 +57,8 @@ export function catalogService({ products, reservations, version }: Deps): Servi
       return page(await products.search(query, size, after), size);
     },
 
-    async reserveStock({ reservationId, items }) {
-      return { reservation: reservationToProto(await reservations.reserve(reservationId, items)) };
+    async reserveStock({ reservationId, items }, ctx) {
+      return { reservation: reservationToProto(await reservations.reserve(reservationId, items, { timeoutMs: ctx.timeoutMs(), signal: ctx.signal })) };
     },
 
     async releaseStock({ reservationId }) {

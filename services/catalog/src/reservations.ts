@@ -11,9 +11,18 @@
 //   release that lost takes nothing back; the commit that lost is refused).
 // - ReserveStock records RESERVED with the same kind of answer: a release that came in while it was taking
 //   stock (and gave back what it found taken) shows there, and what was taken after is given back.
-// Left to the callers: two ReserveStocks of one id at once, with the stock changing between their takes, can
-// end with one undoing the other's takes (orders sends one at a time per order: one saga run per order).
+// - One ReserveStock at a time per id: the insert carries a lease (`leaseUntil`, the call's deadline, bounded).
+//   Tries of one id do overlap (a mesh retry after its per-try timeout while the first still runs; a client
+//   retry after its deadline), and since stock is held by reservation id, not by try, one try's give-back on a
+//   shortage could undo another's takes (a RESERVED reservation missing a line). A try that meets a RESERVING
+//   reservation under a live lease waits for it (polling the lone _id, within its own deadline), then answers as
+//   the first did, or reserves anew when the first was refused and freed the id. A lease that ran out (the
+//   first try died or overran) is taken over by one try (a compare-and-set on updatedAt), which finishes the
+//   reservation as a repeat always did. The lease holder sends no stock or reservation command after its
+//   lease, and others wait LEASE_GRACE_MS beyond it, for a command sent just before to land. No command is
+//   added for a call that meets no other try.
 import { createHash } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type Connection, Schema } from "mongoose";
 import {
@@ -45,6 +54,8 @@ export interface ReservationRecord {
   state: ReservationStateName;
   /** Commit's and release's claims, in the order they came: the first one is the reservation's outcome. */
   outcome?: Outcome[];
+  /** Until when the ReserveStock that inserted (or took over) a RESERVING reservation runs it alone. */
+  leaseUntil?: Date;
   /** Hash of the requested items: the same id with other items is a conflict, not a repeat. */
   requestHash: string;
   items: ReservedLine[];
@@ -63,6 +74,7 @@ const reservationRecord = new Schema<ReservationRecord>(
     totalCents: { type: Number, default: 0 },
     currency: { type: String, default: "USD" },
     outcome: { type: [String], default: undefined },
+    leaseUntil: { type: Date },
   },
   { versionKey: false, timestamps: true },
 );
@@ -86,9 +98,28 @@ function hashOf(items: LineRequest[]): string {
   return createHash("sha256").update(canonical.join(",")).digest("hex").slice(0, 32);
 }
 
+/** The ReserveStock call's time: its deadline (ms left) and the signal that ends it. */
+export interface CallTime {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** A reservation's lease: the call's deadline, this long when it has none, never longer than the maximum. */
+const LEASE_DEFAULT_MS = 5_000;
+const LEASE_MAX_MS = 30_000;
+/** How long past a lease others still wait: a command its holder sent just before it ran out may land meanwhile. */
+const LEASE_GRACE_MS = 1_000;
+
+export interface BookHooks {
+  /** Test hook: a ReserveStock found another try of its id at work and waits for it. */
+  waiting?: (id: string) => void;
+}
+
+const busy = (id: string) => new ConnectError(`reservation "${id}" is being made by another call; retry`, Code.Aborted);
+
 export type ReservationBook = ReturnType<typeof reservationBook>;
 
-export function reservationBook(db: Connection, products: ProductStore) {
+export function reservationBook(db: Connection, products: ProductStore, hooks: BookHooks = {}) {
   const Reservation = db.model<ReservationRecord>("Reservation", reservationRecord);
   // Writes through the driver's collection, as complete typed records with the timestamps mongoose would
   // add: a mongoose document per insert and a cast per update cost more CPU than the command itself.
@@ -102,13 +133,17 @@ export function reservationBook(db: Connection, products: ProductStore) {
    * Takes every line's stock for the reservation, or none: on a shortage or an unknown SKU what was taken goes
    * back. Answers the lines priced from the products as taken.
    */
-  async function takeAll(id: string, lines: LineRequest[]): Promise<{ lines: ReservedLine[]; currency: string }> {
+  async function takeAll(id: string, lines: LineRequest[], inLease: () => void): Promise<{ lines: ReservedLine[]; currency: string }> {
     const taken: ReservedLine[] = [];
     let currency = "USD";
     for (const line of lines) {
+      inLease();
       const result = await products.take(line.sku, line.quantity, id);
       if (result === "missing" || "short" in result) {
-        await giveBackAll(id, taken);
+        for (const t of taken) {
+          inLease();
+          await products.give(t.sku, t.quantity, id);
+        }
         if (result === "missing") throw new ProductNotFoundError(line.sku);
         throw new OutOfStockError(line.sku, result.short, line.quantity);
       }
@@ -139,57 +174,100 @@ export function reservationBook(db: Connection, products: ProductStore) {
       return view(r);
     },
 
-    async reserve(id: string, items: LineRequest[]): Promise<ReservationRecord> {
+    async reserve(id: string, items: LineRequest[], call: CallTime = {}): Promise<ReservationRecord> {
       const seen = new Set<string>();
       for (const i of items) {
         if (seen.has(i.sku)) throw new DuplicateSkuError(i.sku);
         seen.add(i.sku);
       }
       const requestHash = hashOf(items);
+      const begun = Date.now();
+      const timeoutMs = call.timeoutMs ?? LEASE_DEFAULT_MS;
+      const leaseUntil = new Date(begun + Math.min(LEASE_MAX_MS, Math.max(1, timeoutMs)));
+      const giveUpAt = begun + timeoutMs;
+      /** Stops this try once its lease is over: another may have taken the reservation over by then. */
+      const inLease = () => {
+        if (Date.now() >= leaseUntil.getTime())
+          throw new ConnectError(`reservation "${id}" ran out of time while being made; a repeat finishes it`, Code.DeadlineExceeded);
+      };
       // The insert comes first, before any stock moves, so a crash leaves a record that a repeat or a release
       // can finish; a read only when it collides (a new id, nearly every call, costs no lookup). Names and
       // prices are filled in from the stock takes' answers, so the products are not read beforehand.
-      const now = new Date();
       const requested: ReservedLine[] = items.map((i) => ({ sku: i.sku, name: "", quantity: i.quantity, unitPriceCents: 0 }));
-      let record: ReservationRecord = {
-        _id: id,
-        state: "RESERVING",
-        requestHash,
-        items: requested,
-        totalCents: 0,
-        currency: "USD",
-        createdAt: now,
-        updatedAt: now,
-      };
-      const inserted = await raw.insertOne(record).then(
-        () => true,
-        (err) => {
-          if (!isDuplicate(err)) throw err;
-          return false; // made before: read below
-        },
-      );
-      if (!inserted) {
-        const existing = await Reservation.findById(id).lean<ReservationRecord>();
-        if (!existing) throw new ConnectError(`reservation "${id}" changed meanwhile; retry`, Code.Aborted); // gone since the insert collided
-        const state = stateOf(existing);
-        if (state === "RELEASED" && existing.requestHash === "") throw new ReservationStateError(id, "RELEASED", "reserve"); // released before it was made
-        if (existing.requestHash !== requestHash) throw new ReservationConflictError(id);
-        if (state !== "RESERVING") return view(existing); // a repeat gets the first answer
-        // RESERVING: an earlier call was interrupted; finish it (taking is idempotent per reservation).
-        record = existing;
+      let record: ReservationRecord | undefined;
+      for (let delay = 5; !record; ) {
+        const now = new Date();
+        const fresh: ReservationRecord = {
+          _id: id,
+          state: "RESERVING",
+          requestHash,
+          items: requested,
+          totalCents: 0,
+          currency: "USD",
+          leaseUntil,
+          createdAt: now,
+          updatedAt: now,
+        };
+        const inserted = await raw.insertOne(fresh).then(
+          () => true,
+          (err) => {
+            if (!isDuplicate(err)) throw err;
+            return false; // made before: read below
+          },
+        );
+        if (inserted) {
+          record = fresh;
+          break;
+        }
+        for (;;) {
+          const existing = await Reservation.findById(id).lean<ReservationRecord>();
+          if (!existing) break; // a try refused for lack of stock gave back and freed the id: insert again
+          const state = stateOf(existing);
+          if (state === "RELEASED" && existing.requestHash === "") throw new ReservationStateError(id, "RELEASED", "reserve"); // released before it was made
+          if (existing.requestHash !== requestHash) throw new ReservationConflictError(id);
+          if (state !== "RESERVING") return view(existing); // a repeat gets the first answer
+          const liveUntil = (existing.leaseUntil?.getTime() ?? 0) + LEASE_GRACE_MS;
+          if (liveUntil <= Date.now()) {
+            // The try that ran it is gone or overran its lease: take it over (one try wins the compare-and-set)
+            // and finish it (taking is idempotent per reservation). A filter beyond _id is a scan on devdb, but
+            // only a repeat of an interrupted reservation comes here.
+            const now2 = new Date();
+            const took = await raw.findOneAndUpdate(
+              { _id: id, state: "RESERVING", updatedAt: existing.updatedAt },
+              { $set: { leaseUntil, updatedAt: now2 } },
+              { returnDocument: "after" },
+            );
+            if (took) {
+              record = took;
+              break;
+            }
+            continue; // changed meanwhile (another took it over, a release claimed it): read again
+          }
+          // Another try of this id is at work: wait for it, within this call's time.
+          hooks.waiting?.(id);
+          const pause = Math.min(delay, liveUntil - Date.now());
+          if (call.signal?.aborted || Date.now() + pause > giveUpAt) throw busy(id);
+          await sleep(pause, undefined, call.signal ? { signal: call.signal } : undefined).catch(() => {
+            throw busy(id);
+          });
+          delay = Math.min(delay * 2, 100);
+        }
       }
       let taken: Awaited<ReturnType<typeof takeAll>>;
       try {
-        taken = await takeAll(id, record.items);
+        taken = await takeAll(id, record.items, inLease);
       } catch (err) {
         // Nothing is held now (takeAll gave back what it took): the id is free for a retry, unless a release or
         // a commit has claimed it meanwhile (a release's claim must stay, to keep a late ReserveStock out). A
         // filter beyond _id is a scan on devdb, but only a refused reservation comes here.
-        if (err instanceof OutOfStockError || err instanceof ProductNotFoundError)
-          await raw.deleteOne({ _id: id, state: "RESERVING", outcome: { $exists: false } });
+        if (err instanceof OutOfStockError || err instanceof ProductNotFoundError) {
+          inLease();
+          await raw.deleteOne({ _id: id, state: "RESERVING", leaseUntil, outcome: { $exists: false } });
+        }
         throw err;
       }
       const totalCents = taken.lines.reduce((sum, l) => sum + l.quantity * l.unitPriceCents, 0);
+      inLease();
       const stored = await raw.findOneAndUpdate(
         { _id: id },
         { $set: { state: "RESERVED", items: taken.lines, totalCents, currency: taken.currency, updatedAt: new Date() } },

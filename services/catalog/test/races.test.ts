@@ -9,6 +9,7 @@ import { CatalogService, ReservationState } from "#gen/meshmart/catalog/v1/catal
 import { clientPool, errorReason, openDatabase, type RunningServer } from "#kit";
 import { dropDatabase, testMongoUri, uniqueDbName } from "../../../test/support/db.js";
 import { type ProductStore, productStore } from "../src/products.js";
+import { reservationBook } from "../src/reservations.js";
 import { catalogConfig, startCatalog } from "../src/server.js";
 
 describe("catalog reservations racing (no locks)", () => {
@@ -116,6 +117,91 @@ describe("catalog reservations racing (no locks)", () => {
     const results = await Promise.all(ids.map((id, i) => outcome(clients[(i + 1) % 2].reserveStock({ reservationId: id, items }))));
     expect(results).to.deep.equal(Array(N).fill("RESERVATION_STATE"));
     expect(await stocks()).to.deep.equal(start);
+  });
+
+  it("two ReserveStocks of one id at once, the stock arriving between their takes: the RESERVED one holds every line", async () => {
+    // Try A takes line 1, finds line 2 short and is held there (a hook on its product store) while try B of the
+    // same id runs and the stock of line 2 arrives. Without a lease B found line 1 held by the id, took line 2
+    // and wrote RESERVED, and then A gave line 1 back: a RESERVED reservation holding one line of two. With the
+    // lease B waits for A (the `waiting` hook says when), then reserves anew once A has given back and freed the id.
+    const [first, second] = ["tea-sencha", "candle-cedar"];
+    await products.setStock(first, 5);
+    await products.setStock(second, 0);
+    const dbA = await openDatabase(testMongoUri(), dbName);
+    const dbB = await openDatabase(testMongoUri(), dbName);
+    try {
+      let aShort!: () => void;
+      const aIsShort = new Promise<void>((r) => (aShort = r));
+      let letAGo!: () => void;
+      const aMayGo = new Promise<void>((r) => (letAGo = r));
+      const storeA = productStore(dbA);
+      const held: ProductStore = {
+        ...storeA,
+        take: async (sku, qty, holder) => {
+          const result = await storeA.take(sku, qty, holder);
+          if (sku === second && typeof result === "object" && "short" in result) {
+            aShort();
+            await aMayGo;
+          }
+          return result;
+        },
+      };
+      let bWaits!: () => void;
+      const bIsWaiting = new Promise<void>((r) => (bWaits = r));
+      const bookA = reservationBook(dbA, held);
+      const bookB = reservationBook(dbB, productStore(dbB), { waiting: () => bWaits() });
+      const lines = [
+        { sku: first, quantity: 1 },
+        { sku: second, quantity: 1 },
+      ];
+      const a = outcome(bookA.reserve("twice-1", lines));
+      await aIsShort;
+      await products.setStock(second, 5);
+      const b = outcome(bookB.reserve("twice-1", lines));
+      await Promise.race([b, bIsWaiting]); // without the lease B is done by now; with it, B waits for A
+      letAGo();
+      expect(await a).to.equal("OUT_OF_STOCK");
+      expect(await b).to.equal("ok");
+      const r = await db.collection("reservations").findOne({ _id: "twice-1" as never });
+      expect(r?.state).to.equal("RESERVED");
+      for (const sku of [first, second]) {
+        const p = await products.get(sku);
+        expect({ sku, stock: p?.stock, held: p?.holds.includes("twice-1") }).to.deep.equal({ sku, stock: 4, held: true });
+      }
+    } finally {
+      await dbA.close();
+      await dbB.close();
+    }
+  });
+
+  it("a RESERVING reservation under a live lease makes a repeat wait (busy when its time runs out); a lapsed lease is taken over and finished", async () => {
+    const book = reservationBook(db, products);
+    const lines = [{ sku: "tea-kettle", quantity: 1 }];
+    const before = (await products.get("tea-kettle"))?.stock ?? -1;
+    // What a first try leaves behind when it dies right after its insert: RESERVING, nothing taken, leased.
+    const { requestHash } = await book.reserve("lease-probe", lines);
+    await book.release("lease-probe");
+    const left = (id: string, leaseUntil: Date) => {
+      const now = new Date();
+      return db.collection("reservations").insertOne({
+        _id: id as never,
+        state: "RESERVING",
+        requestHash,
+        items: [{ sku: "tea-kettle", name: "", quantity: 1, unitPriceCents: 0 }],
+        totalCents: 0,
+        currency: "USD",
+        leaseUntil,
+        createdAt: now,
+        updatedAt: now,
+      });
+    };
+    await left("lease-live", new Date(Date.now() + 60_000));
+    expect(await outcome(book.reserve("lease-live", lines, { timeoutMs: 200 }))).to.match(/being made by another call/);
+    await left("lease-lapsed", new Date(Date.now() - 60_000));
+    const r = await book.reserve("lease-lapsed", lines, { timeoutMs: 2_000 });
+    expect(r.state).to.equal("RESERVED");
+    const p = await products.get("tea-kettle");
+    expect({ stock: p?.stock, held: p?.holds.includes("lease-lapsed") }).to.deep.equal({ stock: before - 1, held: true });
   });
 
   it("reports states through the API as the outcome says", async () => {
