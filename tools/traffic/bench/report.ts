@@ -453,10 +453,11 @@ const HAND_MEASURED = [
     "cores); 1.3× is V8's own factor when it optimizes for memory, and it took catalog's peak to ~100-115 MB and orders' to ~110-130 " +
     "(measured with `npm run bench -- --only memory`; each full GC is mostly concurrent, ~10 ms on the main thread). The idle figure is " +
     "taken a second or two after start-up: left at rest, V8's memory reducer shrinks the young generation after ~8 s, and catalog settled " +
-    "at ~80 MB (orders ~81). What else an idle service loads that it may not need, measured by importing each into a bare node after " +
-    "the rest: grpc-health-check and @grpc/reflection together ~2.4 MB (both load @grpc/proto-loader and protobufjs and parse their " +
-    ".proto files at start; the kit already has Connect implementations of both for the connect-node engine), jose ~0.7 MB " +
-    "(catalog and payment verify no tokens), @connectrpc/connect-node ~0.4 MB (only `ENGINE=connect-node` serves with it); " +
+    "at ~80 MB (orders ~81). Loaded on demand since this round (each measured by importing it into a bare node after the rest): " +
+    "jose ~0.7 MB (on the first token to verify: catalog and payment never verify one) and @connectrpc/connect-node ~0.4 MB (only " +
+    "`ENGINE=connect-node` serves with it). Still loaded without need: grpc-health-check and @grpc/reflection, together ~2.4 MB (both load " +
+    "@grpc/proto-loader and protobufjs and parse their .proto files at start; the kit already has Connect implementations of both for the " +
+    "connect-node engine, but reflection is a bidirectional stream, which the kit's grpc-js adapter does not serve). " +
     "@mongodb-js/saslprep, loaded by the driver for SCRAM authentication, keeps ~2 MB of code-point tables. " +
     "@bufbuild/protovalidate (the input validation since this round) adds ~2.9 MB at import, before it compiles any message's rules: " +
     "the idle services went from 84-86 MB to 88-90 MB between two runs of `--only memory` 20 minutes apart, and that import accounts for most of it.",
