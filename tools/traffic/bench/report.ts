@@ -462,6 +462,19 @@ const HAND_MEASURED = [
     "@bufbuild/protovalidate (the input validation since this round) adds ~2.9 MB at import, before it compiles any message's rules: " +
     "the idle services went from 84-86 MB to 88-90 MB between two runs of `--only memory` 20 minutes apart, and that import accounts for most of it.",
   "",
+  "**Cold start and the p99.** Cold start is CPU-bound on 2 cores: five Node processes load their libraries at once (each m" +
+    "easured by importing it into a bare node on this machine: mongoose ~140 ms, @bufbuild/protobuf ~55 ms, @bufbuild/protova" +
+    "lidate with its CEL and RE2 engines ~55 ms, new this round, grpc-health-check ~45 ms, as it loads protobufjs, @grpc/grpc" +
+    "-js ~35 ms, Connect ~30 ms). Starting all five in one wave instead of the launcher's two (identity, catalog-v1 and payme" +
+    "nt, then catalog-v2 and orders) gave the same 3.1-3.2 s in five starts each, so the order is not the cost: the loaded co" +
+    "de is. The previous round's run measured 2.74 s; protovalidate's import accounts for ~0.15 s of the difference (~55 ms o" +
+    "f CPU in each of five processes on two cores), the rest was not pinned down (the one-launcher change measured 2.9-3.1 s " +
+    "on a busier machine). Next steps: health through the kit's Connect implementation instead of grpc-health-check, and Node" +
+    " 22's module compile cache (`module.enableCompileCache()`: the image's Node, not this machine's Node 20). PlaceOrder's p" +
+    "99 at 50/s moves between runs more than the target's margin: 96.6 ms and 135.3 ms in two full runs of this commit five m" +
+    "inutes apart (load 1.1 and 0.7 at their starts); its tail is the few calls queued behind a garbage collection or a burst" +
+    " of devdb writes on the shared cores.",
+  "",
   "**The kit.** CPU profiles of the echo bench (kit server and kit client, 16 callers, 2026-12-02): per call the kit's client spent about as " +
     "much CPU as its server (~0.13 ms each on this machine; the raw grpc-js server ~0.055 ms), so with both on the same 2 cores the " +
     "client's cost weighs on the kit row as much as the server's. Removed this round, on the client: Connect's runUnaryCall (the " +
